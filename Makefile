@@ -1,0 +1,62 @@
+# Agentry — one entry point for developers and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV)/bin)
+export PATH := $(BIN):$(PATH)
+PYTEST_WORKERS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-unit test-cluster lint bench run cluster-binaries cluster-up cluster-down cluster-status demo crds clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project with its test extras
+
+test: install ## run every suite: lint, unit, operator (kmock), then cluster and end-to-end
+	$(MAKE) lint
+	$(MAKE) test-unit
+	$(MAKE) test-cluster
+
+test-unit: install ## fast suites only: unit and operator handler tests (no cluster)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not cluster and not e2e and not kind" tests/unit tests/operator
+
+test-cluster: install cluster-binaries ## suites on the local cluster (builds it the first time)
+	$(BIN)/pytest -m "cluster or e2e or kind" tests/cluster tests/e2e
+
+lint: install ## ruff and mypy on our packages
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install ## benchmarks; results written to docs/benchmarks.md
+	$(BIN)/python -m benchmarks
+
+run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8080
+	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \
+	  $(BIN)/agentry-runtime serve
+
+cluster-binaries: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
+	hack/build-binaries.sh >/dev/null
+
+cluster-up: install cluster-binaries ## start the local cluster (real control plane + process node)
+	$(BIN)/agentry-cluster up
+
+cluster-down: install ## stop the local cluster started by cluster-up
+	$(BIN)/agentry-cluster down
+
+cluster-status: install ## show the local cluster's processes and kubeconfig
+	$(BIN)/agentry-cluster status
+
+crds: install ## regenerate crds/ and the chart's CRDs from the models
+	$(BIN)/python -m agentry_operator.crd --write
+
+clean: ## remove the virtual environment and caches (not the cluster binaries)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
