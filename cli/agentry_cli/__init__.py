@@ -1,1 +1,1 @@
-"""agentry_cli."""
+"""The `kubectl agent` plugin (console script `kubectl-agent`); see docs/kubectl-agent.md."""

@@ -1,0 +1,1 @@
+"""One module per `kubectl agent` command; each exposes `run(env, args) -> exit code`."""

@@ -1,0 +1,146 @@
+"""`kubectl agent status NAME`: the operator's view of one Agent, from its status."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from .. import agents
+from ..environment import Env
+from ..formatting import fields, millis, percent, table
+from ..timing import age_of, format_age
+
+
+def run(env: Env, args: argparse.Namespace) -> int:
+    agent = env.cluster.get_agent(env.namespace, args.name)
+    summary = summarize(agent, env.clock.now())
+    env.show(summary, render_table)
+    return 0
+
+
+def summarize(agent: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The status fields a user asks for, flattened, with ages computed at `now`."""
+    status = agents.status(agent)
+    metrics = status.get("metrics") or {}
+    checkpoint = dict(status.get("lastCheckpoint") or {})
+    if checkpoint:
+        age = age_of(checkpoint.get("time"), now)
+        checkpoint["ageSeconds"] = None if age is None else round(age)
+    requests = metrics.get("requests")
+    errors = metrics.get("errors")
+    error_rate = metrics.get("errorRate")
+    if (
+        error_rate is None
+        and isinstance(requests, int)
+        and requests > 0
+        and isinstance(errors, int)
+    ):
+        error_rate = errors / requests
+    return {
+        "name": agents.name_of(agent),
+        "namespace": agent.get("metadata", {}).get("namespace"),
+        "phase": status.get("phase") or "Pending",
+        "suspended": agents.is_suspended(agent),
+        "replicas": agents.desired_replicas(agent),
+        "readyReplicas": status.get("readyReplicas", 0),
+        "statusCurrent": agents.status_is_current(agent),
+        "generation": agent.get("metadata", {}).get("generation"),
+        "observedGeneration": status.get("observedGeneration"),
+        "conditions": [
+            {
+                "type": c.get("type"),
+                "status": c.get("status"),
+                "reason": c.get("reason"),
+                "message": c.get("message"),
+                "ageSeconds": _rounded(age_of(c.get("lastTransitionTime"), now)),
+            }
+            for c in status.get("conditions") or []
+            if isinstance(c, dict)
+        ],
+        "health": dict(status.get("health") or {}),
+        "metrics": {
+            "requests": requests,
+            "throttled": metrics.get("throttled"),
+            "errors": errors,
+            "degraded": metrics.get("degraded"),
+            "errorRate": error_rate,
+            "p95LatencyMs": metrics.get("p95LatencyMs"),
+        },
+        "lastCheckpoint": checkpoint or None,
+        "endpoint": status.get("endpoint"),
+    }
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    """The summary as `describe`-style fields and a conditions table."""
+    metrics = summary["metrics"]
+    checkpoint = summary["lastCheckpoint"]
+    if checkpoint:
+        age = checkpoint.get("ageSeconds")
+        when = "unknown time" if age is None else f"{format_age(age)} ago"
+        checkpoint_text = (
+            f"{when}, generation {checkpoint.get('generation', '-')}, "
+            f"{checkpoint.get('bytes', '-')} bytes, key {checkpoint.get('keyId', '-')}"
+        )
+    else:
+        checkpoint_text = "none yet"
+    phase = summary["phase"]
+    if not summary["statusCurrent"]:
+        phase += (
+            f" (status is for generation {summary['observedGeneration'] or '-'}, "
+            f"spec is at {summary['generation']})"
+        )
+    health = summary["health"]
+    health_text = ", ".join(f"{k} {v}" for k, v in health.items()) if health else None
+    pairs: list[tuple[str, object]] = [
+        ("Agent", f"{summary['name']} (namespace {summary['namespace']})"),
+        ("Phase", phase),
+        (
+            "Ready",
+            f"{summary['readyReplicas']}/{summary['replicas']}"
+            + (" (suspended)" if summary["suspended"] else ""),
+        ),
+        ("Requests", metrics["requests"]),
+        ("Throttled", metrics["throttled"]),
+        ("Errors", _errors_text(metrics)),
+        ("Latency p95", millis(metrics["p95LatencyMs"])),
+        ("Health", health_text),
+        ("Last checkpoint", checkpoint_text),
+        ("Endpoint", summary["endpoint"]),
+    ]
+    text = fields(pairs)
+    conditions = summary["conditions"]
+    if conditions:
+        rows = [
+            [
+                c["type"],
+                c["status"],
+                c["reason"],
+                None if c["ageSeconds"] is None else format_age(c["ageSeconds"]),
+                c["message"],
+            ]
+            for c in conditions
+        ]
+        text += "\n\nConditions:\n" + _indent(
+            table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows)
+        )
+    else:
+        text += "\n\nConditions: none yet (has the operator seen this Agent?)"
+    return text
+
+
+def _errors_text(metrics: dict[str, Any]) -> str | None:
+    errors = metrics["errors"]
+    if errors is None:
+        return None
+    rate = percent(metrics["errorRate"])
+    return f"{errors} ({rate})" if rate else str(errors)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

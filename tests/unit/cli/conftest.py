@@ -1,0 +1,198 @@
+"""Fixtures for the plugin's unit tests: a fake cluster fed with recorded API objects.
+
+`FakeCluster` implements `agentry_cli.cluster.Cluster` over dicts loaded from
+`data/*.yaml` (shaped exactly as the API server returns them); `FakeClock` moves time
+only when a command sleeps, and runs the reactions a test scheduled (for example "the
+operator reports phase Suspended") so waiting commands finish without real time.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from agentry_cli.cluster import HttpReply, LogOptions
+from agentry_cli.errors import CliError, NotFound
+from agentry_cli.main import main
+
+DATA = Path(__file__).parent / "data"
+NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((DATA / name).read_text())
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386 JSON merge patch, in place."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+class FakeClock:
+    """Starts at NOW; `sleep` advances time and runs the reactions due by then."""
+
+    def __init__(self) -> None:
+        self.current = NOW
+        self.slept: list[float] = []
+        self.reactions: list[Callable[[], None]] = []  # one is run per sleep, in order
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.current += timedelta(seconds=seconds)
+        if self.reactions:
+            self.reactions.pop(0)()
+
+
+@dataclass
+class FakeCluster:
+    namespace: str = "team-a"
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leases: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
+    log_errors: dict[str, CliError] = field(default_factory=dict)
+    follow_lines: dict[str, list[str]] = field(default_factory=dict)
+    statefulsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replies: list[HttpReply] = field(default_factory=list)
+    failure: CliError | None = None  # raised by every call, e.g. Forbidden
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    patches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    log_requests: list[tuple[str, LogOptions]] = field(default_factory=list)
+    posts: list[tuple[str, str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+
+    def _check(self, *call: str) -> None:
+        self.calls.append(call)
+        if self.failure is not None:
+            raise self.failure
+
+    def get_agent(self, namespace: str, name: str) -> dict[str, Any]:
+        self._check("get_agent", namespace, name)
+        if name not in self.agents:
+            raise NotFound(f'Agent "{name}" not found in namespace "{namespace}"')
+        return copy.deepcopy(self.agents[name])
+
+    def patch_agent(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self._check("patch_agent", namespace, name)
+        agent = self.agents[name]
+        merge_patch(agent, patch)
+        if "spec" in patch:
+            agent["metadata"]["generation"] = agent["metadata"].get("generation", 1) + 1
+        self.patches.append(("Agent", name, patch))
+        return copy.deepcopy(agent)
+
+    def list_leases(self, namespace: str) -> list[dict[str, Any]]:
+        self._check("list_leases", namespace)
+        return copy.deepcopy(self.leases)
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        self._check("list_pods", namespace, label_selector)
+        key, _, value = label_selector.partition("=")
+        return [p for p in self.pods if p["metadata"].get("labels", {}).get(key) == value]
+
+    def read_log(self, namespace: str, pod: str, options: LogOptions) -> str:
+        self._check("read_log", namespace, pod)
+        self.log_requests.append((pod, options))
+        if pod in self.log_errors:
+            raise self.log_errors[pod]
+        return self.logs.get(pod, "")
+
+    def follow_log(self, namespace: str, pod: str, options: LogOptions) -> Iterator[str]:
+        self._check("follow_log", namespace, pod)
+        self.log_requests.append((pod, options))
+        return iter(self.follow_lines.get(pod, []))
+
+    def get_statefulset(self, namespace: str, name: str) -> dict[str, Any]:
+        self._check("get_statefulset", namespace, name)
+        if name not in self.statefulsets:
+            raise NotFound(f'StatefulSet "{name}" not found in namespace "{namespace}"')
+        return copy.deepcopy(self.statefulsets[name])
+
+    def patch_statefulset(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self._check("patch_statefulset", namespace, name)
+        sts = self.statefulsets[name]
+        merge_patch(sts, patch)
+        sts["metadata"]["generation"] += 1
+        self.patches.append(("StatefulSet", name, patch))
+        return copy.deepcopy(sts)
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        self._check("get_secret", namespace, name)
+        if name not in self.secrets:
+            raise NotFound(f'Secret "{name}" not found in namespace "{namespace}"')
+        return copy.deepcopy(self.secrets[name])
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self._check("patch_secret", namespace, name)
+        merge_patch(self.secrets[name], patch)
+        self.patches.append(("Secret", name, patch))
+        return copy.deepcopy(self.secrets[name])
+
+    def post_to_service(
+        self,
+        namespace: str,
+        service: str,
+        port: str,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> HttpReply:
+        self._check("post_to_service", namespace, service)
+        self.posts.append((service, port, path, body, headers))
+        return self.replies.pop(0)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_cluster() -> FakeCluster:
+    """A namespace `team-a` with the running Agent `demo` and its recorded objects."""
+    agent = load("agent-running.yaml")
+    return FakeCluster(
+        agents={"demo": agent},
+        leases=load("leases.yaml"),
+        pods=load("pods.yaml"),
+        logs=load("logs.yaml"),
+        statefulsets={"demo": load("statefulset.yaml")},
+        secrets={"demo-keys": load("secret-keys.yaml")},
+    )
+
+
+@pytest.fixture
+def kubectl_agent(fake_cluster: FakeCluster, clock: FakeClock) -> Callable[..., Result]:
+    """Run `kubectl agent ARGS...` against the fake cluster; returns code, stdout, stderr."""
+
+    def run(*argv: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            list(argv), connect=lambda _kc, _ctx: fake_cluster, out=out, err=err, clock=clock
+        )
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run

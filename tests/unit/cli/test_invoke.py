@@ -1,0 +1,117 @@
+"""`kubectl agent invoke`: a message through the service proxy, the reply printed."""
+
+from __future__ import annotations
+
+import json
+
+from agentry_cli.cluster import HttpReply
+
+
+def reply(status=200, body=None, reason="OK", headers=None):
+    payload = json.dumps(body if body is not None else {}).encode()
+    return HttpReply(status=status, reason=reason, body=payload, headers=headers or {})
+
+
+def test_invoke_posts_the_message_to_the_agents_service_port_http(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(reply(body={"reply": "hello!", "degraded": False, "turn": 1}))
+
+    result = kubectl_agent("invoke", "demo", "--session", "s1", "hi there")
+
+    assert result.code == 0
+    assert result.out == "hello!\n"
+    assert fake_cluster.posts == [
+        ("demo", "http", "v1/sessions/s1/messages", {"content": "hi there"}, {})
+    ]
+    assert "(session s1, turn 1; continue with --session s1)" in result.err
+
+
+def test_a_degraded_reply_is_marked(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(
+        reply(body={"reply": "I can't reach the model.", "degraded": True, "turn": 2})
+    )
+
+    result = kubectl_agent("invoke", "demo", "hi")
+
+    assert result.out == "[degraded] I can't reach the model.\n"
+
+
+def test_without_session_a_new_one_is_made_and_shown(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(reply(body={"reply": "x", "degraded": False, "turn": 1}))
+
+    document = json.loads(kubectl_agent("invoke", "demo", "hi", "-o", "json").out)
+
+    assert document["session"].startswith("cli-")
+    assert fake_cluster.posts[0][2] == f"v1/sessions/{document['session']}/messages"
+    assert document == {"session": document["session"], "reply": "x", "degraded": False, "turn": 1}
+
+
+def test_session_ids_are_escaped_in_the_path(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+
+    kubectl_agent("invoke", "demo", "--session", "a/b c", "hi")
+
+    assert fake_cluster.posts[0][2] == "v1/sessions/a%2Fb%20c/messages"
+
+
+def test_the_client_id_goes_in_the_x_client_id_header(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+
+    kubectl_agent("invoke", "demo", "--client-id", "team-a", "hi")
+
+    assert fake_cluster.posts[0][4] == {"X-Client-ID": "team-a"}
+
+
+def test_an_http_error_exits_1_with_the_status_and_retry_after(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(
+        reply(
+            429,
+            {"error": {"code": "rate_limited", "message": "rate limit exceeded"}},
+            "Too Many Requests",
+            {"Retry-After": "3"},
+        )
+    )
+
+    result = kubectl_agent("invoke", "demo", "hi")
+
+    assert result.code == 1
+    assert result.err == (
+        "error: invoke failed: HTTP 429 Too Many Requests: rate limit exceeded (rate_limited) "
+        "(retry after 3s)\n"
+    )
+    assert result.out == ""
+
+
+def test_no_ready_pod_behind_the_service_is_reported_from_the_proxy(kubectl_agent, fake_cluster):
+    status = {
+        "kind": "Status",
+        "status": "Failure",
+        "code": 503,
+        "message": 'no endpoints available for service "demo:http"',
+    }
+    fake_cluster.replies.append(reply(503, status, "Service Unavailable"))
+
+    result = kubectl_agent("invoke", "demo", "hi")
+
+    assert result.code == 1
+    assert 'HTTP 503 Service Unavailable: no endpoints available for service "demo:http"' in (
+        result.err
+    )
+
+
+def test_a_proxy_refusal_by_rbac_exits_as_forbidden(kubectl_agent, fake_cluster):
+    status = {
+        "kind": "Status",
+        "code": 403,
+        "message": 'services "demo:http" is forbidden: cannot create services/proxy',
+    }
+    fake_cluster.replies.append(reply(403, status, "Forbidden"))
+
+    assert kubectl_agent("invoke", "demo", "hi").code == 4
+
+
+def test_invoke_of_an_unknown_agent_does_not_send_anything(kubectl_agent, fake_cluster):
+    result = kubectl_agent("invoke", "nope", "hi")
+
+    assert result.code == 3
+    assert result.err == 'error: Agent "nope" not found in namespace "team-a"\n'
+    assert fake_cluster.posts == []
