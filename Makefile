@@ -55,6 +55,9 @@ cluster-down: install ## stop the local cluster started by cluster-up
 cluster-status: install ## show the local cluster's processes and kubeconfig
 	$(BIN)/agentry-cluster status
 
+demo: install ## the whole product on a fresh machine: cluster, operator, an Agent, a reply (KIND=1 for kind)
+	hack/demo.sh
+
 crds: install ## regenerate crds/ and the chart's CRDs from the models
 	$(BIN)/python -m agentry_operator.crd --write
 

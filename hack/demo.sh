@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: from a fresh machine to a running, invoked Agent.
+#
+# Without arguments it uses the local cluster (the real control plane built from the Go
+# module proxy plus the process node; no Docker needed). With KIND=1 it uses kind and a
+# Docker engine instead: it builds the image, loads it into kind and installs the same
+# chart. Each step prints the command it runs, so you can repeat any of them by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export PATH="$root/.venv/bin:$PATH"
+release=agentry
+operator_ns=agentry-system
+agent=demo
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+if [[ "${KIND:-}" == "1" ]]; then
+  for tool in kind docker kubectl helm; do
+    command -v "$tool" >/dev/null || { echo "error: KIND=1 needs '$tool' on PATH" >&2; exit 1; }
+  done
+  docker info >/dev/null 2>&1 || { echo "error: KIND=1 needs a running Docker engine" >&2; exit 1; }
+  say "kind cluster 'agentry' with the image loaded"
+  kind get clusters | grep -qx agentry || run kind create cluster --name agentry
+  run docker build -t agentry:dev .
+  run kind load docker-image agentry:dev --name agentry
+  image_args=(--set image.repository=agentry --set image.tag=dev --set image.pullPolicy=Never)
+  teardown="kind delete cluster --name agentry"
+else
+  say "local cluster (the first run builds Kubernetes from the Go module proxy: minutes)"
+  if agentry-cluster status >/dev/null 2>&1; then
+    echo "the local cluster is already running; reusing it"
+  else
+    run agentry-cluster up
+  fi
+  export KUBECONFIG="$HOME/.local/state/agentry/clusters/default/admin.kubeconfig"
+  PATH="$(hack/build-binaries.sh --print-dir):$PATH"
+  image_args=()
+  teardown="make cluster-down"
+fi
+
+say "the operator, installed by its Helm chart"
+run helm upgrade --install "$release" charts/agentry --namespace "$operator_ns" \
+  --create-namespace --wait --timeout 3m "${image_args[@]}"
+
+say "an Agent"
+run kubectl apply -f examples/agent.yaml
+run kubectl wait "agents.agentry.dev/$agent" --for=condition=Ready --timeout=180s
+
+say "talk to it (through the API server's service proxy; no port-forward)"
+run kubectl agent invoke "$agent" --session demo-session "Hello! What can you do?"
+run kubectl agent invoke "$agent" --session demo-session "And what did I just ask you?"
+
+say "what kubectl shows"
+run kubectl get agents.agentry.dev
+run kubectl agent status "$agent"
+
+cat <<EOT
+
+Continue by hand:
+  export KUBECONFIG=${KUBECONFIG:-~/.kube/config}
+  export PATH=$root/.venv/bin:\$PATH${image_args[*]:+}
+  kubectl describe agent.agentry.dev $agent
+  kubectl agent health $agent
+  kubectl agent logs $agent -f
+  kubectl agent stop $agent && kubectl agent start $agent
+Tear down: $teardown
+EOT
