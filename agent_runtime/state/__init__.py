@@ -1,0 +1,35 @@
+"""Encrypted, crash-safe persistence of the agent's sessions.
+
+The runtime restores with `StateStore.load()`, appends a `JournalEntry` before it
+acknowledges each request, and writes periodic checkpoints. Three stores implement the
+protocol: `MemoryStore` (tests), `PvcStore` (files on a volume) and `ConfigMapStore`
+(Kubernetes ConfigMaps). Recovery rules and the on-disk layout are in
+docs/state-and-encryption.md.
+"""
+
+from agent_runtime.state.configmap import ConfigMapStore
+from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.memory import MemoryStore
+from agent_runtime.state.model import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Message,
+    Restored,
+)
+from agent_runtime.state.protocol import StateStore
+from agent_runtime.state.pvc import PvcStore
+
+__all__ = [
+    "CheckpointInfo",
+    "ConfigMapStore",
+    "JournalEntry",
+    "MemoryState",
+    "MemoryStore",
+    "Message",
+    "PvcStore",
+    "Restored",
+    "StateError",
+    "StateStore",
+    "StateUnreadable",
+]

@@ -1,0 +1,458 @@
+"""The `configmap` backend: state in ConfigMaps through the Kubernetes API.
+
+For agents without a volume. A checkpoint is one sealed envelope cut into chunks of
+~900 KiB (ConfigMaps hold 1 MiB) written to the slot (a or b) that the commit point does
+not reference; then the commit point `<replica>-state` is replaced under a
+`resourceVersion` guard to name the new slot, generation, chunk count and SHA-256. A crash
+between the two leaves the old commit valid. The journal lives in the commit point's
+binaryData, one key per entry, so an acknowledged append is in the same object that
+names the checkpoint it follows.
+
+The journal must stay small enough for one object, so the store keeps its own copy of
+the state (the last checkpoint plus the entries since) and, when the journal passes its
+budget, checkpoints that copy by itself before appending (compaction). Concurrent appends
+share one update of the commit point.
+
+Limits: eight chunks per slot (about 7 MiB sealed); beyond that checkpoints fail with a
+StateError that points at the pvc backend. With two slots the store can fall back one
+generation; the next checkpoint after such a fallback reuses the failed slot (the other
+one holds the only good copy), so the failed chunks are kept only until then, and the
+commit point records them under `quarantined`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from kubernetes_asyncio import client
+
+from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.state import codec
+from agent_runtime.state import configmap_layout as layout
+from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.kube import ConfigMaps, Conflict
+from agent_runtime.state.lifecycle import WriteGate
+from agent_runtime.state.model import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Restored,
+    apply_entry,
+)
+from agent_runtime.state.recovery import (
+    CHECKPOINT_KIND,
+    JOURNAL_KIND,
+    StoredCheckpoint,
+    StoredSegment,
+    recover,
+)
+
+JOURNAL_BUDGET_BYTES = 640 * 1024
+CONFLICT_RETRIES = 5
+
+
+@dataclass
+class _Pending:
+    segment: int
+    entry: JournalEntry
+    done: asyncio.Future[None]
+
+
+class ConfigMapStore:
+    """Encrypted state in the replica's own ConfigMaps."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        replica: str,
+        keyring: KeyRing,
+        context_base: RecordContext,
+        *,
+        chunk_bytes: int = layout.CHUNK_BYTES,
+        journal_budget_bytes: int = JOURNAL_BUDGET_BYTES,
+        conflict_retries: int = CONFLICT_RETRIES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._maps = ConfigMaps(api, namespace)
+        self._namespace = namespace
+        self._name = layout.commit_name(replica)
+        self._replica = replica
+        self._keyring = keyring
+        self._base = context_base
+        self._labels = layout.labels_for(context_base.agent)
+        self._chunk_bytes = chunk_bytes
+        self._journal_budget = journal_budget_bytes
+        self._retries = conflict_retries
+        self._clock = clock
+        self._gate = WriteGate(self.describe())
+        self._lock = asyncio.Lock()  # one writer of the commit point at a time
+        self._commit_obj: dict[str, Any] | None = None
+        self._commit = layout.Commit(None)
+        self._journal: dict[str, bytes] = {}
+        self._good: layout.SlotRef | None = None  # the newest checkpoint known to open
+        self._quarantined: layout.SlotRef | None = None
+        self._committed_generation = -1
+        self._last_info: CheckpointInfo | None = None
+        self._next_number = 0
+        self._segment = 0
+        self._shadow: MemoryState = {}
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        return f"configmap:{self._namespace}/{self._name}"
+
+    # -- load -------------------------------------------------------------------------
+
+    async def load(self) -> Restored:
+        self._gate.begin_load()
+        try:
+            restored = await self._load()
+        except StateUnreadable as exc:
+            self._gate.refuse(exc)
+            raise
+        except client.ApiException as exc:
+            raise StateError(f"{self.describe()}: cannot read: {exc.status} {exc.reason}") from exc
+        self._shadow = {k: [dict(m) for m in v] for k, v in restored.state.items()}
+        self._segment = self._take_number()
+        self._gate.loaded = True
+        return restored
+
+    async def _load(self) -> Restored:
+        obj = await self._maps.get(self._name)
+        if obj is None:
+            return Restored({}, None, 0, [])
+        commit = layout.Commit.decode((obj.get("data") or {}).get("commit"))
+        journal = layout.binary_of(obj)
+        refs: dict[int, layout.SlotRef] = {}
+        checkpoints: list[StoredCheckpoint] = []
+        broken: list[layout.SlotRef] = []
+        for ref in (commit.current, commit.previous):
+            if ref is None:
+                continue
+            blob = await self._read_slot(ref)
+            if blob is None:
+                broken.append(ref)
+                continue
+            refs[ref.generation] = ref
+            label = f"checkpoint generation {ref.generation} (slot {ref.slot})"
+            checkpoints.append(StoredCheckpoint(ref.generation, label, blob))
+        if commit.current is not None and not checkpoints:
+            raise StateUnreadable(
+                f"{self.describe()}: the chunks of generation {commit.current.generation} "
+                "are missing or do not match the SHA-256 in the commit point, and no older "
+                "generation is readable"
+            )
+        segments: dict[int, list[tuple[int, bytes]]] = {}
+        for key, value in journal.items():
+            position = layout.parse_journal_key(key)
+            if position is not None:
+                segments.setdefault(position[0], []).append((position[1], value))
+        stored_segments = [
+            StoredSegment(num, f"journal segment {num}", [v for _, v in sorted(records)])
+            for num, records in segments.items()
+        ]
+        recovery = recover(self._keyring, self._base, checkpoints, stored_segments)
+
+        restored = recovery.restored
+        for ref in broken:
+            restored.warnings.insert(
+                0,
+                f"checkpoint generation {ref.generation} (slot {ref.slot}) has missing or "
+                "altered chunks; "
+                + (
+                    f"restored generation {restored.checkpoint.generation}"
+                    if restored.checkpoint
+                    else "no checkpoint restored"
+                ),
+            )
+        chosen = refs.get(restored.checkpoint.generation) if restored.checkpoint else None
+        if chosen is not None and restored.checkpoint is not None:
+            restored.checkpoint = CheckpointInfo(
+                chosen.generation,
+                datetime.fromisoformat(chosen.time),
+                chosen.bytes,
+                chosen.key_id,
+                restored.checkpoint.duration_seconds,
+            )
+        if chosen is not None and commit.current is not None and chosen != commit.current:
+            self._quarantined = commit.current
+        # Drop the journal records replay set aside; the next write stores the rest.
+        kept: dict[str, bytes] = {}
+        for key, value in journal.items():
+            position = layout.parse_journal_key(key)
+            if position is None:
+                continue
+            limit = recovery.valid_records.get(position[0])
+            if limit is not None and position[1] >= limit:
+                continue
+            kept[key] = value
+        self._commit_obj = obj
+        self._commit = commit
+        self._journal = kept
+        self._good = chosen
+        self._committed_generation = chosen.generation if chosen else -1
+        numbers = [recovery.highest_number]
+        numbers += [r.generation for r in (commit.current, commit.previous) if r is not None]
+        self._next_number = max(numbers) + 1
+        return restored
+
+    async def _read_slot(self, ref: layout.SlotRef) -> bytes | None:
+        """The sealed blob of a slot, or None when a chunk is missing or the hash differs."""
+        parts: list[bytes] = []
+        for index in range(ref.chunks):
+            obj = await self._maps.get(layout.chunk_name(self._replica, ref.slot, index))
+            if obj is None:
+                return None
+            parts.append(layout.binary_of(obj).get("chunk", b""))
+        blob = b"".join(parts)
+        if len(blob) != ref.bytes or hashlib.sha256(blob).hexdigest() != ref.sha256:
+            return None
+        return blob
+
+    # -- journal ----------------------------------------------------------------------
+
+    async def append(self, entry: JournalEntry) -> None:
+        self._gate.check_writable()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(self._segment, entry, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self._lock:
+                        await self._write_entries(batch)
+                except Exception as exc:  # reported to every waiting append
+                    error = (
+                        exc
+                        if isinstance(exc, StateError)
+                        else StateError(f"{self.describe()}: journal write failed: {exc}")
+                    )
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_exception(error)
+                else:
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_result(None)
+        finally:
+            self._flusher = None
+
+    async def _write_entries(self, batch: list[_Pending]) -> None:
+        self._gate.check_writable()
+        # Entries older than the committed checkpoint are already part of it.
+        live = [p for p in batch if p.segment >= self._committed_generation]
+        if not live:
+            return
+        additions = self._seal_batch(live)
+        incoming = sum(len(k) + len(v) * 4 // 3 + 4 for k, v in additions.items())
+        if self._journal and self._journal_bytes() + incoming > self._journal_budget:
+            old_segment = self._segment
+            generation, now, plaintext = self._rotate(self._shadow)
+            for item in (*live, *self._pending):
+                if item.segment == old_segment:
+                    item.segment = generation
+            await self._write_checkpoint(generation, now, plaintext)
+            live = [p for p in live if p.segment >= self._committed_generation]
+            additions = self._seal_batch(live)
+
+        def change(
+            commit: layout.Commit, journal: dict[str, bytes]
+        ) -> tuple[layout.Commit, dict[str, bytes]]:
+            return commit, {**journal, **additions}
+
+        await self._update_commit(change)
+        for item in live:
+            if item.segment == self._segment:  # newer than the last rotation's state
+                apply_entry(self._shadow, item.entry)
+
+    def _seal_batch(self, batch: list[_Pending]) -> dict[str, bytes]:
+        """Seal entries under their journal keys, numbered after what is stored."""
+        counts: dict[int, int] = {}
+        additions: dict[str, bytes] = {}
+        for item in batch:
+            index = self._segment_length(item.segment) + counts.get(item.segment, 0)
+            counts[item.segment] = counts.get(item.segment, 0) + 1
+            plaintext = codec.encode_entry(item.entry, item.segment, index)
+            additions[layout.journal_key(item.segment, index)] = self._seal(plaintext, JOURNAL_KIND)
+        return additions
+
+    def _segment_length(self, segment: int) -> int:
+        prefix = f"j-{segment:08d}-"
+        return sum(1 for key in self._journal if key.startswith(prefix))
+
+    def _journal_bytes(self) -> int:
+        return sum(len(k) + len(v) * 4 // 3 + 4 for k, v in self._journal.items())
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
+        self._gate.check_writable()
+        generation, now, plaintext = self._rotate(state)
+        async with self._lock:
+            self._gate.check_writable()
+            if self._committed_generation > generation and self._last_info is not None:
+                return self._last_info  # a compaction already wrote a newer generation
+            return await self._write_checkpoint(generation, now, plaintext)
+
+    def _rotate(self, state: MemoryState) -> tuple[int, datetime, bytes]:
+        """Synchronously: start a new segment and snapshot `state` (see protocol.py)."""
+        generation = self._take_number()
+        self._segment = generation
+        now = self._clock()
+        plaintext = codec.encode_checkpoint(generation, now, state)
+        self._shadow = {k: [dict(m) for m in v] for k, v in state.items()}
+        return generation, now, plaintext
+
+    async def _write_checkpoint(
+        self, generation: int, now: datetime, plaintext: bytes
+    ) -> CheckpointInfo:
+        started = time.perf_counter()
+        sealed = await asyncio.to_thread(self._seal, plaintext, CHECKPOINT_KIND)
+        chunks = layout.split_chunks(sealed, self._chunk_bytes)
+        if len(chunks) > layout.MAX_CHUNKS:
+            raise StateError(
+                f"sealed state is {len(sealed)} bytes, more than {layout.MAX_CHUNKS} "
+                f"ConfigMaps of {self._chunk_bytes} bytes can hold; use the pvc backend "
+                "(spec.state.backend: pvc) for agents with this much memory"
+            )
+        slot = layout.other_slot(self._good.slot if self._good else None)
+        for index, chunk in enumerate(chunks):
+            await self._put_chunk(layout.chunk_name(self._replica, slot, index), chunk)
+        ref = layout.SlotRef(
+            slot=slot,
+            generation=generation,
+            chunks=len(chunks),
+            sha256=hashlib.sha256(sealed).hexdigest(),
+            bytes=len(sealed),
+            key_id=self._keyring.active_key_id,
+            time=now.isoformat(),
+        )
+        good = self._good
+
+        def change(
+            commit: layout.Commit, journal: dict[str, bytes]
+        ) -> tuple[layout.Commit, dict[str, bytes]]:
+            kept = {
+                key: value
+                for key, value in journal.items()
+                if (pos := layout.parse_journal_key(key)) is not None and pos[0] >= generation
+            }
+            previous = good if good is not None and good.slot != slot else None
+            return layout.Commit(ref, previous, self._quarantined), kept
+
+        await self._update_commit(change)
+        self._good = ref
+        self._committed_generation = generation
+        self._last_info = CheckpointInfo(
+            generation, now, len(sealed), ref.key_id, time.perf_counter() - started
+        )
+        return self._last_info
+
+    async def _put_chunk(self, name: str, chunk: bytes) -> None:
+        body = layout.configmap(name, self._namespace, self._labels, binary={"chunk": chunk})
+        if await self._maps.replace(body) is not None:
+            return
+        try:
+            await self._maps.create(body)
+        except Conflict:  # created meanwhile: replace it after all
+            if await self._maps.replace(body) is None:
+                raise StateError(f"configmap {name} disappeared while being written") from None
+
+    async def _update_commit(
+        self,
+        change: Callable[[layout.Commit, dict[str, bytes]], tuple[layout.Commit, dict[str, bytes]]],
+    ) -> None:
+        """Apply `change` to the commit point under its resourceVersion, retrying on 409."""
+        for _ in range(self._retries + 1):
+            commit, journal = change(self._commit, dict(self._journal))
+            body = self._commit_body(commit, journal)
+            try:
+                if self._commit_obj is None:
+                    written = await self._maps.create(body)
+                else:
+                    maybe = await self._maps.replace(body)
+                    if maybe is None:
+                        self._fail("the commit point was deleted by someone else")
+                    written = maybe
+            except Conflict:
+                fresh = await self._maps.get(self._name)
+                if not self._unchanged(fresh):
+                    self._fail("the commit point was changed by another writer")
+                self._commit_obj = fresh
+                continue
+            self._commit_obj = written
+            self._commit = commit
+            self._journal = journal
+            return
+        raise StateError(
+            f"{self.describe()}: update conflicted {self._retries + 1} times in a row; giving up"
+        )
+
+    def _commit_body(self, commit: layout.Commit, journal: dict[str, bytes]) -> dict[str, Any]:
+        old_meta = (self._commit_obj or {}).get("metadata") or {}
+        body = layout.configmap(
+            self._name,
+            self._namespace,
+            {**(old_meta.get("labels") or {}), **self._labels},
+            data={"commit": commit.encode()} if commit.current else None,
+            binary=journal,
+            resource_version=old_meta.get("resourceVersion"),
+        )
+        for field in ("annotations", "ownerReferences"):
+            if old_meta.get(field):
+                body["metadata"][field] = old_meta[field]
+        return body
+
+    def _unchanged(self, fresh: dict[str, Any] | None) -> bool:
+        """After a 409: is the commit point still what we last wrote (only metadata moved)?"""
+        if fresh is None or self._commit_obj is None:
+            return False
+        ours = (self._commit_obj.get("data") or {}).get("commit")
+        theirs = (fresh.get("data") or {}).get("commit")
+        return ours == theirs and set(layout.binary_of(fresh)) == set(
+            layout.binary_of(self._commit_obj)
+        )
+
+    def _fail(self, reason: str) -> NoReturn:
+        self._gate.failure = reason
+        raise StateError(f"{self.describe()}: {reason}; refusing further writes")
+
+    # -- the rest ---------------------------------------------------------------------
+
+    async def probe(self) -> None:
+        self._gate.check_ready()
+        try:
+            await self._maps.get(self._name)
+        except (StateError, client.ApiException, OSError) as exc:
+            raise StateError(f"API server unreachable: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
+        self._gate.closed = True
+
+    def _take_number(self) -> int:
+        number = self._next_number
+        self._next_number += 1
+        return number
+
+    def _seal(self, plaintext: bytes, kind: str) -> bytes:
+        try:
+            return self._keyring.seal(plaintext, self._base.with_kind(kind))
+        except CryptoError as exc:
+            raise StateError(f"cannot seal {kind}: {exc}") from exc

@@ -1,0 +1,17 @@
+"""The exceptions of the state layer.
+
+`StateError` is anything a caller reports as "state not available" (readiness, a failed
+append answered 5xx). `StateUnreadable` is the serious one: state exists but this key ring
+cannot read it, so the store freezes itself and refuses every write until restarted with
+the right keys; the stored bytes stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+
+class StateError(Exception):
+    """The store cannot do what was asked; the message is a short reason for /readyz."""
+
+
+class StateUnreadable(StateError):
+    """Stored state exists but cannot be read with the key ring (wrong or missing key)."""

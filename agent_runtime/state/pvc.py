@@ -1,0 +1,345 @@
+"""The `pvc` backend: checkpoints and a journal as files in one directory.
+
+Layout (all sealed, see docs/state-and-encryption.md):
+
+    checkpoint-<gen:08d>.agry   one envelope: the whole state at generation <gen>
+    journal-<num:08d>.agry      length-prefixed envelopes appended after checkpoint <num>
+    *.corrupt[.<n>]             set aside by recovery; never read, never deleted
+    .checkpoint-*.tmp           an interrupted checkpoint write; removed on load
+
+Checkpoints are atomic (temp file, fsync, rename, fsync directory) and the newest
+`generations` of them are kept, with every journal segment from the oldest kept
+generation on, so falling back to an older checkpoint still replays everything
+acknowledged since. Appends are fsynced before `append()` returns; concurrent appends are
+written and fsynced together (group commit). All file I/O runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.state import codec, framing
+from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.lifecycle import WriteGate
+from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
+from agent_runtime.state.recovery import (
+    CHECKPOINT_KIND,
+    JOURNAL_KIND,
+    Recovery,
+    StoredCheckpoint,
+    StoredSegment,
+    recover,
+)
+
+_NAME = re.compile(r"(checkpoint|journal)-(\d{8,})\.agry(\.corrupt(\.\d+)?)?")
+_TEMP_PREFIX = ".checkpoint-"
+
+
+@dataclass
+class _Pending:
+    segment: int
+    entry: JournalEntry
+    done: asyncio.Future[None]
+
+
+class PvcStore:
+    """Encrypted state in a directory on a persistent volume."""
+
+    def __init__(
+        self,
+        directory: Path,
+        keyring: KeyRing,
+        context_base: RecordContext,
+        generations: int = 3,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._dir = directory
+        self._keyring = keyring
+        self._base = context_base
+        self._generations = max(1, generations)
+        self._clock = clock
+        self._gate = WriteGate(self.describe())
+        self._next_number = 0
+        self._segment = 0
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        # Touched only by the flusher's worker thread (one batch at a time).
+        self._open_segment: tuple[int, int] | None = None  # (number, fd)
+        self._record_counts: dict[int, int] = {}
+
+    def describe(self) -> str:
+        return f"pvc:{self._dir}"
+
+    # -- load -------------------------------------------------------------------------
+
+    async def load(self) -> Restored:
+        self._gate.begin_load()
+        try:
+            recovery = await asyncio.to_thread(self._load_sync)
+        except StateUnreadable as exc:
+            self._gate.refuse(exc)
+            raise
+        except OSError as exc:
+            raise StateError(f"{self.describe()}: cannot read state: {exc}") from exc
+        self._next_number = recovery.highest_number + 1
+        self._segment = self._take_number()
+        self._gate.loaded = True
+        return recovery.restored
+
+    def _load_sync(self) -> Recovery:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        checkpoints: list[StoredCheckpoint] = []
+        segments: list[StoredSegment] = []
+        highest = -1
+        for path in self._dir.iterdir():
+            match = _NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            number = int(match.group(2))
+            highest = max(highest, number)
+            if match.group(3):
+                continue  # quarantined: counted for numbering, never read
+            if match.group(1) == "checkpoint":
+                checkpoints.append(StoredCheckpoint(number, path.name, path.read_bytes()))
+            else:
+                records, torn = framing.split(path.read_bytes())
+                segments.append(StoredSegment(number, path.name, records, torn))
+        # Decides, or raises StateUnreadable before anything below touches the directory.
+        recovery = recover(self._keyring, self._base, checkpoints, segments)
+        recovery.highest_number = max(recovery.highest_number, highest)
+        self._repair(recovery, segments)
+        return recovery
+
+    def _repair(self, recovery: Recovery, segments: list[StoredSegment]) -> None:
+        """Set aside what failed, cut torn tails, drop interrupted temp files."""
+        changed = False
+        for name in recovery.corrupt_checkpoints:
+            _quarantine(self._dir / name)
+            changed = True
+        for segment in segments:
+            kept = recovery.valid_records.get(segment.number)
+            if kept is None:
+                continue  # older than the restored checkpoint: retained, untouched
+            path = self._dir / segment.name
+            valid = b"".join(framing.frame(r) for r in segment.records[:kept])
+            if kept < len(segment.records):
+                _quarantine(path)  # the whole segment, as it was, for inspection
+                if valid:
+                    _write_atomically(path, valid, self._dir)
+                changed = True
+            elif segment.torn_tail_bytes:
+                with open(path, "r+b") as handle:
+                    handle.truncate(len(valid))
+                    os.fsync(handle.fileno())
+                changed = True
+            self._record_counts[segment.number] = kept
+        for path in self._dir.glob(_TEMP_PREFIX + "*"):
+            path.unlink()
+            changed = True
+        if changed:
+            _fsync_directory(self._dir)
+
+    # -- journal ----------------------------------------------------------------------
+
+    async def append(self, entry: JournalEntry) -> None:
+        self._gate.check_writable()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(self._segment, entry, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        """Write everything pending in one batch per round until nothing is left."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await asyncio.to_thread(self._write_batch, batch)
+                except Exception as exc:  # reported to every waiting append
+                    error = (
+                        exc
+                        if isinstance(exc, StateError)
+                        else StateError(f"{self.describe()}: journal write failed: {exc}")
+                    )
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_exception(error)
+                else:
+                    for item in batch:
+                        if not item.done.done():
+                            item.done.set_result(None)
+        finally:
+            self._flusher = None
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        by_segment: dict[int, list[JournalEntry]] = {}
+        for item in batch:
+            by_segment.setdefault(item.segment, []).append(item.entry)
+        for number, entries in sorted(by_segment.items()):
+            fd = self._segment_fd(number)
+            start = self._record_counts.get(number, 0)
+            frames = []
+            for offset, entry in enumerate(entries):
+                plaintext = codec.encode_entry(entry, number, start + offset)
+                frames.append(framing.frame(self._seal(plaintext, JOURNAL_KIND)))
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                _write_all(fd, b"".join(frames))
+                os.fsync(fd)
+            except OSError:
+                try:  # leave no partial record for the next batch to follow
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError as exc:
+                    self._gate.failure = f"journal {number} could not be repaired: {exc}"
+                raise
+            self._record_counts[number] = start + len(entries)
+
+    def _segment_fd(self, number: int) -> int:
+        if self._open_segment is not None:
+            if self._open_segment[0] == number:
+                return self._open_segment[1]
+            os.close(self._open_segment[1])
+            self._open_segment = None
+        path = self._dir / f"journal-{number:08d}.agry"
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if created:
+            _fsync_directory(self._dir)  # the new name must survive a crash too
+        self._open_segment = (number, fd)
+        return fd
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
+        self._gate.check_writable()
+        # Synchronously, before any await: later appends belong after this checkpoint.
+        generation = self._take_number()
+        self._segment = generation
+        now = self._clock()
+        plaintext = codec.encode_checkpoint(generation, now, state)  # snapshot, on the loop
+        async with self._checkpoint_lock:
+            self._gate.check_writable()
+            started = time.perf_counter()
+            try:
+                size = await asyncio.to_thread(self._write_checkpoint, generation, plaintext)
+            except OSError as exc:
+                raise StateError(f"{self.describe()}: checkpoint failed: {exc}") from exc
+            return CheckpointInfo(
+                generation=generation,
+                time=now,
+                bytes=size,
+                key_id=self._keyring.active_key_id,
+                duration_seconds=time.perf_counter() - started,
+            )
+
+    def _write_checkpoint(self, generation: int, plaintext: bytes) -> int:
+        sealed = self._seal(plaintext, CHECKPOINT_KIND)
+        final = self._dir / f"checkpoint-{generation:08d}.agry"
+        _write_atomically(final, sealed, self._dir, temp_name=f"{_TEMP_PREFIX}{generation:08d}.tmp")
+        self._trim()
+        return len(sealed)
+
+    def _trim(self) -> None:
+        """Keep the newest generations and the journal segments they need."""
+        generations = sorted(
+            int(m.group(2))
+            for p in self._dir.iterdir()
+            if (m := _NAME.fullmatch(p.name)) and m.group(1) == "checkpoint" and not m.group(3)
+        )
+        kept = generations[-self._generations :]
+        removed = False
+        for path in self._dir.iterdir():
+            match = _NAME.fullmatch(path.name)
+            if match is None or match.group(3):
+                continue
+            number = int(match.group(2))
+            if number < kept[0]:
+                path.unlink()
+                removed = True
+        if removed:
+            _fsync_directory(self._dir)
+
+    # -- the rest ---------------------------------------------------------------------
+
+    async def probe(self) -> None:
+        self._gate.check_ready()
+        writable = await asyncio.to_thread(os.access, self._dir, os.W_OK)
+        if not writable:
+            raise StateError(f"{self._dir} is not writable")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
+        async with self._checkpoint_lock:
+            self._gate.closed = True
+            if self._open_segment is not None:
+                os.close(self._open_segment[1])
+                self._open_segment = None
+
+    def _take_number(self) -> int:
+        number = self._next_number
+        self._next_number += 1
+        return number
+
+    def _seal(self, plaintext: bytes, kind: str) -> bytes:
+        try:
+            return self._keyring.seal(plaintext, self._base.with_kind(kind))
+        except CryptoError as exc:
+            raise StateError(f"cannot seal {kind}: {exc}") from exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _write_atomically(
+    path: Path, data: bytes, directory: Path, temp_name: str | None = None
+) -> None:
+    temp = directory / (temp_name or f"{_TEMP_PREFIX}{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temp, path)
+    _fsync_directory(directory)
+
+
+def _quarantine(path: Path) -> Path:
+    """Rename a file that failed to open so nothing reads, overwrites or trims it."""
+    target = path.with_name(path.name + ".corrupt")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt.{counter}")
+        counter += 1
+    os.rename(path, target)
+    return target
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

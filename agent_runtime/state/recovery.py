@@ -1,0 +1,190 @@
+"""The recovery rules, shared by every backend: what to restore and when to refuse.
+
+A backend reads its raw sealed records (checkpoints newest first, journal segments in
+order) and hands them here; this module decides, without touching storage:
+
+- the newest checkpoint that authenticates is restored; newer ones that fail are
+  reported as warnings and listed for quarantine (never overwritten or deleted);
+- journal segments numbered at or above the restored generation are replayed in order,
+  so a fallback to an older checkpoint still replays everything acknowledged since;
+- replay stops at the first record that fails (a consistent prefix beats a state with a
+  hole in it); the rest is listed for quarantine; a torn last record is ignored;
+- a record under a key id the ring does not have, or a failure under a key id that did
+  not authenticate anything else, means a wrong or missing key rather than corruption:
+  `StateUnreadable`, and the backend must leave every stored byte as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
+from agent_runtime.state import codec
+from agent_runtime.state.errors import StateUnreadable
+from agent_runtime.state.model import CheckpointInfo, MemoryState, Restored, apply_entry
+
+CHECKPOINT_KIND = "checkpoint"
+JOURNAL_KIND = "journal"
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """One checkpoint as stored: its generation, a name for messages, the sealed bytes."""
+
+    generation: int
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredSegment:
+    """One journal segment: the sealed records in order, and a torn tail's size if any."""
+
+    number: int
+    name: str
+    records: Sequence[bytes]
+    torn_tail_bytes: int = 0
+
+
+@dataclass
+class Recovery:
+    """The decision: what to restore and which stored pieces the backend should set aside."""
+
+    restored: Restored
+    corrupt_checkpoints: list[str] = field(default_factory=list)
+    # segment number -> records to keep (a prefix); segments from `cut_segment` on, other
+    # than that prefix, hold records that failed and must be quarantined, not replayed.
+    valid_records: dict[int, int] = field(default_factory=dict)
+    cut_segment: int | None = None
+    highest_number: int = -1
+
+
+@dataclass
+class _Failure:
+    name: str
+    key_id: str | None
+    reason: str
+
+
+def recover(
+    keyring: KeyRing,
+    base: RecordContext,
+    checkpoints: Sequence[StoredCheckpoint],
+    segments: Sequence[StoredSegment],
+) -> Recovery:
+    """Apply the recovery rules; raise StateUnreadable when the key ring is the problem."""
+    started = time.perf_counter()
+    checkpoint_context = base.with_kind(CHECKPOINT_KIND)
+    journal_context = base.with_kind(JOURNAL_KIND)
+    proven: set[str] = set()
+    failures: list[_Failure] = []
+    warnings: list[str] = []
+    corrupt: list[str] = []
+
+    chosen: StoredCheckpoint | None = None
+    payload: codec.CheckpointPayload | None = None
+    for stored in sorted(checkpoints, key=lambda c: c.generation, reverse=True):
+        try:
+            payload = _open_checkpoint(keyring, checkpoint_context, stored)
+        except DecryptionError as exc:
+            if exc.reason == "unknown-key":
+                raise StateUnreadable(f"{stored.name}: {exc}") from None
+            failures.append(_Failure(stored.name, exc.key_id, exc.reason))
+            corrupt.append(stored.name)
+            continue
+        except codec.MalformedRecord as exc:
+            failures.append(_Failure(stored.name, KeyRing.key_id_of(stored.data), str(exc)))
+            corrupt.append(stored.name)
+            continue
+        chosen = stored
+        proven.add(KeyRing.key_id_of(stored.data))
+        break
+    if checkpoints and chosen is None:
+        raise StateUnreadable(
+            f"none of {len(checkpoints)} checkpoints can be read with keys "
+            f"{list(keyring.key_ids)} (newest: {failures[0].name}, {failures[0].reason})"
+        )
+    for failure in failures:
+        restored_from = f"restored generation {chosen.generation}" if chosen else "no checkpoint"
+        warnings.append(f"{failure.name} failed {failure.reason}; {restored_from}")
+
+    state: MemoryState = payload.state if payload else {}
+    first = chosen.generation if chosen else -1
+    replayed = 0
+    valid: dict[int, int] = {}
+    cut: int | None = None
+    for segment in sorted(segments, key=lambda s: s.number):
+        if segment.number < first:
+            continue
+        if cut is not None:
+            valid[segment.number] = 0
+            continue
+        kept = 0
+        for index, record in enumerate(segment.records):
+            try:
+                raw = keyring.open(record, journal_context)
+                entry = codec.decode_entry(raw, segment.number, index)
+            except DecryptionError as exc:
+                if exc.reason == "unknown-key":
+                    raise StateUnreadable(f"{segment.name} record {index}: {exc}") from None
+                failures.append(_Failure(f"{segment.name} record {index}", exc.key_id, exc.reason))
+                cut = segment.number
+                break
+            except codec.MalformedRecord as exc:
+                key_id = KeyRing.key_id_of(record)
+                failures.append(_Failure(f"{segment.name} record {index}", key_id, str(exc)))
+                cut = segment.number
+                break
+            proven.add(KeyRing.key_id_of(record))
+            apply_entry(state, entry)
+            kept += 1
+        valid[segment.number] = kept
+        if cut is not None:
+            warnings.append(
+                f"{segment.name} record {kept} failed to open; replay stopped there and "
+                "later journal records were set aside"
+            )
+        elif segment.torn_tail_bytes:
+            warnings.append(
+                f"{segment.name} ends with a torn record ({segment.torn_tail_bytes} bytes, "
+                "never acknowledged); ignored"
+            )
+        replayed += kept
+
+    for failure in failures:
+        if failure.key_id is not None and failure.key_id not in proven:
+            raise StateUnreadable(
+                f"{failure.name} sealed with key id {failure.key_id!r} failed {failure.reason} "
+                "and no other record under that key opens: the key is wrong"
+            )
+
+    info = None
+    if chosen is not None and payload is not None:
+        info = CheckpointInfo(
+            generation=chosen.generation,
+            time=payload.time,
+            bytes=len(chosen.data),
+            key_id=KeyRing.key_id_of(chosen.data),
+            duration_seconds=time.perf_counter() - started,
+        )
+    numbers = [c.generation for c in checkpoints] + [s.number for s in segments]
+    return Recovery(
+        restored=Restored(state, info, replayed, warnings),
+        corrupt_checkpoints=corrupt,
+        valid_records=valid,
+        cut_segment=cut,
+        highest_number=max(numbers, default=-1),
+    )
+
+
+def _open_checkpoint(
+    keyring: KeyRing, context: RecordContext, stored: StoredCheckpoint
+) -> codec.CheckpointPayload:
+    payload = codec.decode_checkpoint(keyring.open(stored.data, context))
+    if payload.generation != stored.generation:
+        raise codec.MalformedRecord(
+            f"holds generation {payload.generation}, stored as {stored.generation}"
+        )
+    return payload
