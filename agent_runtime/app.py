@@ -1,0 +1,290 @@
+"""The app factory: ``create_app(settings, ...)`` wires every piece of one runtime.
+
+Tests pass fakes (clock, provider, store, heartbeat publisher, key ring) through the same
+constructor production uses. Resources are opened and closed in one cleanup context, in
+an order that matters: provider and store open → state restored → background tasks
+(checkpoints, model key check, heartbeat) → ready. On the way out, after aiohttp has
+drained in-flight requests: tasks stop → final checkpoint → final heartbeat
+(``ready: false`` with that checkpoint) → store and provider closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from agent_runtime import health
+from agent_runtime.circuit import CircuitBreaker
+from agent_runtime.clock import Clock, SystemClock
+from agent_runtime.config import Settings
+from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.heartbeat import HeartbeatLoop, HeartbeatPublisher, NullPublisher, rfc3339
+from agent_runtime.keys import load_keyring
+from agent_runtime.metrics import Metrics
+from agent_runtime.middleware.auth import authenticate
+from agent_runtime.middleware.bodylimit import body_limit
+from agent_runtime.middleware.context import request_context
+from agent_runtime.middleware.errors import errors
+from agent_runtime.middleware.limits import concurrency, rate_limit
+from agent_runtime.providers.base import ModelProvider
+from agent_runtime.providers.builtin import BuiltinProvider
+from agent_runtime.providers.guarded import GuardedModel
+from agent_runtime.providers.openai import OpenAIProvider
+from agent_runtime.ratelimit import RateLimiter
+from agent_runtime.routes import routes
+from agent_runtime.services import SERVICES, Services
+from agent_runtime.sessions import SessionService
+from agent_runtime.state import MemoryStore, PvcStore, StateError, StateStore, StateUnreadable
+from agent_runtime.tokens import TokenTable
+
+log = logging.getLogger("agent_runtime.app")
+
+
+def build_provider(settings: Settings) -> ModelProvider:
+    if settings.model_provider == "openai":
+        assert settings.model_endpoint
+        assert settings.model_name
+        return OpenAIProvider(
+            endpoint=settings.model_endpoint,
+            model=settings.model_name,
+            api_key_file=settings.model_api_key_file,
+            timeout_seconds=settings.model_timeout_seconds,
+            max_retries=settings.model_max_retries,
+        )
+    return BuiltinProvider()
+
+
+def record_context(settings: Settings) -> RecordContext:
+    return RecordContext(settings.namespace, settings.agent_name, settings.replica, "")
+
+
+def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
+    """Memory and pvc stores; the configmap store needs an API client (``lifecycle``)."""
+    if settings.state_backend == "memory":
+        return MemoryStore(
+            keyring, record_context(settings), generations=settings.state_generations
+        )
+    if settings.state_backend == "pvc":
+        return PvcStore(
+            settings.state_dir, keyring, record_context(settings), settings.state_generations
+        )
+    raise ValueError("the configmap store is built by lifecycle.build_configmap_store")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    provider: ModelProvider | None = None,
+    store: StateStore | None = None,
+    keyring: KeyRing | None = None,
+    publisher: HeartbeatPublisher | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    clock = clock or SystemClock()
+    metrics = metrics or Metrics()
+    keyring = keyring or load_keyring(settings)
+    store = store or build_store(settings, keyring)
+    provider = provider or build_provider(settings)
+    publisher = publisher or NullPublisher()
+
+    breaker = CircuitBreaker(
+        failure_threshold=settings.circuit_failure_threshold,
+        open_seconds=settings.circuit_open_seconds,
+        clock=clock.monotonic,
+        on_change=metrics.set_circuit,
+    )
+    metrics.set_circuit("closed")
+    model = GuardedModel(provider, breaker, fallback=settings.fallback, metrics=metrics)
+    sessions = SessionService(store, model, metrics)
+    key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
+    limiter = None
+    if settings.rate_limit_enabled:
+        limiter = RateLimiter(
+            settings.rate_limit_rps,
+            settings.rate_limit_burst,
+            per_client=settings.rate_limit_per_client,
+            max_clients=settings.rate_limit_max_clients,
+            clock=clock.monotonic,
+        )
+    tokens = TokenTable.from_file(settings.auth_tokens_file) if settings.auth_tokens_file else None
+
+    async def state_check() -> health.CheckResult:
+        if sessions.unavailable_reason is not None:
+            return health.CheckResult("state", False, sessions.unavailable_reason)
+        try:
+            await store.probe()
+        except StateError as error:
+            return health.CheckResult("state", False, str(error))
+        warnings = sessions.restored.warnings if sessions.restored else []
+        return health.CheckResult("state", True, detail="; ".join(warnings))
+
+    disk_paths = [settings.log_dir]
+    if settings.state_backend == "pvc":
+        disk_paths.insert(0, settings.state_dir)
+    checks: dict[str, health.Check] = {
+        "state": state_check,
+        "model": health.model_check(key_checker),
+        "disk": health.disk_check(disk_paths, settings.min_free_disk_bytes),
+        "encryption": health.encryption_check(keyring),
+    }
+
+    services: Services
+
+    def build_heartbeat() -> dict[str, Any]:
+        return heartbeat_payload(services, last_results)
+
+    last_results: dict[str, str] = dict.fromkeys(health.CHECK_NAMES, "ok")
+    heartbeat = HeartbeatLoop(
+        publisher, build_heartbeat, clock, settings.heartbeat_interval_seconds
+    )
+    services = Services(
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+        keyring=keyring,
+        sessions=sessions,
+        model=model,
+        key_checker=key_checker,
+        checks=checks,
+        heartbeat=heartbeat,
+        limiter=limiter,
+        tokens=tokens,
+    )
+
+    async def refresh_health() -> None:
+        results = await health.run_checks(checks)
+        last_results.update({r.name: r.value for r in results})
+
+    async def heartbeat_loop() -> None:
+        while True:
+            await refresh_health()
+            await heartbeat.beat()
+            await clock.sleep(settings.heartbeat_interval_seconds)
+
+    async def checkpoint_loop() -> None:
+        while True:
+            await clock.sleep(settings.checkpoint_interval_seconds)
+            with contextlib.suppress(Exception):  # logged and counted by the service
+                await sessions.checkpoint()
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await provider.start()
+        try:
+            await restore(services)
+            spawn: list[Coroutine[Any, Any, None]] = [checkpoint_loop(), heartbeat_loop()]
+            if settings.model_provider != "builtin":
+                try:
+                    await asyncio.wait_for(key_checker.refresh(), timeout=5.0)
+                except TimeoutError:
+                    key_checker.reason = None  # unknown is not invalid: the loop retries
+                spawn.append(key_checker.run())
+            else:
+                key_checker.reason = None
+            services.tasks = [asyncio.create_task(c) for c in spawn]
+            services.started = True
+            log.info(
+                "runtime ready",
+                extra={
+                    "fields": {
+                        "state": store.describe(),
+                        "provider": provider.name,
+                        "sessions": sessions.session_count,
+                    }
+                },
+            )
+            yield
+        finally:
+            await shutdown(services, store, refresh_health)
+            await provider.close()
+
+    app = web.Application(
+        middlewares=[request_context, errors, body_limit, authenticate, rate_limit, concurrency],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SERVICES] = services
+    app.add_routes(routes)
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def restore(services: Services) -> None:
+    sessions, metrics = services.sessions, services.metrics
+    try:
+        restored = await sessions.store.load()
+    except StateUnreadable as error:
+        sessions.refuse(str(error))
+        log.error(
+            "stored state is unreadable; serving no sessions and leaving it untouched",
+            extra={"fields": {"reason": str(error)}},
+        )
+        return
+    sessions.adopt(restored)
+    if restored.warnings:
+        metrics.restore_fallbacks.inc()
+    for warning in restored.warnings:
+        log.warning("state restore: %s", warning)
+    checkpoint = restored.checkpoint
+    log.info(
+        "state restored",
+        extra={
+            "fields": {
+                "sessions": sessions.session_count,
+                "generation": checkpoint.generation if checkpoint else None,
+                "journal_entries_replayed": restored.journal_entries_replayed,
+            }
+        },
+    )
+
+
+async def shutdown(services: Services, store: StateStore, refresh_health: Any) -> None:
+    """After the drain: stop tasks, final checkpoint, final heartbeat, close the store."""
+    services.shutting_down = True
+    for task in services.tasks:
+        task.cancel()
+    for task in services.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    try:
+        if services.started:
+            await services.sessions.checkpoint(force=True)
+    except Exception:
+        log.error("final checkpoint failed; the journal still holds every acknowledged turn")
+    with contextlib.suppress(Exception):
+        await refresh_health()
+    await services.heartbeat.beat(ready=False)
+    with contextlib.suppress(Exception):
+        await services.heartbeat.publisher.close()
+    await store.close()
+    log.info("runtime stopped")
+
+
+def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict[str, Any]:
+    """The heartbeat JSON of docs/architecture.md."""
+    checkpoint = services.sessions.last_checkpoint
+    ready = (
+        services.started
+        and not services.shutting_down
+        and all(v == "ok" for v in health_values.values())
+    )
+    return {
+        "v": 1,
+        "time": rfc3339(services.clock.now()),
+        "ready": ready,
+        "circuit": services.model.breaker.state.replace("_", "-"),
+        "health": {name: health_values.get(name, "ok") for name in health.CHECK_NAMES},
+        "metrics": services.metrics.summary(),
+        "lastCheckpoint": None
+        if checkpoint is None
+        else {
+            "time": rfc3339(checkpoint.time),
+            "generation": checkpoint.generation,
+            "bytes": checkpoint.bytes,
+            "keyId": checkpoint.key_id,
+        },
+    }

@@ -1,0 +1,62 @@
+"""The ``agentry-runtime`` command: ``serve`` and ``check-config``.
+
+Exit codes: 0 success, 2 bad configuration (one line ``error: AGENTRY_X: reason``),
+1 anything else unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from agent_runtime.config import Settings, check_files, load_settings
+from agent_runtime.errors import ConfigError
+from agent_runtime.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentry-runtime",
+        description="The Agentry agent runtime. Configured by AGENTRY_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP API until SIGTERM")
+    check = commands.add_parser(
+        "check-config", help="validate the configuration and print it, secrets redacted"
+    )
+    check.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        check_files(settings)
+        if args.command == "check-config":
+            return _check_config(settings, args.output)
+        configure_logging(
+            agent=settings.agent_name,
+            replica=settings.replica,
+            level=settings.effective_log_level,
+        )
+        from agent_runtime.lifecycle import run
+
+        return asyncio.run(run(settings))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _check_config(settings: Settings, output: str) -> int:
+    data = settings.redacted()
+    if output == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0

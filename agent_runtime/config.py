@@ -1,0 +1,182 @@
+"""Runtime settings: every ``AGENTRY_*`` environment variable, validated once at startup.
+
+``load_settings`` is the only place the environment is read; the resulting ``Settings``
+object is passed down. A bad value becomes a ``ConfigError`` naming the variable, which
+the command line prints as one line and exits 2. The table of variables lives in
+``docs/architecture.md`` (the contract with the operator) and ``docs/runtime.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent_runtime.errors import ConfigError
+
+ENV_PREFIX = "AGENTRY_"
+
+Environment = Literal["development", "staging", "production"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class Settings(BaseSettings):
+    """The runtime's configuration; field ``x`` is read from ``AGENTRY_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    host: str = "0.0.0.0"  # noqa: S104 - a pod listens on its own IP
+    port: int = 8080
+    agent_name: str = "agent"
+    namespace: str = "default"
+    replica: str = Field(default_factory=socket.gethostname)
+
+    state_backend: Literal["memory", "pvc", "configmap"] = "pvc"
+    state_dir: Path = Path("/var/lib/agentry/state")
+    state_generations: int = Field(default=3, ge=1, le=32)
+    keys_dir: Path | None = None
+
+    model_provider: Literal["builtin", "openai"] = "builtin"
+    model_endpoint: str | None = None
+    model_name: str | None = None
+    model_api_key_file: Path | None = None
+    model_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    model_max_retries: int = Field(default=2, ge=0, le=10)
+    model_key_check_interval_seconds: float = Field(default=300.0, gt=0)
+    fallback: Literal["builtin", "reject"] = "builtin"
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_open_seconds: float = Field(default=30.0, gt=0)
+
+    rate_limit_rps: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
+    rate_limit_per_client: bool = True
+    rate_limit_client_key: Literal["header", "token", "ip"] = "header"
+    rate_limit_max_clients: int = Field(default=10_000, ge=1)
+    max_concurrent: int = Field(default=64, ge=1)
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+
+    checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    auth_tokens_file: Path | None = None
+
+    heartbeat: Literal["auto", "lease", "none"] = "auto"
+    heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
+
+    log_level: LogLevel | None = None
+    log_dir: Path = Path("/tmp")  # noqa: S108 - checked for free space only
+    min_free_disk_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+
+    @field_validator("port")
+    @classmethod
+    def _port_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be between 1 and 65535")
+        return value
+
+    @field_validator("agent_name", "namespace", "replica")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not value or len(value) > 253:
+            raise ValueError("must be 1 to 253 characters")
+        return value
+
+    @field_validator("model_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.model_provider == "openai":
+            if not self.model_endpoint:
+                raise _SettingError("model_endpoint", "required when MODEL_PROVIDER is openai")
+            if not self.model_name:
+                raise _SettingError("model_name", "required when MODEL_PROVIDER is openai")
+        if self.environment != "development" and self.keys_dir is None:
+            raise _SettingError(
+                "keys_dir", f"required in {self.environment} (mount the key Secret there)"
+            )
+        if self.rate_limit_rps > 0 and self.rate_limit_burst == 0:
+            object.__setattr__(self, "rate_limit_burst", max(1, math.ceil(self.rate_limit_rps)))
+        return self
+
+    @property
+    def effective_log_level(self) -> LogLevel:
+        if self.log_level is not None:
+            return self.log_level
+        return "debug" if self.environment == "development" else "info"
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        return self.rate_limit_rps > 0
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings for people: file paths shown, secret contents never."""
+        data = self.model_dump(mode="json")
+        if self.model_endpoint:
+            data["model_endpoint"] = _strip_userinfo(self.model_endpoint)
+        data["log_level"] = self.effective_log_level
+        return {ENV_PREFIX + key.upper(): value for key, value in data.items()}
+
+
+class _SettingError(ValueError):
+    """Raised inside validators to name a setting other than the one being validated."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the environment; raise ``ConfigError`` naming the first bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _to_config_error(exc) from None
+
+
+def _to_config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _SettingError):
+        return ConfigError(env_name(ctx_error.field), ctx_error.reason)
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    raw = error.get("input")
+    got = raw if isinstance(raw, str) else repr(raw)
+    return ConfigError(env_name(field), f"{message} (got {got})")
+
+
+def check_files(settings: Settings) -> None:
+    """Referenced files and directories must exist; checked at startup and by check-config."""
+    if settings.keys_dir is not None and not settings.keys_dir.is_dir():
+        raise ConfigError(env_name("keys_dir"), f"not a directory ({settings.keys_dir})")
+    for field in ("model_api_key_file", "auth_tokens_file"):
+        path = getattr(settings, field)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(env_name(field), f"file not found ({path})")
+    if settings.model_provider == "openai" and settings.model_api_key_file is None:
+        raise ConfigError(env_name("model_api_key_file"), "required when MODEL_PROVIDER is openai")

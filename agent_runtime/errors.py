@@ -1,0 +1,103 @@
+"""The runtime's exception hierarchy.
+
+Domain code raises these; the HTTP edge (``middleware/errors.py``) maps each to a status
+code and a JSON body, and the command line maps ``ConfigError`` to exit code 2. Nothing
+below the edge knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class AgentryRuntimeError(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+
+class ConfigError(AgentryRuntimeError):
+    """A setting is missing or invalid; ``setting`` is the environment variable's name."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class RequestError(AgentryRuntimeError):
+    """A request the runtime refuses; subclasses carry the HTTP status and a stable code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(RequestError):
+    """The body or path failed validation; ``field`` names what to fix."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
+class Unauthorized(RequestError):
+    status = 401
+    code = "unauthorized"
+
+
+class SessionNotFound(RequestError):
+    status = 404
+    code = "not_found"
+
+
+class Throttled(RequestError):
+    """Over the rate limit; the headers carry Retry-After and the RateLimit fields."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class BodyTooLarge(RequestError):
+    status = 413
+    code = "body_too_large"
+
+
+class Overloaded(RequestError):
+    """More requests in flight than ``MAX_CONCURRENT``: shed load."""
+
+    status = 503
+    code = "overloaded"
+
+
+class ModelUnavailable(RequestError):
+    """The model failed and the fallback is ``reject``."""
+
+    status = 503
+    code = "model_unavailable"
+
+
+class StateUnavailable(RequestError):
+    """The stored state could not be read (wrong or missing key): sessions are off."""
+
+    status = 503
+    code = "state_unavailable"
+
+
+class ModelError(AgentryRuntimeError):
+    """A model provider call failed; ``kind`` is a short label for metrics and logs."""
+
+    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after

@@ -1,0 +1,109 @@
+"""Prometheus metrics (prefix ``agentry_runtime_``) and the compact summary for the heartbeat.
+
+One ``Metrics`` object per app, each with its own registry, so tests never share counters.
+``summary()`` produces the ``metrics`` part of the heartbeat (docs/architecture.md):
+cumulative counters since the process started and p50/p95 over recent requests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+OUTCOMES = (
+    "ok",
+    "degraded",
+    "client_error",
+    "unauthorized",
+    "not_found",
+    "throttled",
+    "rejected",
+    "unavailable",
+    "server_error",
+)
+CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Metrics:
+    """Every metric the runtime exports, plus the counters behind the heartbeat summary."""
+
+    def __init__(self, latency_window: int = 2048) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ns = "agentry_runtime"
+        r = self.registry
+        self.requests = Counter(
+            f"{ns}_requests", "Session API requests by outcome", ["outcome"], registry=r
+        )
+        self.latency = Histogram(
+            f"{ns}_request_duration_seconds",
+            "Session API request latency",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.throttled = Counter(
+            f"{ns}_throttled", "Requests refused by the rate limiter", ["scope"], registry=r
+        )
+        self.model_errors = Counter(
+            f"{ns}_model_errors", "Failed model provider calls", ["kind"], registry=r
+        )
+        self.circuit_state = Gauge(
+            f"{ns}_circuit_state", "Model circuit: 0 closed, 1 half-open, 2 open", registry=r
+        )
+        self.checkpoint_duration = Histogram(
+            f"{ns}_checkpoint_duration_seconds",
+            "Time to write a checkpoint",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=r,
+        )
+        self.checkpoint_bytes = Gauge(
+            f"{ns}_checkpoint_bytes", "Size of the last checkpoint", registry=r
+        )
+        self.checkpoint_failures = Counter(
+            f"{ns}_checkpoint_failures", "Checkpoints that failed", registry=r
+        )
+        self.restore_fallbacks = Counter(
+            f"{ns}_restore_fallbacks",
+            "Restores that skipped an unreadable newest checkpoint",
+            registry=r,
+        )
+        self.sessions = Gauge(f"{ns}_sessions", "Sessions held in memory", registry=r)
+        self.in_flight = Gauge(f"{ns}_in_flight_requests", "Requests in flight", registry=r)
+        self.ready = Gauge(f"{ns}_ready", "1 when /readyz passes", registry=r)
+        for outcome in OUTCOMES:
+            self.requests.labels(outcome)
+        self._counts = dict.fromkeys(OUTCOMES, 0)
+        self._latencies: deque[float] = deque(maxlen=latency_window)
+
+    def observe_request(self, outcome: str, seconds: float) -> None:
+        self.requests.labels(outcome).inc()
+        self.latency.observe(seconds)
+        self._counts[outcome] = self._counts.get(outcome, 0) + 1
+        self._latencies.append(seconds)
+
+    def set_circuit(self, state: str) -> None:
+        self.circuit_state.set(CIRCUIT_VALUES[state])
+
+    def summary(self) -> dict[str, float | int]:
+        c = self._counts
+        ordered = sorted(self._latencies)
+        return {
+            "requests": sum(c.values()),
+            "ok": c["ok"],
+            "degraded": c["degraded"],
+            "errors": c["degraded"] + c["server_error"] + c["unavailable"] + c["rejected"],
+            "throttled": c["throttled"],
+            "rejected": c["rejected"],
+            "p50Ms": round(_quantile(ordered, 0.50) * 1000, 2),
+            "p95Ms": round(_quantile(ordered, 0.95) * 1000, 2),
+        }
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]

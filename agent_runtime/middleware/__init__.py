@@ -1,0 +1,13 @@
+"""aiohttp middlewares, one concern per module, applied in ``app.create_app`` in this order:
+request context (id, access log, metrics) → errors → body limit → auth → rate limit →
+concurrency. Only ``/v1/`` paths are limited and authenticated; probes and metrics are not.
+The typed request keys below carry what one layer tells another about a request.
+"""
+
+from aiohttp import web
+
+API_PREFIX = "/v1/"
+
+CLIENT_ID: web.RequestKey[str] = web.RequestKey("client_id", str)
+DEGRADED: web.RequestKey[bool] = web.RequestKey("degraded", bool)
+ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)

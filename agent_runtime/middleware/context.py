@@ -1,0 +1,74 @@
+"""Request id, the JSON access log line and the request metrics.
+
+The id comes from a well-formed ``X-Request-ID`` header or is generated, is echoed in the
+response and put in a context variable so every log line of the request carries it. The
+access log has method, route, status and duration, never headers or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agent_runtime.logs import request_id_var
+from agent_runtime.middleware import API_PREFIX, DEGRADED, ERROR_CODE
+from agent_runtime.services import SERVICES
+
+log = logging.getLogger("agent_runtime.access")
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def outcome_of(status: int, request: web.Request) -> str:
+    if status < 300:
+        return "degraded" if request.get(DEGRADED) else "ok"
+    if status == 401:
+        return "unauthorized"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "throttled"
+    if status < 500:
+        return "client_error"
+    if request.get(ERROR_CODE) == "overloaded":
+        return "rejected"
+    if status == 503:
+        return "unavailable"
+    return "server_error"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    supplied = request.headers.get("X-Request-ID", "")
+    request_id = supplied if _VALID_ID.match(supplied) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        if request.path.startswith(API_PREFIX):
+            request.app[SERVICES].metrics.observe_request(outcome_of(status, request), elapsed)
+        log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+            },
+        )
+        request_id_var.reset(token)

@@ -1,0 +1,193 @@
+"""The OpenAPI 3.1 description of the runtime's HTTP API, served at ``/openapi.json``.
+
+Written by hand (the API is small); a test checks that every route in ``routes.py`` is
+described here and that the documented responses match what the handlers return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_runtime import __version__
+
+
+def _error(description: str, *headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = {name: {"schema": {"type": "string"}} for name in headers}
+    return response
+
+
+_SESSION_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+}
+_LIMITED = {
+    "401": _error("Missing or wrong bearer token (when authentication is on)"),
+    "429": _error("Over the rate limit", "Retry-After", "RateLimit", "RateLimit-Policy"),
+    "503": _error(
+        "Overloaded, model unavailable (fallback reject) or state unreadable", "Retry-After"
+    ),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Agentry agent runtime", "version": __version__},
+        "paths": {
+            "/v1/sessions/{id}/messages": {
+                "post": {
+                    "summary": "Send a message to a session (created on first use)",
+                    "parameters": [_SESSION_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/MessageRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The reply; durable before it is sent",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Reply"}
+                                }
+                            },
+                        },
+                        "400": _error("Invalid body; `field` names what to fix"),
+                        "413": _error("Body over the limit"),
+                        **_LIMITED,
+                    },
+                }
+            },
+            "/v1/sessions/{id}": {
+                "get": {
+                    "summary": "A session's messages",
+                    "parameters": [_SESSION_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The session",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Session"}
+                                }
+                            },
+                        },
+                        "404": _error("No such session"),
+                        **_LIMITED,
+                    },
+                },
+                "delete": {
+                    "summary": "Forget a session",
+                    "parameters": [_SESSION_ID],
+                    "responses": {
+                        "204": {"description": "Deleted"},
+                        "404": _error("No such session"),
+                        **_LIMITED,
+                    },
+                },
+            },
+            "/livez": {
+                "get": {
+                    "summary": "Liveness: the process itself",
+                    "responses": {"200": {"description": "ok"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: state, model, disk, encryption "
+                    "(`?verbose` for one line per check, JSON with Accept: application/json)",
+                    "parameters": [
+                        {
+                            "name": "verbose",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "500": {"description": "not ready"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text exposition"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "MessageRequest": {
+                    "type": "object",
+                    "required": ["content"],
+                    "properties": {"content": {"type": "string", "minLength": 1}},
+                },
+                "Reply": {
+                    "type": "object",
+                    "required": ["reply", "degraded", "turn"],
+                    "properties": {
+                        "reply": {"type": "string"},
+                        "degraded": {
+                            "type": "boolean",
+                            "description": "true when the fallback answered",
+                        },
+                        "turn": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "number of user messages in the session",
+                        },
+                    },
+                },
+                "Session": {
+                    "type": "object",
+                    "required": ["id", "messages"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "messages": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["role", "content"],
+                                "properties": {
+                                    "role": {"enum": ["user", "assistant"]},
+                                    "content": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "field": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+            }
+        },
+    }

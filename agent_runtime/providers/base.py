@@ -1,0 +1,32 @@
+"""The ``ModelProvider`` protocol every provider implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+ChatTurn = Mapping[str, str]
+"""One message of a conversation: ``{"role": "user"|"assistant", "content": str}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    degraded: bool = False
+
+
+class ModelProvider(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Open connections; called once before the first ``complete``."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
+        """The assistant's next message; raises ``ModelError`` on failure."""
+
+    async def check_credentials(self) -> str | None:
+        """``None`` when the API key is accepted (or none is needed), else a short reason."""

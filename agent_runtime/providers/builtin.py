@@ -1,0 +1,93 @@
+"""The offline responder: deterministic, needs nothing outside the process.
+
+It is the ``builtin`` provider and the fallback when a real model fails. Replies are
+useful rather than random: they acknowledge the message, say how far the conversation has
+come, and answer a few simple kinds of question (greeting, time-free arithmetic, help).
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Sequence
+
+from agent_runtime.providers.base import ChatTurn
+
+_ARITH = re.compile(r"^[\d\s\.\+\-\*/\(\)%]+$")
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+class BuiltinProvider:
+    name = "builtin"
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def check_credentials(self) -> str | None:
+        return None
+
+    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
+        return respond(conversation)
+
+
+def respond(conversation: Sequence[ChatTurn]) -> str:
+    """A deterministic reply to the last user message of ``conversation``."""
+    users = [t["content"] for t in conversation if t.get("role") == "user"]
+    if not users:
+        return "Hello. Send me a message and I will answer."
+    last = users[-1].strip()
+    turn = len(users)
+    lowered = last.lower().rstrip("?!. ")
+    if lowered in {"hi", "hello", "hey", "good morning", "good evening"}:
+        return f"Hello! This is turn {turn} of our conversation. How can I help?"
+    if lowered in {"help", "what can you do"}:
+        return (
+            "I am the built-in offline responder: I keep our conversation, do simple "
+            "arithmetic, and summarise what you have told me. Ask 'summary' to see it."
+        )
+    if lowered in {"summary", "summarise", "summarize"}:
+        earlier = users[:-1]
+        if not earlier:
+            return "Nothing to summarise yet: this is your first message."
+        words = sum(len(u.split()) for u in earlier)
+        return f"So far you sent {len(earlier)} message(s), {words} word(s) in all."
+    expression = last.rstrip("=? ").removeprefix("what is").strip()
+    if expression and _ARITH.match(expression):
+        value = _evaluate(expression)
+        if value is not None:
+            return f"{expression} = {value:g}"
+    words = len(last.split())
+    return f"You said {words} word(s) (turn {turn}). I am answering offline, so I keep it brief."
+
+
+def _evaluate(expression: str) -> float | None:
+    try:
+        tree = ast.parse(expression, mode="eval")
+        return float(_eval_node(tree.body))
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
+        return None
+
+
+def _eval_node(node: ast.expr) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _eval_node(node.left), _eval_node(node.right)
+        if abs(left) > 1e12 or abs(right) > 1e12:
+            raise OverflowError
+        return float(_OPS[type(node.op)](left, right))  # type: ignore[operator]
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+        return float(_OPS[type(node.op)](_eval_node(node.operand)))  # type: ignore[operator]
+    raise ValueError("unsupported expression")

@@ -1,0 +1,188 @@
+"""An OpenAI-compatible chat completions client on aiohttp.
+
+Each attempt has its own timeout; transient failures (timeouts, connection errors, 429,
+5xx) are retried up to ``max_retries`` times with full-jitter exponential backoff, and a
+``Retry-After`` from the provider is honoured (waiting that long, or giving up at once
+when it is longer than ``max_retry_after``). The API key is read from a file at start and
+sent only in the ``Authorization`` header; it is never logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from agent_runtime.errors import ModelError
+from agent_runtime.providers.base import ChatTurn
+
+log = logging.getLogger("agent_runtime.providers.openai")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        model: str,
+        api_key_file: Path | None,
+        timeout_seconds: float,
+        max_retries: int,
+        base_backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.model = model
+        self._key_file = api_key_file
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.max_retries = max_retries
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._rng = rng or random.SystemRandom()
+        self._session: aiohttp.ClientSession | None = None
+        self._key: str | None = None
+
+    async def start(self) -> None:
+        self._key = self._read_key()
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _read_key(self) -> str | None:
+        if self._key_file is None:
+            return None
+        try:
+            return self._key_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return headers
+
+    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
+        body = {
+            "model": self.model,
+            "messages": [{"role": t["role"], "content": t["content"]} for t in conversation],
+        }
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(body)
+            except ModelError as error:
+                retryable = error.kind in {"timeout", "connection", "rate_limited", "server"}
+                if not retryable or attempt >= self.max_retries:
+                    raise
+                delay = self._backoff(attempt)
+                if error.retry_after is not None:
+                    if error.retry_after > self._max_retry_after:
+                        raise
+                    delay = error.retry_after
+                log.info(
+                    "model call failed, retrying",
+                    extra={
+                        "fields": {
+                            "kind": error.kind,
+                            "attempt": attempt + 1,
+                            "delay_seconds": round(delay, 3),
+                        }
+                    },
+                )
+                attempt += 1
+                await self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform between 0 and the capped exponential step."""
+        return self._rng.uniform(0, min(self._max_backoff, self._base_backoff * 2**attempt))
+
+    async def _attempt(self, body: dict[str, Any]) -> str:
+        if self._session is None:
+            raise ModelError("connection", "provider not started")
+        url = f"{self.endpoint}/chat/completions"
+        try:
+            async with self._session.post(url, json=body, headers=self._headers()) as response:
+                if response.status == 429:
+                    raise ModelError(
+                        "rate_limited",
+                        "provider rate limited the call",
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
+                if response.status >= 500:
+                    raise ModelError(
+                        "server",
+                        f"provider answered {response.status}",
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
+                if response.status in (401, 403):
+                    raise ModelError("auth", f"provider refused the API key ({response.status})")
+                if response.status >= 400:
+                    raise ModelError("request", f"provider answered {response.status}")
+                payload = await response.json(content_type=None)
+        except TimeoutError:
+            raise ModelError("timeout", "provider did not answer in time") from None
+        except aiohttp.ClientError as error:
+            raise ModelError(
+                "connection", f"provider unreachable ({type(error).__name__})"
+            ) from None
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise ModelError("bad_response", "provider reply had no choices[0].message") from None
+        if not isinstance(content, str):
+            raise ModelError("bad_response", "provider reply content is not a string")
+        return content
+
+    async def check_credentials(self) -> str | None:
+        """Ask ``GET /models`` whether the key is accepted; outages do not count as invalid."""
+        self._key = self._read_key()
+        if self._key is None:
+            return "API key file missing or empty"
+        if self._session is None:
+            return None
+        try:
+            async with self._session.get(
+                f"{self.endpoint}/models", headers=self._headers()
+            ) as response:
+                if response.status in (401, 403):
+                    return f"API key rejected by provider ({response.status})"
+                return None
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,144 @@
+"""Token-bucket rate limiting: one bucket for the replica and one per client.
+
+Hand-written because none of the common libraries has per-key token buckets with an
+injected clock. The client table is an LRU bounded at ``max_clients``: a flood of new
+client ids evicts the least recently seen buckets instead of growing memory. Called by
+``middleware/limits.py``; the decision carries what the IETF draft header fields need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; a request takes one token."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated", "warned_at")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+        self.warned_at = -math.inf
+
+    def refill(self, now: float) -> float:
+        elapsed = now - self.updated
+        if elapsed > 0:
+            self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate)
+            self.updated = now
+        return self.tokens
+
+    def seconds_until(self, tokens: float) -> float:
+        missing = tokens - self.tokens
+        return 0.0 if missing <= 0 else missing / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_seconds: int
+    retry_after: int
+    scope: str  # "client" or "replica": which bucket decided
+    log: bool  # first refusal for this client in the sampling period
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Policy`` and ``RateLimit`` (IETF draft), plus ``Retry-After`` on refusal."""
+        fields = {
+            "RateLimit-Policy": f'"default";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"default";r={self.remaining};t={self.reset_seconds}',
+        }
+        if not self.allowed:
+            fields["Retry-After"] = str(self.retry_after)
+        return fields
+
+
+class RateLimiter:
+    """Decides whether a request from ``client`` may proceed now."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        per_client: bool,
+        max_clients: int,
+        clock: Callable[[], float],
+        log_every_seconds: float = 10.0,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self.per_client = per_client
+        self.max_clients = max_clients
+        self._clock = clock
+        self._log_every = log_every_seconds
+        self._replica = TokenBucket(rate, burst, clock())
+        self._clients: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.window_seconds = max(1, math.ceil(burst / rate))
+
+    @property
+    def tracked_clients(self) -> int:
+        return len(self._clients)
+
+    def _client_bucket(self, client: str, now: float) -> TokenBucket:
+        bucket = self._clients.get(client)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst, now)
+            self._clients[client] = bucket
+            if len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(client)
+        return bucket
+
+    def decide(self, client: str) -> Decision:
+        now = self._clock()
+        buckets = [self._replica]
+        if self.per_client:
+            buckets.insert(0, self._client_bucket(client, now))
+        for bucket in buckets:
+            bucket.refill(now)
+        blocking = next((b for b in buckets if b.tokens < 1.0), None)
+        if blocking is None:
+            for bucket in buckets:
+                bucket.tokens -= 1.0
+            tightest = min(buckets, key=lambda b: b.tokens)
+            return self._decision(True, tightest, scope="")
+        scope = "client" if self.per_client and blocking is buckets[0] else "replica"
+        log = False
+        warn_bucket = buckets[0]
+        if now - warn_bucket.warned_at >= self._log_every:
+            warn_bucket.warned_at = now
+            log = True
+        return self._decision(False, blocking, scope=scope, log=log)
+
+    def _decision(
+        self,
+        allowed: bool,
+        bucket: TokenBucket,
+        *,
+        scope: str,
+        log: bool = False,
+    ) -> Decision:
+        remaining = max(0, math.floor(bucket.tokens))
+        reset = math.ceil(bucket.seconds_until(float(self.burst)))
+        retry = max(1, math.ceil(bucket.seconds_until(1.0)))
+        return Decision(
+            allowed=allowed,
+            limit=self.burst,
+            window_seconds=self.window_seconds,
+            remaining=remaining,
+            reset_seconds=reset,
+            retry_after=retry,
+            scope=scope,
+            log=log,
+        )

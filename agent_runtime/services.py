@@ -1,0 +1,46 @@
+"""The objects one runtime app is made of, kept under one typed app key.
+
+``app.create_app`` builds a ``Services``; handlers and middlewares read it with
+``request.app[SERVICES]``. Keeping them in one dataclass makes the wiring visible in one
+place and lets tests inspect any piece of a running app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from agent_runtime.clock import Clock
+from agent_runtime.config import Settings
+from agent_runtime.crypto import KeyRing
+from agent_runtime.health import Check, ModelKeyChecker
+from agent_runtime.heartbeat import HeartbeatLoop
+from agent_runtime.metrics import Metrics
+from agent_runtime.providers.guarded import GuardedModel
+from agent_runtime.ratelimit import RateLimiter
+from agent_runtime.sessions import SessionService
+from agent_runtime.tokens import TokenTable
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    metrics: Metrics
+    keyring: KeyRing
+    sessions: SessionService
+    model: GuardedModel
+    key_checker: ModelKeyChecker
+    checks: dict[str, Check]
+    heartbeat: HeartbeatLoop
+    limiter: RateLimiter | None
+    tokens: TokenTable | None
+    started: bool = False
+    shutting_down: bool = False
+    in_flight: int = 0
+    tasks: list[Any] = field(default_factory=list)
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

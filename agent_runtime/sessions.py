@@ -1,0 +1,177 @@
+"""Sessions: the conversation each caller builds, kept consistent and durable.
+
+Each session has its own ``asyncio.Lock``: two concurrent POSTs on one session run one
+after the other, so turns are never lost or interleaved, while different sessions run in
+parallel. A turn changes the in-memory session first, then is appended to the journal,
+and is acknowledged only when the append is durable (the store's ordering contract: a
+checkpoint snapshot taken at any moment contains every entry already appended). A failed
+append rolls the in-memory change back.
+
+If the stored state could not be read (wrong or missing key) the service is
+``unavailable``: every session call raises ``StateUnavailable`` and no checkpoint is ever
+written, so the unreadable state stays byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent_runtime.errors import InvalidRequest, SessionNotFound, StateUnavailable
+from agent_runtime.metrics import Metrics
+from agent_runtime.providers.guarded import GuardedModel
+from agent_runtime.state import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Message,
+    Restored,
+    StateStore,
+)
+
+log = logging.getLogger("agent_runtime.sessions")
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    reply: str
+    degraded: bool
+    turn: int
+
+
+class SessionService:
+    def __init__(self, store: StateStore, model: GuardedModel, metrics: Metrics) -> None:
+        self.store = store
+        self.model = model
+        self._metrics = metrics
+        self._sessions: MemoryState = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._checkpoint_lock = asyncio.Lock()
+        self.unavailable_reason: str | None = "state not restored yet"
+        self.restored: Restored | None = None
+        self.last_checkpoint: CheckpointInfo | None = None
+        self.dirty = False
+
+    # -- startup -----------------------------------------------------------------------
+
+    def adopt(self, restored: Restored) -> None:
+        """Take the restored state as the starting point and open for requests."""
+        self.restored = restored
+        self._sessions = restored.state
+        self.last_checkpoint = restored.checkpoint
+        self.unavailable_reason = None
+        self.dirty = restored.journal_entries_replayed > 0
+        self._metrics.sessions.set(len(self._sessions))
+
+    def refuse(self, reason: str) -> None:
+        """The state could not be read: stay up, but serve no sessions and never checkpoint."""
+        self.unavailable_reason = reason
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _check(self, session_id: str) -> None:
+        if self.unavailable_reason is not None:
+            raise StateUnavailable(f"sessions are unavailable: {self.unavailable_reason}")
+        if not SESSION_ID.match(session_id):
+            raise InvalidRequest(
+                "id", "must be 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
+            )
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    async def post(self, session_id: str, content: str) -> TurnResult:
+        self._check(session_id)
+        async with self._lock(session_id):
+            history = self._sessions.get(session_id, [])
+            question: Message = {"role": "user", "content": content}
+            reply = await self.model.reply([*history, question])
+            answer: Message = {"role": "assistant", "content": reply.text}
+            messages = self._sessions.setdefault(session_id, [])
+            messages.extend((question, answer))
+            self.dirty = True
+            try:
+                await self.store.append(
+                    JournalEntry(op="append", session=session_id, messages=(question, answer))
+                )
+            except BaseException:
+                del messages[-2:]
+                if not messages:
+                    self._sessions.pop(session_id, None)
+                raise
+            self._metrics.sessions.set(len(self._sessions))
+            turn = sum(1 for m in messages if m["role"] == "user")
+            return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
+
+    def get(self, session_id: str) -> Sequence[Message]:
+        self._check(session_id)
+        messages = self._sessions.get(session_id)
+        if messages is None:
+            raise SessionNotFound(f"session {session_id!r} does not exist")
+        return messages
+
+    async def delete(self, session_id: str) -> None:
+        self._check(session_id)
+        async with self._lock(session_id):
+            messages = self._sessions.pop(session_id, None)
+            if messages is None:
+                raise SessionNotFound(f"session {session_id!r} does not exist")
+            self.dirty = True
+            try:
+                await self.store.append(JournalEntry(op="delete", session=session_id))
+            except BaseException:
+                self._sessions[session_id] = messages
+                raise
+        self._metrics.sessions.set(len(self._sessions))
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    async def checkpoint(self, *, force: bool = False) -> CheckpointInfo | None:
+        """Write a checkpoint if anything changed (or ``force``); never when state is unread."""
+        if self.unavailable_reason is not None:
+            return None
+        async with self._checkpoint_lock:
+            if not (self.dirty or force):
+                return None
+            # Snapshot and call without an await in between: the store switches journal
+            # segments synchronously, so the snapshot covers exactly the older entries.
+            snapshot = {sid: list(msgs) for sid, msgs in self._sessions.items()}
+            self.dirty = False
+            started = time.perf_counter()
+            try:
+                info = await self.store.checkpoint(snapshot)
+            except Exception:
+                self.dirty = True
+                self._metrics.checkpoint_failures.inc()
+                log.exception("checkpoint failed")
+                raise
+        self._metrics.checkpoint_duration.observe(time.perf_counter() - started)
+        self._metrics.checkpoint_bytes.set(info.bytes)
+        self.last_checkpoint = info
+        log.info(
+            "checkpoint written",
+            extra={
+                "fields": {
+                    "generation": info.generation,
+                    "bytes": info.bytes,
+                    "key_id": info.key_id,
+                    "sessions": len(self._sessions),
+                }
+            },
+        )
+        return info

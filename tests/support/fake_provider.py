@@ -1,0 +1,115 @@
+"""A real local HTTP server speaking the OpenAI chat completions API, with injected faults.
+
+Tests script it: ``fail(n, status)`` answers the next n calls with ``status``,
+``rate_limit(n, retry_after)`` with 429 + Retry-After, ``latency`` delays every answer,
+``hang(n)`` holds the next n calls until released. It records every call it received and
+which API key was presented, and answers ``GET /v1/models`` 401 for unknown keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class Call:
+    path: str
+    authorization: str | None
+    body: dict[str, Any] | None
+
+
+@dataclass
+class FakeProvider:
+    valid_keys: set[str] = field(default_factory=lambda: {"sk-test-valid"})
+    latency: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    _faults: deque[tuple[str, Any]] = field(default_factory=deque)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
+    received: asyncio.Event = field(default_factory=asyncio.Event)
+    server: TestServer | None = None
+
+    def fail(self, count: int, status: int = 500) -> None:
+        self._faults.extend([("status", status)] * count)
+
+    def rate_limit(self, count: int, retry_after: str) -> None:
+        self._faults.extend([("429", retry_after)] * count)
+
+    def hang(self, count: int = 1) -> None:
+        self._faults.extend([("hang", None)] * count)
+
+    async def wait_for_completions(self, count: int) -> None:
+        """Until at least ``count`` chat completion calls have arrived."""
+        while len(self.completions) < count:
+            self.received.clear()
+            await self.received.wait()
+
+    def release(self) -> None:
+        self._release.set()
+
+    @property
+    def completions(self) -> list[Call]:
+        return [c for c in self.calls if c.path.endswith("/chat/completions")]
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/v1"))
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(Call(request.path, request.headers.get("Authorization"), body))
+        self.received.set()
+        if self._faults:
+            kind, value = self._faults.popleft()
+            if kind == "status":
+                return web.json_response({"error": {"message": "injected"}}, status=value)
+            if kind == "429":
+                return web.json_response(
+                    {"error": {"message": "slow down"}},
+                    status=429,
+                    headers={"Retry-After": value},
+                )
+            if kind == "hang":
+                await self._release.wait()
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        last = body["messages"][-1]["content"]
+        return web.json_response(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"model says: {last}"},
+                    }
+                ],
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        self.calls.append(Call(request.path, auth or None, None))
+        if auth.removeprefix("Bearer ") not in self.valid_keys:
+            return web.json_response({"error": {"message": "invalid key"}}, status=401)
+        return web.json_response({"data": [{"id": "test-model"}]})
+
+    async def __aenter__(self) -> FakeProvider:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        assert self.server is not None
+        await self.server.close()

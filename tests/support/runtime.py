@@ -1,0 +1,29 @@
+"""Helpers shared by the runtime's tests: settings for a test app and the client factory type."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from agent_runtime.config import Settings
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "development",
+        "agent_name": "demo",
+        "namespace": "team-a",
+        "replica": "demo-0",
+        "state_backend": "memory",
+        "state_dir": tmp_path / "state",
+        "log_dir": tmp_path,
+        "min_free_disk_bytes": 0,
+        "keys_dir": None,
+    }
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,65 @@
+"""Fixtures for the runtime's unit tests: settings, a key ring, and a running app client.
+
+``make_client`` builds the app through ``create_app`` — the constructor production uses —
+with a manual clock, a ``MemoryStore`` and whatever fakes a test passes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+# tests/support is imported as `tests.support`; the repository root is not on sys.path
+# under pytest's default import mode.
+_ROOT = str(Path(__file__).resolve().parents[3])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from agent_runtime.app import create_app, record_context  # noqa: E402
+from agent_runtime.clock import ManualClock  # noqa: E402
+from agent_runtime.crypto import KeyRing  # noqa: E402
+from agent_runtime.state import MemoryStore  # noqa: E402
+from tests.support.runtime import MakeClient, make_settings  # noqa: E402
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> KeyRing:
+    return KeyRing.generate_development(tmp_path / "keys")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def make_client(
+    tmp_path: Path, keyring: KeyRing, clock: ManualClock
+) -> AsyncIterator[MakeClient]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(**options: Any) -> TestClient[Any, Any]:
+        settings = options.pop("settings", None) or make_settings(
+            tmp_path, **options.pop("overrides", {})
+        )
+        store = options.pop("store", None) or MemoryStore(keyring, record_context(settings))
+        app = create_app(
+            settings,
+            clock=options.pop("clock", clock),
+            keyring=options.pop("keyring", keyring),
+            store=store,
+            **options,
+        )
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

@@ -1,0 +1,98 @@
+"""Configuration: validation with one line naming the setting, exit 2, and check-config.
+
+Checks: a bad value exits 2 with `error: AGENTRY_X: ...`; staging/production refuse to
+start without KEYS_DIR; openai needs endpoint, name and key file; check-config prints the
+effective settings as YAML or JSON with file paths but never secret file contents.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent_runtime.cli import main
+from agent_runtime.config import load_settings
+from agent_runtime.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AGENTRY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AGENTRY_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("AGENTRY_PORT", "70000", "error: AGENTRY_PORT: must be between 1 and 65535 (got 70000)"),
+        ("AGENTRY_PORT", "http", "error: AGENTRY_PORT: "),
+        ("AGENTRY_STATE_BACKEND", "disk", "error: AGENTRY_STATE_BACKEND: input should be"),
+        ("AGENTRY_RATE_LIMIT_RPS", "-1", "error: AGENTRY_RATE_LIMIT_RPS: "),
+        ("AGENTRY_MAX_CONCURRENT", "0", "error: AGENTRY_MAX_CONCURRENT: "),
+        ("AGENTRY_ENVIRONMENT", "production", "error: AGENTRY_KEYS_DIR: required in production"),
+        ("AGENTRY_MODEL_PROVIDER", "openai", "error: AGENTRY_MODEL_ENDPOINT: required"),
+    ],
+)
+async def test_a_bad_setting_exits_2_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1
+
+
+async def test_openai_without_an_api_key_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://api.example/v1")
+    monkeypatch.setenv("AGENTRY_MODEL_NAME", "m")
+    from agent_runtime.config import check_files
+
+    with pytest.raises(ConfigError) as caught:
+        check_files(load_settings())
+    assert caught.value.setting == "AGENTRY_MODEL_API_KEY_FILE"
+
+
+async def test_check_config_shows_paths_but_never_secret_contents(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text("sk-live-SECRET-VALUE")
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:tok-SECRET-TOKEN\n")
+    monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://user:pw-SECRET@api.example/v1")
+    monkeypatch.setenv("AGENTRY_MODEL_NAME", "gpt-test")
+    monkeypatch.setenv("AGENTRY_MODEL_API_KEY_FILE", str(key_file))
+    monkeypatch.setenv("AGENTRY_AUTH_TOKENS_FILE", str(tokens))
+    monkeypatch.setenv("AGENTRY_RATE_LIMIT_RPS", "5")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "SECRET" not in out
+    data = yaml.safe_load(out)
+    assert data["AGENTRY_MODEL_API_KEY_FILE"] == str(key_file)
+    assert data["AGENTRY_RATE_LIMIT_BURST"] == 5
+    assert data["AGENTRY_MODEL_ENDPOINT"] == "https://***@api.example/v1"
+    assert main(["check-config", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["AGENTRY_MODEL_NAME"] == "gpt-test"
+
+
+async def test_staging_with_a_keys_dir_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AGENTRY_ENVIRONMENT", "staging")
+    monkeypatch.setenv("AGENTRY_KEYS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.effective_log_level == "info"

@@ -1,0 +1,90 @@
+"""Logs: JSON, one object per line, with request id, agent and replica, and no secrets.
+
+The scenario uses a model API key, bearer tokens, a key ring and distinctive message
+contents, drives successes, failures (401, model errors, degraded replies, 404) and a
+shutdown at debug level, then asserts that none of those values appears in any line.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent_runtime.crypto import KeyRing
+from agent_runtime.logs import configure_logging
+from tests.support.fake_provider import FakeProvider
+from tests.support.runtime import MakeClient
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(agent="demo", replica="demo-0", level="debug", stream=stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+async def test_no_key_token_or_message_content_ever_reaches_a_log_line(
+    make_client: MakeClient, keyring: KeyRing, tmp_path: Path, log_stream: io.StringIO
+) -> None:
+    api_key = "sk-test-valid"
+    key_file = tmp_path / "api-key"
+    key_file.write_text(api_key)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:bearer-SEKRIT-alice\n")
+    encryption_keys = [
+        (tmp_path / "keys" / name).read_text().strip()
+        for name in sorted(p.name for p in (tmp_path / "keys").glob("key.*"))
+    ]
+    raw_keys = [base64.b64decode(k) for k in encryption_keys]
+    contents = ["purple-elephant-7781", "tangerine-submarine-4410"]
+    auth = {"Authorization": "Bearer bearer-SEKRIT-alice"}
+    async with FakeProvider(valid_keys={api_key}) as fake:
+        client = await make_client(
+            overrides={
+                "model_provider": "openai",
+                "model_endpoint": fake.url,
+                "model_name": "m",
+                "model_api_key_file": key_file,
+                "auth_tokens_file": tokens,
+                "model_max_retries": 1,
+                "circuit_failure_threshold": 2,
+            }
+        )
+        await client.post("/v1/sessions/s/messages", json={"content": contents[0]}, headers=auth)
+        await client.post(
+            "/v1/sessions/s/messages",
+            json={"content": contents[1]},
+            headers={"Authorization": "Bearer bearer-SEKRIT-wrong"},
+        )
+        fake.fail(10, 500)
+        for content in contents:
+            await client.post("/v1/sessions/s/messages", json={"content": content}, headers=auth)
+        await client.get("/v1/sessions/s", headers=auth)
+        await client.get("/v1/sessions/nope", headers=auth)
+        await client.post("/v1/sessions/s/messages", data=b'{"content": ' + b"purple", headers=auth)
+        await client.get("/readyz?verbose")
+        await client.close()
+    output = log_stream.getvalue()
+    lines = output.splitlines()
+    assert len(lines) > 10
+    records = [json.loads(line) for line in lines]
+    assert all(r["agent"] == "demo" and r["replica"] == "demo-0" for r in records)
+    access = [r for r in records if r["message"] == "request"]
+    assert access
+    assert all(len(r["request_id"]) == 32 for r in access)
+    assert any(r["message"] == "model call failed; using fallback" for r in records)
+    forbidden = [api_key, "SEKRIT", *contents, "purple", *encryption_keys]
+    for secret in forbidden:
+        assert secret not in output, secret
+    for raw in raw_keys:
+        assert raw.hex() not in output

@@ -1,0 +1,175 @@
+"""The real process: `python -m agent_runtime serve` with the pvc backend in tmp_path.
+
+Checks: SIGTERM during a request closes the listener, lets the request finish with 200,
+writes the final checkpoint and exits 0; after `kill -9` following N acknowledged POSTs,
+a restarted runtime has all N turns (the journal); a bad setting exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.fake_provider import FakeProvider
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRY_")}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    env.update(
+        {
+            "AGENTRY_HOST": "127.0.0.1",
+            "AGENTRY_PORT": str(port),
+            "AGENTRY_STATE_BACKEND": "pvc",
+            "AGENTRY_STATE_DIR": str(tmp_path / "state"),
+            "AGENTRY_LOG_DIR": str(tmp_path),
+            "AGENTRY_HEARTBEAT": "none",
+            "AGENTRY_LOG_LEVEL": "info",
+            "AGENTRY_SHUTDOWN_GRACE_SECONDS": "15",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+async def wait_until(condition: Callable[[], object], seconds: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def runtime(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent_runtime",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{env['AGENTRY_PORT']}"
+    async with aiohttp.ClientSession() as http:
+
+        async def ready() -> bool:
+            if process.returncode is not None:
+                raise AssertionError("runtime exited during startup")
+            try:
+                async with http.get(f"{base}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_until(ready)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        assert process.stderr is not None
+        await process.stderr.read()
+
+
+async def test_sigterm_mid_request_drains_it_checkpoints_and_exits_0(tmp_path: Path) -> None:
+    key = tmp_path / "api-key"
+    key.write_text("sk-test-valid")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with FakeProvider() as fake:
+        env = environment(
+            tmp_path,
+            port,
+            AGENTRY_MODEL_PROVIDER="openai",
+            AGENTRY_MODEL_ENDPOINT=fake.url,
+            AGENTRY_MODEL_NAME="m",
+            AGENTRY_MODEL_API_KEY_FILE=str(key),
+        )
+        async with runtime(env) as process, aiohttp.ClientSession() as http:
+            fake.hang(1)
+            pending = asyncio.create_task(
+                http.post(f"{base}/v1/sessions/s/messages", json={"content": "slow"})
+            )
+            await fake.received.wait()
+            process.send_signal(signal.SIGTERM)
+
+            def listener_closed() -> bool:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                except OSError:
+                    return True
+                return False
+
+            await wait_until(listener_closed)
+            assert process.returncode is None  # still draining the held request
+            fake.release()
+            response = await pending
+            assert response.status == 200
+            assert (await response.json())["reply"] == "model says: slow"
+            assert await asyncio.wait_for(process.wait(), 20) == 0
+    checkpoints = list((tmp_path / "state").rglob("*"))
+    assert checkpoints, "a final checkpoint was written"
+    assert not any(b"slow" in p.read_bytes() for p in checkpoints if p.is_file())
+
+
+async def test_after_kill_9_every_acknowledged_turn_is_recovered(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = environment(tmp_path, port, AGENTRY_CHECKPOINT_INTERVAL_SECONDS="3600")
+    acknowledged = 25
+    async with runtime(env) as process, aiohttp.ClientSession() as http:
+        for i in range(acknowledged):
+            async with http.post(
+                f"{base}/v1/sessions/s{i % 3}/messages", json={"content": f"turn {i}"}
+            ) as response:
+                assert response.status == 200
+        process.send_signal(signal.SIGKILL)
+        assert await process.wait() == -signal.SIGKILL
+    async with runtime(env), aiohttp.ClientSession() as http:
+        seen = []
+        for sid in ("s0", "s1", "s2"):
+            async with http.get(f"{base}/v1/sessions/{sid}") as response:
+                body = await response.json()
+                seen += [m["content"] for m in body["messages"] if m["role"] == "user"]
+    assert sorted(seen) == sorted(f"turn {i}" for i in range(acknowledged))
+
+
+async def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    env = environment(tmp_path, 8080, AGENTRY_PORT="70000")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent_runtime",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode() == "error: AGENTRY_PORT: must be between 1 and 65535 (got 70000)\n"
