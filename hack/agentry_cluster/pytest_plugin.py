@@ -15,6 +15,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,7 +120,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         bin_dir = binaries.ensure()
     except CannotRunHere as err:
         pytest.skip(str(err))
-    layout = StateLayout(tmp_path_factory.mktemp("agentry-cluster").absolute())
+    # Not under pytest's basetemp: pytest prunes old run directories there, and another
+    # session on the same machine could delete this cluster's files while it runs.
+    layout = StateLayout(Path(tempfile.mkdtemp(prefix="agentry-pytest-cluster-")))
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -130,6 +133,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(layout.root, _info_dict(layout))
     finally:
         controlplane.down(layout, progress=progress)
+        print(f"[cluster] logs kept in {layout.logs}", file=sys.stderr)
 
 
 @pytest.fixture
