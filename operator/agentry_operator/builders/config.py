@@ -1,0 +1,111 @@
+"""The runtime ConfigMap, the generated key Secret and the hash that rolls the pods.
+
+The ConfigMap holds the AGENTRY_* variables of docs/architecture.md ("Runtime settings");
+the pods read it with envFrom. The Agent's rate limit is divided by the replica count
+because each replica enforces its own share.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentry_operator import constants as c
+from agentry_operator.builders.common import metadata
+from agentry_operator.builders.profiles import profile_for
+from agentry_operator.models import Agent
+
+HEARTBEAT_INTERVAL_SECONDS = 10
+FIRST_KEY_ID = "k1"
+
+
+def _number(value: float) -> str:
+    """A compact decimal: 5.0 → "5", 2.5 → "2.5", 10/3 → "3.333333"."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def replica_share(agent: Agent) -> tuple[str, str]:
+    """This replica's (RATE_LIMIT_RPS, RATE_LIMIT_BURST) from the Agent-wide limit."""
+    limit = agent.spec.rate_limit
+    if limit.requests_per_second <= 0:
+        return "0", "0"
+    replicas = max(agent.spec.replicas, 1)
+    rps = limit.requests_per_second / replicas
+    burst = max(math.ceil(limit.burst / replicas), 1)
+    return _number(rps), str(burst)
+
+
+def runtime_environment(agent: Agent) -> dict[str, str]:
+    """The AGENTRY_* variables for the runtime, as strings."""
+    spec = agent.spec
+    rps, burst = replica_share(agent)
+    env = {
+        "ENVIRONMENT": spec.environment,
+        "HOST": "0.0.0.0",  # noqa: S104 - the pod listens on its own network namespace
+        "PORT": str(c.HTTP_PORT),
+        "AGENT_NAME": agent.name,
+        "NAMESPACE": agent.namespace,
+        "STATE_BACKEND": spec.state.backend,
+        "STATE_DIR": c.STATE_DIR,
+        "KEYS_DIR": c.KEYS_DIR,
+        "MODEL_PROVIDER": spec.model.provider,
+        "MODEL_TIMEOUT_SECONDS": str(spec.model.timeout_seconds),
+        "MODEL_MAX_RETRIES": str(spec.model.max_retries),
+        "FALLBACK": spec.fallback,
+        "RATE_LIMIT_RPS": rps,
+        "RATE_LIMIT_BURST": burst,
+        "RATE_LIMIT_PER_CLIENT": "true" if spec.rate_limit.per_client else "false",
+        "RATE_LIMIT_CLIENT_KEY": spec.rate_limit.client_key,
+        "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
+        "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
+        "HEARTBEAT": "lease",
+        "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
+        "LOG_LEVEL": profile_for(spec.environment).log_level,
+    }
+    if spec.model.endpoint:
+        env["MODEL_ENDPOINT"] = spec.model.endpoint
+    if spec.model.name:
+        env["MODEL_NAME"] = spec.model.name
+    if spec.model.api_key_secret_ref is not None:
+        env["MODEL_API_KEY_FILE"] = c.MODEL_KEY_FILE
+    if spec.auth.enabled:
+        env["AUTH_TOKENS_FILE"] = c.AUTH_TOKENS_FILE
+    return {f"AGENTRY_{key}": value for key, value in sorted(env.items())}
+
+
+def build_config_map(agent: Agent) -> dict[str, Any]:
+    """ConfigMap `<agent>-config`, consumed by the pods with envFrom."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(agent, c.config_map_name(agent.name)),
+        "data": runtime_environment(agent),
+    }
+
+
+def build_key_secret(
+    agent: Agent, random_bytes: Callable[[int], bytes] = secrets.token_bytes
+) -> dict[str, Any]:
+    """A fresh key ring `<agent>-keys`; created only when absent, never regenerated."""
+    key = base64.b64encode(random_bytes(32)).decode("ascii")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(agent, c.keys_secret_name(agent.name)),
+        "type": "Opaque",
+        "stringData": {"active-key-id": FIRST_KEY_ID, f"key.{FIRST_KEY_ID}": key},
+    }
+
+
+def config_hash(config_data: Mapping[str, str], key_data: Mapping[str, str] | None) -> str:
+    """sha256 over the runtime config and the key Secret's data: a change rolls the pods."""
+    payload = json.dumps(
+        {"config": dict(config_data), "keys": dict(key_data or {})}, sort_keys=True
+    ).encode()
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,210 @@
+"""The StatefulSet that runs the agent pods, its Service and PodDisruptionBudget.
+
+Pod layout, command, ports and probes follow docs/architecture.md ("Agent pod layout");
+the pod security is the Kubernetes "restricted" profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentry_operator import constants as c
+from agentry_operator.builders.common import metadata
+from agentry_operator.builders.profiles import profile_for
+from agentry_operator.models import Agent
+from agentry_operator.settings import OperatorSettings
+
+
+def key_secret_name_for(agent: Agent) -> str:
+    """The key Secret the pods mount: the referenced one, or the generated `<agent>-keys`."""
+    encryption = agent.spec.state.encryption
+    if encryption is not None and encryption.key_secret_ref is not None:
+        return encryption.key_secret_ref.name
+    return c.keys_secret_name(agent.name)
+
+
+def _probe(path: str, period: int, timeout: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts) of the agent container."""
+    spec = agent.spec
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "keys",
+            "secret": {"secretName": key_secret_name_for(agent), "defaultMode": 0o440},
+        },
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "keys", "mountPath": c.KEYS_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": c.TMP_DIR},
+        {"name": "state", "mountPath": c.STATE_DIR},
+    ]
+    if spec.state.backend == "configmap":
+        volumes.append({"name": "state", "emptyDir": {"sizeLimit": "256Mi"}})
+    ref = spec.model.api_key_secret_ref
+    if ref is not None:
+        volumes.append(
+            {
+                "name": "model-key",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": "api-key"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "model-key", "mountPath": c.MODEL_KEY_DIR, "readOnly": True})
+    tokens = spec.auth.token_secret_ref
+    if spec.auth.enabled and tokens is not None:
+        volumes.append(
+            {
+                "name": "auth",
+                "secret": {
+                    "secretName": tokens.name,
+                    "items": [{"key": tokens.key, "path": "tokens"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "auth", "mountPath": c.AUTH_DIR, "readOnly": True})
+    return volumes, mounts
+
+
+def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
+    spec = agent.spec
+    profile = profile_for(spec.environment)
+    _, mounts = _volumes(agent)
+    env: list[dict[str, Any]] = [
+        {"name": "AGENTRY_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    env.extend({"name": var.name, "value": var.value} for var in spec.env)
+    container: dict[str, Any] = {
+        "name": c.CONTAINER_NAME,
+        "image": spec.image or settings.runtime_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": list(c.RUNTIME_COMMAND),
+        "ports": [{"name": "http", "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
+        "envFrom": [{"configMapRef": {"name": c.config_map_name(agent.name)}}],
+        "env": env,
+        "startupProbe": _probe(
+            "/livez", 2, profile.probe_timeout_seconds, profile.startup_failure_threshold
+        ),
+        "livenessProbe": _probe(
+            "/livez",
+            profile.probe_period_seconds,
+            profile.probe_timeout_seconds,
+            profile.probe_failure_threshold,
+        ),
+        "readinessProbe": _probe(
+            "/readyz",
+            profile.probe_period_seconds,
+            profile.probe_timeout_seconds,
+            profile.probe_failure_threshold,
+        ),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": c.RUNTIME_UID,
+            "runAsGroup": c.RUNTIME_UID,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    if spec.resources is not None:
+        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    return container
+
+
+def build_statefulset(
+    agent: Agent, settings: OperatorSettings, config_hash: str = ""
+) -> dict[str, Any]:
+    """The StatefulSet `<agent>`; replicas 0 while suspended."""
+    spec = agent.spec
+    volumes, _ = _volumes(agent)
+    pod_annotations = {c.CONFIG_HASH_ANNOTATION: config_hash} if config_hash else {}
+    sts_spec: dict[str, Any] = {
+        "replicas": 0 if spec.suspend else spec.replicas,
+        "serviceName": agent.name,
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": c.selector_labels(agent.name)},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": "Retain" if spec.state.retain_on_delete else "Delete",
+            "whenScaled": "Retain",
+        },
+        "template": {
+            "metadata": {"labels": c.labels(agent.name), "annotations": pod_annotations},
+            "spec": {
+                "serviceAccountName": agent.name,
+                "automountServiceAccountToken": True,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": profile_for(
+                    spec.environment
+                ).termination_grace_period_seconds,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": c.RUNTIME_UID,
+                    "runAsGroup": c.RUNTIME_UID,
+                    "fsGroup": c.RUNTIME_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [_container(agent, settings)],
+                "volumes": volumes,
+            },
+        },
+    }
+    if spec.state.backend == "pvc":
+        pvc = spec.state.pvc
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": pvc.size if pvc else "1Gi"}},
+        }
+        if pvc is not None and pvc.storage_class_name:
+            claim_spec["storageClassName"] = pvc.storage_class_name
+        sts_spec["volumeClaimTemplates"] = [
+            {"metadata": {"name": "state", "labels": c.labels(agent.name)}, "spec": claim_spec}
+        ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(agent, agent.name),
+        "spec": sts_spec,
+    }
+
+
+def build_service(agent: Agent) -> dict[str, Any]:
+    """Service `<agent>`: port 80 → the pods' http port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(agent, agent.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": c.selector_labels(agent.name),
+            "ports": [
+                {"name": "http", "port": c.SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def build_pdb(agent: Agent) -> dict[str, Any] | None:
+    """A PodDisruptionBudget when more than one replica runs; None otherwise."""
+    if agent.spec.suspend or agent.spec.replicas <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(agent, agent.name),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": c.selector_labels(agent.name)}},
+    }

@@ -1,0 +1,67 @@
+"""`agentry-operator`: load settings, serve metrics, and run kopf with our handlers.
+
+The chart's Deployment runs `agentry-operator` (command set explicitly); flags override
+the AGENTRY_OPERATOR_* settings for local runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from agentry_operator import handlers, metrics
+from agentry_operator.settings import OperatorSettings
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="agentry-operator", description="Reconcile agents.agentry.dev into running agents."
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: AGENTRY_OPERATOR_WATCH_NAMESPACES",
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = OperatorSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "AGENTRY_OPERATOR_" + "_".join(str(p) for p in first["loc"]).upper()
+        print(f"agentry-operator: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        return 2
+    if args.namespace:
+        settings = settings.model_copy(update={"watch_namespaces": args.namespace})
+    if args.log_level:
+        settings = settings.model_copy(update={"log_level": args.log_level})
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings)
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not settings.watch_namespaces,
+        namespaces=settings.watch_namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

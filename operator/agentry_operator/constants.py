@@ -1,0 +1,87 @@
+"""Names shared by every part of the operator: API group, labels, finalizer, annotations.
+
+Kept in one place so the CRD, the builders, the handlers and the chart agree on spelling;
+the values follow docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "agentry.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "Agent"
+PLURAL: Final = "agents"
+SINGULAR: Final = "agent"
+SHORT_NAMES: Final = ("agt",)
+CATEGORIES: Final = ("agentry",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+ANNOTATION_PREFIX: Final = GROUP
+FINALIZER: Final = f"{GROUP}/finalizer"
+CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
+HEARTBEAT_ANNOTATION: Final = f"{GROUP}/heartbeat"
+RETAINED_LABEL: Final = f"{GROUP}/retained"
+AGENT_LABEL: Final = f"{GROUP}/agent"
+
+MANAGED_BY: Final = "agentry-operator"
+APP_NAME: Final = "agentry-agent"
+PART_OF: Final = "agentry"
+
+CONTAINER_NAME: Final = "agent"
+RUNTIME_COMMAND: Final = ("agentry-runtime", "serve")
+HTTP_PORT: Final = 8080
+SERVICE_PORT: Final = 80
+RUNTIME_UID: Final = 10001
+
+KEYS_DIR: Final = "/etc/agentry/keys"
+MODEL_KEY_DIR: Final = "/etc/agentry/model"
+MODEL_KEY_FILE: Final = f"{MODEL_KEY_DIR}/api-key"
+AUTH_DIR: Final = "/etc/agentry/auth"
+AUTH_TOKENS_FILE: Final = f"{AUTH_DIR}/tokens"
+STATE_DIR: Final = "/var/lib/agentry/state"
+TMP_DIR: Final = "/tmp"  # noqa: S108 - the mount path of the pod's emptyDir, not a temp file
+
+STATE_CHUNK_SLOTS: Final = ("a", "b")
+STATE_CHUNKS_PER_SLOT: Final = 8
+
+
+def labels(agent: str) -> dict[str, str]:
+    """The labels every child of an Agent carries (docs/architecture.md, "Labels")."""
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": agent,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": PART_OF,
+        AGENT_LABEL: agent,
+    }
+
+
+def selector_labels(agent: str) -> dict[str, str]:
+    """The immutable subset used as the StatefulSet, Service and PDB selector."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": agent}
+
+
+def config_map_name(agent: str) -> str:
+    return f"{agent}-config"
+
+
+def keys_secret_name(agent: str) -> str:
+    return f"{agent}-keys"
+
+
+def pod_name(agent: str, ordinal: int) -> str:
+    return f"{agent}-{ordinal}"
+
+
+def heartbeat_lease_name(pod: str) -> str:
+    return f"{pod}-heartbeat"
+
+
+def state_config_map_names(pod: str) -> list[str]:
+    """The commit point and every chunk name the configmap backend may write for a pod."""
+    names = [f"{pod}-state"]
+    for slot in STATE_CHUNK_SLOTS:
+        names.extend(f"{pod}-state-{slot}{i}" for i in range(STATE_CHUNKS_PER_SLOT))
+    return names

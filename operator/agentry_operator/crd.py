@@ -1,0 +1,213 @@
+"""Generate the Agent CRD from the pydantic models, and write it where it is committed.
+
+`python -m agentry_operator.crd --write` (what `make crds` runs) writes
+crds/agents.agentry.dev.yaml and charts/agentry/crds/agents.agentry.dev.yaml;
+without `--write` it prints the YAML. A unit test regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentry_operator import constants as c
+from agentry_operator.models import AgentSpec, AgentStatus
+
+# Keys of a pydantic JSON schema that a structural CRD schema understands.
+_KEPT = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "pattern",
+    "additionalProperties",
+    "x-kubernetes-validations",
+}
+
+CRD_FILE = f"{c.CRD_NAME}.yaml"
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline $refs, drop nulls from anyOf, and keep only structural-schema keys."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve({**target, **extra}, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            return _resolve({**options[0], **rest}, defs)
+        # str | int values (resource quantities): let the API server take either.
+        rest.pop("default", None)
+        return {**_resolve(rest, defs), "x-kubernetes-int-or-string": True}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in _KEPT:
+            continue
+        if key == "properties":
+            out[key] = {name: _resolve(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _resolve(value, defs)
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    if out.get("type") == "integer" and "default" in out and isinstance(out["default"], float):
+        out["default"] = int(out["default"])
+    return out
+
+
+def _complete_defaults(node: Any) -> Any:
+    """Replace `default: {}` with the object its properties' defaults make.
+
+    The API server checks a default against the CEL rules without applying the nested
+    defaults first, so `{}` would fail rules such as `self.burst >= ...`.
+    """
+    if isinstance(node, list):
+        return [_complete_defaults(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _complete_defaults(value) for key, value in node.items()}
+    if out.get("default") == {} and "properties" in out:
+        out["default"] = {
+            name: sub["default"] for name, sub in out["properties"].items() if "default" in sub
+        }
+    return out
+
+
+def openapi_schema(model: type[AgentSpec] | type[AgentStatus]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of one model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    return dict(_complete_defaults(_resolve(raw, defs)))
+
+
+def build_crd() -> dict[str, Any]:
+    """The whole CustomResourceDefinition of agents.agentry.dev."""
+    spec_schema = openapi_schema(AgentSpec)
+    status_schema = openapi_schema(AgentStatus)
+    status_schema.pop("required", None)
+    for prop in status_schema.get("properties", {}).values():
+        prop.pop("default", None)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": c.CRD_NAME,
+            "labels": {"app.kubernetes.io/part-of": c.PART_OF},
+        },
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "shortNames": list(c.SHORT_NAMES),
+                "categories": list(c.CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": _printer_columns(),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "An AI agent run by the Agentry operator.",
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": "self.metadata.name.size() <= 40",
+                                    "message": "metadata.name must be at most 40 characters "
+                                    "(pod, Lease and ConfigMap names are derived from it)",
+                                },
+                            ],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": _complete_defaults({**spec_schema, "default": {}}),
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    return [
+        {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Requests", "type": "integer", "jsonPath": ".status.metrics.requests"},
+        {"name": "Throttled", "type": "integer", "jsonPath": ".status.metrics.throttled"},
+        {"name": "Errors", "type": "integer", "jsonPath": ".status.metrics.errors"},
+        {"name": "Checkpoint age", "type": "date", "jsonPath": ".status.lastCheckpoint.time"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
+def render() -> str:
+    """The CRD as the YAML text that is committed."""
+    header = "# Generated by `python -m agentry_operator.crd --write` (make crds). Do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+
+
+def output_paths(root: Path) -> list[Path]:
+    """Where the committed copies live, relative to the repository root."""
+    return [root / "crds" / CRD_FILE, root / "charts" / "agentry" / "crds" / CRD_FILE]
+
+
+def repository_root() -> Path:
+    """The checkout this package is installed from (editable install)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write the committed copies")
+    parser.add_argument("--root", type=Path, default=repository_root(), help="repository root")
+    args = parser.parse_args(argv)
+    text = render()
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    for path in output_paths(args.root):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""Every kopf decorator of the operator, in one place; each handler is a few lines.
+
+`register(registry, settings)` wires the handlers into a registry (a fresh one per test).
+Handlers validate the body into `Agent`, call `Reconciler`, and patch the status.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+import kopf
+
+from agentry_operator import constants as c
+from agentry_operator import metrics
+from agentry_operator.alerting import Notifier
+from agentry_operator.kube import Kube, KubeError, load_configuration
+from agentry_operator.models import Agent
+from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler
+from agentry_operator.settings import OperatorSettings
+from agentry_operator.status import StatusUpdate
+
+logger = logging.getLogger(__name__)
+RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's own bookkeeping under agentry.dev: finalizer, progress and diff-base."""
+    settings.persistence.finalizer = c.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=c.ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    # Let a timer that is mid-request finish it when the operator stops, rather than be
+    # orphaned and fail on the closed client.
+    settings.background.instant_exit_timeout = 0.5
+
+
+def _write(update: StatusUpdate, patch: kopf.Patch, body: kopf.Body, key: str) -> None:
+    patch.status.update(update.status)
+    for type_, reason, message in update.transitions:
+        kopf.event(body, type=type_, reason=reason, message=message)
+    metrics.set_phase(key, update.status["phase"])
+
+
+def _alerts(memo: kopf.Memo, reconciler: Reconciler, agent: Agent, status: Any) -> AlertState:
+    state = memo.get("alerts")
+    if not isinstance(state, AlertState):
+        state = reconciler.alert_state(agent, dict(status or {}))
+        memo["alerts"] = state
+    return state
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    *,
+    notifier: Notifier | None = None,
+    reconciler: Reconciler | None = None,
+) -> None:
+    """Add the operator's handlers to `registry`."""
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure(settings)
+        memo["reconciler"] = reconciler or Reconciler(
+            kube=await Kube.connect(operator_settings.kubeconfig),
+            settings=operator_settings,
+            notifier=notifier
+            or Notifier(
+                retries=operator_settings.webhook_retries,
+                backoff_seconds=operator_settings.webhook_backoff_seconds,
+            ),
+        )
+
+    operator_settings = settings
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        rec: Reconciler = memo["reconciler"]
+        await rec.notifier.drain()
+        await rec.kube.close()
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return await connection_info(operator_settings.kubeconfig)
+
+    @kopf.on.probe(id="agents", registry=registry)
+    async def agents_probe(**_: Any) -> int:
+        return len(metrics._phases)
+
+    @kopf.on.create(*RESOURCE, registry=registry)
+    async def create(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
+    ) -> None:
+        agent = Agent.from_body(body)
+        rec: Reconciler = memo["reconciler"]
+        with metrics.timed("adopt"):
+            await rec.adopt_retained_state(agent)
+        await _reconcile(agent, rec, body, patch, memo, status)
+
+    @kopf.on.update(*RESOURCE, registry=registry)
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    async def update(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
+    ) -> None:
+        await _reconcile(Agent.from_body(body), memo["reconciler"], body, patch, memo, status)
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        agent = Agent.from_body(body)
+        with metrics.timed("finalize"):
+            await memo["reconciler"].finalize(agent)
+        metrics.set_phase(f"{agent.namespace}/{agent.name}", None)
+
+    @kopf.timer(*RESOURCE, interval=settings.status_interval_seconds, registry=registry)
+    async def observe(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
+    ) -> None:
+        agent = Agent.from_body(body)
+        rec: Reconciler = memo["reconciler"]
+        with metrics.timed("status"):
+            update = await rec.observe(agent, dict(status or {}), _alerts(memo, rec, agent, status))
+        _write(update, patch, body, f"{agent.namespace}/{agent.name}")
+
+    @kopf.timer(*RESOURCE, interval=settings.drift_interval_seconds, registry=registry)
+    async def put_back_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        with metrics.timed("drift"):
+            await memo["reconciler"].converge(Agent.from_body(body))
+
+
+async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration the operator's client uses."""
+    cfg = await load_configuration(kubeconfig)
+    maybe = cfg.get_api_key_with_prefix("BearerToken")
+    header = await maybe if inspect.isawaitable(maybe) else maybe
+    parts = str(header).split(" ", 1) if header else []
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    return kopf.ConnectionInfo(
+        server=str(cfg.host),
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+    )
+
+
+async def _reconcile(
+    agent: Agent,
+    rec: Reconciler,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    status: Any,
+) -> None:
+    """Converge, then write the status; a blocked Agent shows Failed and is retried."""
+    previous = dict(status or {})
+    alerts = _alerts(memo, rec, agent, status)
+    key = f"{agent.namespace}/{agent.name}"
+    try:
+        with metrics.timed("converge"):
+            sts = await rec.converge(agent)
+    except ReconcileError as exc:
+        update = await rec.observe(agent, previous, alerts, failure=str(exc))
+        _write(update, patch, body, key)
+        raise kopf.TemporaryError(str(exc), delay=30) from exc
+    except KubeError as exc:
+        raise kopf.TemporaryError(str(exc), delay=10) from exc
+    update = await rec.observe(agent, previous, alerts, statefulset=sts)
+    _write(update, patch, body, key)

@@ -1,0 +1,357 @@
+"""Pydantic models of the Agent resource: the one source of its spec, status and CRD schema.
+
+Handlers validate an Agent body into `Agent`; builders read the typed spec; `crd.py` turns
+these models (field docstrings included) into the CRD's OpenAPI schema with its CEL rules.
+Field names follow ../shared/DESIGN.md ("The Agent resource") in camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Environment = Literal["development", "staging", "production"]
+Provider = Literal["builtin", "openai"]
+Fallback = Literal["builtin", "reject"]
+ClientKey = Literal["header", "token", "ip"]
+Backend = Literal["configmap", "pvc"]
+Phase = Literal["Pending", "Running", "Degraded", "Suspended", "Failed"]
+
+
+def _rules(*rules: tuple[str, str, str | None]) -> dict[str, Any]:
+    """CEL rules for `x-kubernetes-validations`: (rule, message, fieldPath or None)."""
+    out: list[dict[str, str]] = []
+    for rule, message, field_path in rules:
+        entry = {"rule": rule, "message": message}
+        if field_path:
+            entry["fieldPath"] = field_path
+        out.append(entry)
+    return {"x-kubernetes-validations": out}
+
+
+class _Model(BaseModel):
+    """Base: camelCase on the wire, docstrings become CRD descriptions, unknown keys kept out."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class SecretKeyRef(_Model):
+    """A key of a Secret in the Agent's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253)
+    """Key inside the Secret."""
+
+
+class SecretRef(_Model):
+    """A Secret in the Agent's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+
+
+class ModelSpec(_Model):
+    """The language model the agent talks to."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.provider != 'openai' || has(self.apiKeySecretRef)",
+                "spec.model.apiKeySecretRef is required when provider is openai",
+                ".apiKeySecretRef",
+            ),
+            (
+                "self.provider != 'openai' || (has(self.endpoint) && has(self.name))",
+                "spec.model.endpoint and spec.model.name are required when provider is openai",
+                ".endpoint",
+            ),
+        )
+    )
+
+    provider: Provider = "builtin"
+    """builtin (a local responder, no network) or openai (any OpenAI-compatible API)."""
+    endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    """Base URL of the chat completions API, ending in /v1."""
+    name: str | None = Field(default=None, min_length=1)
+    """Model name sent to the provider."""
+    api_key_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the provider's API key; mounted as a file, never in env."""
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    """Timeout of one model call."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries after the first attempt."""
+
+
+class RateLimitSpec(_Model):
+    """The request limit of the whole Agent; each replica enforces its share."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.requestsPerSecond == 0.0 || double(self.burst) >= self.requestsPerSecond",
+                "spec.rateLimit.burst must be at least spec.rateLimit.requestsPerSecond",
+                ".burst",
+            ),
+        )
+    )
+
+    requests_per_second: float = Field(default=0.0, ge=0)
+    """Sustained requests per second for the whole Agent; 0 turns limiting off."""
+    burst: int = Field(default=0, ge=0)
+    """Bucket size for the whole Agent; at least requestsPerSecond when limiting is on."""
+    per_client: bool = True
+    """Give each client its own bucket as well as the shared one."""
+    client_key: ClientKey = "header"
+    """How a client is identified: header (X-Client-ID), token or ip."""
+    max_concurrent: int = Field(default=64, ge=1)
+    """In-flight requests per replica before new ones are shed with 503."""
+
+
+class PvcSpec(_Model):
+    """The volume of the pvc backend."""
+
+    size: str = Field(default="1Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    """Requested size, a Kubernetes quantity."""
+    storage_class_name: str | None = None
+    """Storage class; empty uses the cluster's default."""
+
+
+class EncryptionSpec(_Model):
+    """Encryption of state at rest."""
+
+    key_secret_ref: SecretRef | None = None
+    """Secret with the key ring (active-key-id, key.<id>); generated as <agent>-keys when
+    absent and never regenerated."""
+
+
+class StateSpec(_Model):
+    """Where and how often the agent's memory is checkpointed."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.backend == 'pvc' || !has(self.pvc)",
+                "spec.state.pvc may only be set when spec.state.backend is pvc",
+                ".pvc",
+            ),
+        )
+    )
+
+    backend: Backend = "pvc"
+    """configmap (encrypted ConfigMaps) or pvc (a volume per replica)."""
+    checkpoint_interval_seconds: int = Field(default=30, ge=1, le=86400)
+    """Cadence of checkpoints."""
+    pvc: PvcSpec | None = None
+    """Volume settings for the pvc backend."""
+    retain_on_delete: bool = True
+    """Keep the state and the key Secret when the Agent is deleted."""
+    encryption: EncryptionSpec | None = None
+    """Encryption settings."""
+
+
+class AuthSpec(_Model):
+    """Bearer-token authentication of callers."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!self.enabled || has(self.tokenSecretRef)",
+                "spec.auth.tokenSecretRef is required when spec.auth.enabled is true",
+                ".tokenSecretRef",
+            ),
+        )
+    )
+
+    enabled: bool = False
+    """Require a bearer token on every request."""
+    token_secret_ref: SecretKeyRef | None = None
+    """Secret key with the tokens, one per line, optional `client-id:` prefix."""
+
+
+class AlertingSpec(_Model):
+    """When the operator raises an alert about this Agent."""
+
+    error_rate_threshold: float = Field(default=0.1, ge=0, le=1)
+    """Fraction of requests failing (5xx or degraded) that raises an alert, 0..1."""
+    window_seconds: int = Field(default=300, ge=10, le=86400)
+    """Window over which the error rate is measured."""
+    min_requests: int = Field(default=10, ge=1)
+    """Requests needed in the window before the rate counts."""
+    webhook_secret_ref: SecretKeyRef | None = None
+    """Secret key with a webhook URL that gets one POST per incident and one on resolve."""
+
+
+class EnvVar(_Model):
+    """An extra environment variable for the agent container."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Variable name."""
+    value: str = ""
+    """Literal value."""
+
+
+class ResourcesSpec(_Model):
+    """Compute resources of the agent container."""
+
+    requests: dict[str, str | int] | None = None
+    """Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."""
+    limits: dict[str, str | int] | None = None
+    """Maximum resources."""
+
+
+class AgentSpec(_Model):
+    """The desired state of an Agent."""
+
+    replicas: int = Field(default=1, ge=0, le=100)
+    """Number of agent pods."""
+    suspend: bool = False
+    """Stop the agent: final checkpoint, then zero pods. Resuming restores its memory."""
+    environment: Environment = "development"
+    """development, staging or production: picks log level, probe timings and strictness."""
+    model: ModelSpec = Field(default_factory=ModelSpec, json_schema_extra={"default": {}})
+    """The language model."""
+    fallback: Fallback = "builtin"
+    """When the model fails: builtin (local reply marked degraded) or reject (503)."""
+    rate_limit: RateLimitSpec = Field(
+        default_factory=RateLimitSpec, json_schema_extra={"default": {}}
+    )
+    """Request limits for the whole Agent; each replica enforces its share."""
+    state: StateSpec = Field(default_factory=StateSpec, json_schema_extra={"default": {}})
+    """Memory persistence."""
+    auth: AuthSpec = Field(default_factory=AuthSpec, json_schema_extra={"default": {}})
+    """Caller authentication."""
+    alerting: AlertingSpec = Field(default_factory=AlertingSpec, json_schema_extra={"default": {}})
+    """Error-rate alerting."""
+    resources: ResourcesSpec | None = None
+    """Compute resources of the agent container."""
+    image: str | None = Field(default=None, min_length=1)
+    """Agent image; empty uses the operator's default runtime image."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Extra environment variables (AGENTRY_* ones are set by the operator)."""
+
+
+class Condition(_Model):
+    """A condition in the Kubernetes API conventions."""
+
+    type: str
+    """Ready, Progressing, Degraded or Alerting."""
+    status: Literal["True", "False", "Unknown"]
+    """Whether the condition holds."""
+    reason: str
+    """CamelCase reason of the last transition."""
+    message: str = ""
+    """Human-readable detail."""
+    observed_generation: int | None = None
+    """The Agent generation this condition was computed for."""
+    last_transition_time: str
+    """When status last changed, RFC 3339."""
+
+
+class Health(_Model):
+    """Worst health over the replicas, per component: ok or failed: <reason>."""
+
+    state: str = "unknown"
+    """State store."""
+    model: str = "unknown"
+    """Model provider."""
+    disk: str = "unknown"
+    """Disk space."""
+    encryption: str = "unknown"
+    """Encryption self-test."""
+
+
+class MetricsSummary(_Model):
+    """Counters summed over the replicas since they started."""
+
+    requests: int = 0
+    """Requests served."""
+    throttled: int = 0
+    """Requests answered 429."""
+    errors: int = 0
+    """Requests answered 5xx or degraded."""
+    degraded: int = 0
+    """Replies from the fallback."""
+    error_rate: float = 0.0
+    """errors / requests over the alerting window."""
+    p95_latency_ms: float = 0.0
+    """Worst p95 latency over the replicas."""
+
+
+class CheckpointInfo(_Model):
+    """The newest checkpoint over the replicas."""
+
+    time: str | None = None
+    """When it was written, RFC 3339."""
+    generation: int = 0
+    """Checkpoint generation."""
+    bytes: int = 0
+    """Size of the ciphertext."""
+    key_id: str = ""
+    """Key that encrypted it."""
+
+
+class AgentStatus(_Model):
+    """The observed state of an Agent, written by the operator."""
+
+    phase: Phase = "Pending"
+    """Pending, Running, Degraded, Suspended or Failed."""
+    observed_generation: int = 0
+    """The spec generation the operator last reconciled."""
+    replicas: int = 0
+    """Current pods."""
+    ready_replicas: int = 0
+    """Ready pods."""
+    ready: str = "0/0"
+    """Ready/desired, for the printer column."""
+    selector: str = ""
+    """Label selector of the pods (scale subresource)."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing, Degraded, Alerting."""
+    health: Health | None = None
+    """Worst health over the replicas."""
+    metrics: MetricsSummary | None = None
+    """Summed counters."""
+    last_checkpoint: CheckpointInfo | None = None
+    """Newest checkpoint."""
+    endpoint: str = ""
+    """In-cluster URL of the agent's Service."""
+
+
+class AgentMeta(_Model):
+    """The metadata the operator needs."""
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+
+
+class Agent(_Model):
+    """An Agent as the handlers see it: metadata plus the validated spec."""
+
+    metadata: AgentMeta
+    spec: AgentSpec = Field(default_factory=AgentSpec)
+
+    @classmethod
+    def from_body(cls, body: Any) -> Agent:
+        """Validate a raw Kubernetes body (dict or kopf.Body)."""
+        return cls.model_validate(
+            {"metadata": dict(body.get("metadata", {})), "spec": dict(body.get("spec") or {})}
+        )
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace

@@ -1,0 +1,252 @@
+"""The domain steps behind the handlers: converge children, observe status, finalize.
+
+Handlers call these with a validated `Agent`; this module calls the pure builders and
+`Kube` and never touches kopf, so the same steps run in kmock tests and on a cluster.
+Data flows one way: Agent → builders → Kube.apply → observe → status.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agentry_operator import builders
+from agentry_operator import constants as c
+from agentry_operator.alerting import ErrorWindow, Incident, Notifier, payload
+from agentry_operator.kube import Kube, KubeError
+from agentry_operator.models import Agent
+from agentry_operator.settings import OperatorSettings
+from agentry_operator.status import (
+    ALERTING,
+    Heartbeat,
+    Observation,
+    StatusUpdate,
+    compute_status,
+    parse_heartbeat,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ReconcileError(Exception):
+    """The Agent cannot converge until something outside the operator changes."""
+
+
+@dataclass
+class AlertState:
+    """Per-Agent alerting memory kept between status ticks."""
+
+    window: ErrorWindow
+    incident: Incident = field(default_factory=Incident)
+
+
+def _state_config_map_pattern(agent: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(agent)}-\d+-state(-[ab]\d+)?$")
+
+
+@dataclass
+class Reconciler:
+    """Everything the handlers need, built once at startup."""
+
+    kube: Kube
+    settings: OperatorSettings
+    notifier: Notifier = field(default_factory=Notifier)
+    monotonic: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes
+
+    # ---- converge -------------------------------------------------------------------------
+
+    async def converge(self, agent: Agent) -> dict[str, Any]:
+        """Create or put back every child; returns the live StatefulSet."""
+        for child in (
+            builders.build_service_account(agent),
+            builders.build_role(agent),
+            builders.build_role_binding(agent),
+        ):
+            await self.kube.apply(child)
+        key_data = await self.ensure_key_secret(agent)
+        config_map = builders.build_config_map(agent)
+        await self.kube.apply(config_map)
+        digest = builders.config_hash(config_map["data"], key_data)
+        sts = await self.kube.apply(builders.build_statefulset(agent, self.settings, digest))
+        pdb = builders.build_pdb(agent)
+        if pdb is not None:
+            await self.kube.apply(pdb)
+        else:
+            await self.kube.delete("PodDisruptionBudget", agent.namespace, agent.name)
+        await self.kube.apply(builders.build_service(agent))  # last: "all children exist"
+        return sts.obj
+
+    async def ensure_key_secret(self, agent: Agent) -> dict[str, str]:
+        """The key Secret's data; the generated one is created once and adopted, never rewritten."""
+        name = builders.key_secret_name_for(agent)
+        live = await self.kube.get("Secret", agent.namespace, name)
+        if name != c.keys_secret_name(agent.name):
+            if live is None:
+                raise ReconcileError(
+                    f"spec.state.encryption.keySecretRef: Secret {name!r} does not exist"
+                )
+            return dict(live.get("data") or {})
+        if live is None:
+            try:
+                live = await self.kube.create(builders.build_key_secret(agent, self.random_bytes))
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                live = await self.kube.get("Secret", agent.namespace, name) or {}
+        meta = live.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        owners = meta.get("ownerReferences") or []
+        owned = any(ref.get("uid") == agent.metadata.uid for ref in owners)
+        if not owned or c.RETAINED_LABEL in labels:
+            patch = {
+                "metadata": {
+                    "labels": {**c.labels(agent.name), c.RETAINED_LABEL: None},
+                    "ownerReferences": [builders.owner_reference(agent)],
+                }
+            }
+            live = await self.kube.patch("Secret", agent.namespace, name, patch)
+        return dict(live.get("data") or {})
+
+    async def adopt_retained_state(self, agent: Agent) -> int:
+        """Unlabel state a deleted Agent of the same name left behind; returns how many."""
+        adopted = 0
+        for kind in ("ConfigMap", "PersistentVolumeClaim"):
+            for obj in await self._retained(agent, kind):
+                name = obj["metadata"]["name"]
+                patch = {"metadata": {"labels": {c.RETAINED_LABEL: None}}}
+                await self.kube.patch(kind, agent.namespace, name, patch)
+                adopted += 1
+        return adopted
+
+    async def _retained(self, agent: Agent, kind: str) -> list[dict[str, Any]]:
+        selector = f"{c.RETAINED_LABEL}=true"
+        items = await self.kube.list(kind, agent.namespace, selector)
+        return [obj for obj in items if self._is_state_of(agent, kind, obj)]
+
+    @staticmethod
+    def _is_state_of(agent: Agent, kind: str, obj: Mapping[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        if kind == "ConfigMap":
+            return bool(_state_config_map_pattern(agent.name).match(meta.get("name", "")))
+        return (meta.get("labels") or {}).get(c.AGENT_LABEL) == agent.name
+
+    # ---- delete ---------------------------------------------------------------------------
+
+    async def finalize(self, agent: Agent) -> None:
+        """Honour state.retainOnDelete before the children are garbage-collected."""
+        state: list[tuple[str, dict[str, Any]]] = []
+        for cm in await self.kube.list("ConfigMap", agent.namespace):
+            if self._is_state_of(agent, "ConfigMap", cm):
+                state.append(("ConfigMap", cm))
+        selector = f"{c.AGENT_LABEL}={agent.name}"
+        for pvc in await self.kube.list("PersistentVolumeClaim", agent.namespace, selector):
+            state.append(("PersistentVolumeClaim", pvc))
+        generated_keys = builders.key_secret_name_for(agent) == c.keys_secret_name(agent.name)
+        if agent.spec.state.retain_on_delete:
+            keep = {"metadata": {"labels": {c.RETAINED_LABEL: "true"}, "ownerReferences": None}}
+            if generated_keys:
+                try:
+                    await self.kube.patch(
+                        "Secret", agent.namespace, c.keys_secret_name(agent.name), keep
+                    )
+                except KubeError as exc:
+                    if exc.status != 404:
+                        raise
+            for kind, obj in state:
+                await self.kube.patch(kind, agent.namespace, obj["metadata"]["name"], keep)
+            logger.info("kept %d state objects and the keys of %s", len(state), agent.name)
+            return
+        for kind, obj in state:
+            await self.kube.delete(kind, agent.namespace, obj["metadata"]["name"])
+
+    # ---- observe --------------------------------------------------------------------------
+
+    async def heartbeats(self, agent: Agent, replicas: int) -> list[Heartbeat]:
+        """Fresh heartbeats of the pods below `replicas`; stale or missing ones are skipped."""
+        beats: list[Heartbeat] = []
+        now = self.now()
+        for ordinal in range(replicas):
+            pod = c.pod_name(agent.name, ordinal)
+            lease = await self.kube.get("Lease", agent.namespace, c.heartbeat_lease_name(pod))
+            beat = parse_heartbeat(lease) if lease else None
+            if beat is None:
+                continue
+            if (now - beat.time).total_seconds() > self.settings.heartbeat_stale_seconds:
+                continue
+            beats.append(beat)
+        return beats
+
+    def alert_state(self, agent: Agent, previous: Mapping[str, Any] | None) -> AlertState:
+        """A fresh alert state; an incident already in the status stays open (no re-POST)."""
+        was_open = any(
+            cond.get("type") == ALERTING and cond.get("status") == "True"
+            for cond in (previous or {}).get("conditions") or []
+        )
+        return AlertState(ErrorWindow(agent.spec.alerting.window_seconds), Incident(was_open))
+
+    async def observe(
+        self,
+        agent: Agent,
+        previous: Mapping[str, Any] | None,
+        alerts: AlertState,
+        statefulset: Mapping[str, Any] | None = None,
+        failure: str | None = None,
+    ) -> StatusUpdate:
+        """Read the StatefulSet and heartbeats, evaluate alerting, compute the status."""
+        if statefulset is None and failure is None:
+            statefulset = await self.kube.get("StatefulSet", agent.namespace, agent.name)
+        sts_replicas = int(((statefulset or {}).get("spec") or {}).get("replicas") or 0)
+        beats = await self.heartbeats(agent, max(sts_replicas, agent.spec.replicas))
+        alerting = agent.spec.alerting
+        alerts.window.window_seconds = alerting.window_seconds
+        alerts.window.observe(
+            self.monotonic(),
+            {hb.pod: (hb.metrics.get("requests", 0), hb.metrics.get("errors", 0)) for hb in beats},
+        )
+        rate = alerts.window.rate(alerting.min_requests)
+        transition = alerts.incident.evaluate(rate, alerting.error_rate_threshold)
+        message = (
+            f"error rate {rate:.1%} over {alerting.window_seconds}s "
+            f"(threshold {alerting.error_rate_threshold:.1%})"
+        )
+        observation = Observation(
+            statefulset=statefulset,
+            heartbeats=beats,
+            error_rate=rate,
+            alerting=alerts.incident.open,
+            alert_message=message,
+            failure=failure,
+        )
+        update = compute_status(agent, observation, previous, self.now())
+        if transition is not None:
+            await self.notify(agent, transition, rate)
+        return update
+
+    async def notify(self, agent: Agent, transition: Any, rate: float) -> None:
+        """Send the webhook in the background; a missing Secret is logged, never raised."""
+        ref = agent.spec.alerting.webhook_secret_ref
+        if ref is None:
+            return
+        try:
+            secret = await self.kube.get("Secret", agent.namespace, ref.name)
+        except KubeError as exc:
+            logger.warning("alert webhook Secret of %s unreadable: %s", agent.name, exc)
+            return
+        encoded = ((secret or {}).get("data") or {}).get(ref.key)
+        if not encoded:
+            logger.warning("alert webhook Secret %s has no key %s", ref.name, ref.key)
+            return
+        url = base64.b64decode(encoded).decode().strip()
+        body = payload(
+            agent.name, agent.namespace, transition, rate, agent.spec.alerting.error_rate_threshold
+        )
+        self.notifier.send(url, body)

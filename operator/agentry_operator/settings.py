@@ -1,0 +1,54 @@
+"""The operator's own configuration, read once at startup from AGENTRY_OPERATOR_* variables.
+
+Passed down explicitly to handlers and builders; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Settings of the agentry-operator process."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTRY_OPERATOR_", extra="ignore")
+
+    runtime_image: str = Field(
+        default="ghcr.io/agentry/agentry:0.1.0",
+        description="Image for agent pods when spec.image is empty.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    watch_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch; empty means the whole cluster.",
+    )
+    liveness_port: int = Field(default=8081, ge=1, le=65535)
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 turns /metrics off.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    status_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often heartbeats are turned into status."
+    )
+    drift_interval_seconds: float = Field(
+        default=120.0, gt=0, description="How often children are compared and put back."
+    )
+    webhook_retries: int = Field(default=5, ge=0)
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0)
+    kubeconfig: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTRY_OPERATOR_KUBECONFIG", "KUBECONFIG"),
+        description="Kubeconfig outside a cluster; in a pod the service account is used.",
+    )
+    heartbeat_stale_seconds: float = Field(
+        default=60.0, gt=0, description="A heartbeat older than this counts as missing."
+    )
+
+    @field_validator("watch_namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        """Accept "a,b" from the environment as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

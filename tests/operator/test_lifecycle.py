@@ -1,0 +1,278 @@
+"""Behaviour of the running operator against kmock, beyond the children it creates.
+
+Checks: drift is put back; a spec change rewrites the config and rolls the pods (hash);
+an existing key Secret is adopted and never regenerated; heartbeats and the StatefulSet
+become status; an error burst yields one webhook call per incident and one on resolve;
+delete with retainOnDelete keeps and labels the keys and state; a new Agent of the same
+name adopts them again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+AGENTS = "agentry.dev/v1alpha1/agents"
+STS = "apps/v1/statefulsets"
+HASH = "agentry.dev/config-hash"
+
+
+def agent(name: str = "bot", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "agentry.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": 1},
+        "spec": spec,
+    }
+
+
+def lease(pod: str, requests: int, errors: int, circuit: str = "closed") -> dict[str, Any]:
+    beat = {
+        "v": 1,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ready": True,
+        "circuit": circuit,
+        "health": {"state": "ok", "model": "ok", "disk": "ok", "encryption": "ok"},
+        "metrics": {
+            "requests": requests,
+            "ok": requests - errors,
+            "errors": errors,
+            "throttled": 1,
+            "degraded": 0,
+            "p95Ms": 12.5,
+        },
+        "lastCheckpoint": {
+            "time": "2026-11-26T10:00:00Z",
+            "generation": 3,
+            "bytes": 99,
+            "keyId": "k1",
+        },
+    }
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": f"{pod}-heartbeat",
+            "namespace": "ns",
+            "annotations": {"agentry.dev/heartbeat": json.dumps(beat)},
+        },
+        "spec": {"holderIdentity": pod},
+    }
+
+
+def ready_sts_status(replicas: int) -> dict[str, Any]:
+    return {
+        "status": {
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "updatedReplicas": replicas,
+            "observedGeneration": 0,
+            "currentRevision": "r1",
+            "updateRevision": "r1",
+        }
+    }
+
+
+async def test_a_drifted_statefulset_is_put_back(api: Any, operator: None, eventually: Any) -> None:
+    await api.create(AGENTS, agent(replicas=2))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    await api.patch(STS, "ns", "bot", {"spec": {"replicas": 7}})
+    assert await eventually(lambda: api.get(STS, "ns", "bot")["spec"]["replicas"] == 2)
+
+
+async def test_a_rate_limit_change_rewrites_the_config_and_rolls_the_pods(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    await api.create(AGENTS, agent(replicas=2, rateLimit={"requestsPerSecond": 10, "burst": 20}))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    before = api.get(STS, "ns", "bot")["spec"]["template"]["metadata"]["annotations"][HASH]
+    await api.patch(
+        AGENTS,
+        "ns",
+        "bot",
+        {
+            "metadata": {"generation": 2},
+            "spec": {"rateLimit": {"requestsPerSecond": 4, "burst": 8}},
+        },
+    )
+    assert await eventually(
+        lambda: (
+            api.get("v1/configmaps", "ns", "bot-config")["data"]["AGENTRY_RATE_LIMIT_RPS"] == "2"
+        )
+    )
+    assert await eventually(
+        lambda: (
+            api.get(STS, "ns", "bot")["spec"]["template"]["metadata"]["annotations"][HASH] != before
+        )
+    )
+
+
+async def test_an_existing_key_secret_is_adopted_and_never_regenerated(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    keys = {"active-key-id": "azE=", "key.k1": "c2VjcmV0"}
+    await api.create(
+        "v1/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "bot-keys",
+                "namespace": "ns",
+                "labels": {"agentry.dev/retained": "true"},
+            },
+            "data": keys,
+        },
+    )
+    await api.create(AGENTS, agent())
+    assert await eventually(
+        lambda: api.get("v1/secrets", "ns", "bot-keys")["metadata"].get("ownerReferences")
+    )
+    secret = api.get("v1/secrets", "ns", "bot-keys")
+    assert secret["data"] == keys
+    assert "stringData" not in secret
+    assert "agentry.dev/retained" not in secret["metadata"]["labels"]
+
+
+async def test_heartbeats_and_the_statefulset_become_a_running_status(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    await api.create(AGENTS, agent(replicas=2))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    await api.create("coordination.k8s.io/v1/leases", lease("bot-0", 100, 1))
+    await api.create("coordination.k8s.io/v1/leases", lease("bot-1", 50, 0))
+    await api.patch(STS, "ns", "bot", ready_sts_status(2))
+
+    def running() -> dict[str, Any] | None:
+        status = api.get(AGENTS, "ns", "bot")["status"]
+        return status if status["phase"] == "Running" else None
+
+    status = await eventually(running)
+    assert status["ready"] == "2/2"
+    assert status["metrics"]["requests"] == 150
+    assert status["metrics"]["throttled"] == 2
+    assert status["lastCheckpoint"]["generation"] == 3
+    assert status["endpoint"] == "http://bot.ns.svc:80"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert ready["observedGeneration"] == 1
+
+
+async def test_an_open_circuit_shows_degraded(api: Any, operator: None, eventually: Any) -> None:
+    await api.create(AGENTS, agent(replicas=1))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    await api.create("coordination.k8s.io/v1/leases", lease("bot-0", 10, 0, circuit="open"))
+    await api.patch(STS, "ns", "bot", ready_sts_status(1))
+    assert await eventually(lambda: api.get(AGENTS, "ns", "bot")["status"]["phase"] == "Degraded")
+
+
+async def test_an_error_burst_posts_one_webhook_and_one_when_resolved(
+    api: Any, operator: None, eventually: Any, webhook: Any
+) -> None:
+    await api.create(
+        "v1/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook", "namespace": "ns"},
+            "data": {"url": "aHR0cDovL2hvb2suZXhhbXBsZS9h"},
+        },
+    )
+    await api.create(
+        AGENTS,
+        agent(
+            alerting={
+                "errorRateThreshold": 0.2,
+                "windowSeconds": 3600,
+                "minRequests": 10,
+                "webhookSecretRef": {"name": "hook", "key": "url"},
+            }
+        ),
+    )
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    await api.create("coordination.k8s.io/v1/leases", lease("bot-0", 0, 0))
+    await api.patch(STS, "ns", "bot", ready_sts_status(1))
+    assert await eventually(lambda: api.get(AGENTS, "ns", "bot")["status"]["phase"] == "Running")
+
+    burst = json.loads(lease("bot-0", 100, 60)["metadata"]["annotations"]["agentry.dev/heartbeat"])
+    await api.patch(
+        "coordination.k8s.io/v1/leases",
+        "ns",
+        "bot-0-heartbeat",
+        {"metadata": {"annotations": {"agentry.dev/heartbeat": json.dumps(burst)}}},
+    )
+    assert await eventually(lambda: len(webhook.calls) == 1)
+    url, body = webhook.calls[0]
+    assert url == "http://hook.example/a"
+    assert body["status"] == "firing"
+    alerting = await eventually(
+        lambda: next(
+            c
+            for c in api.get(AGENTS, "ns", "bot")["status"]["conditions"]
+            if c["type"] == "Alerting" and c["status"] == "True"
+        )
+    )
+    assert alerting["reason"] == "ErrorRateHigh"
+
+    # Many healthy requests dilute the window below the threshold: resolved, once.
+    calm = json.loads(
+        lease("bot-0", 10_000, 60)["metadata"]["annotations"]["agentry.dev/heartbeat"]
+    )
+    await api.patch(
+        "coordination.k8s.io/v1/leases",
+        "ns",
+        "bot-0-heartbeat",
+        {"metadata": {"annotations": {"agentry.dev/heartbeat": json.dumps(calm)}}},
+    )
+    assert await eventually(lambda: len(webhook.calls) == 2)
+    assert webhook.calls[1][1]["status"] == "resolved"
+    assert len(webhook.calls) == 2
+
+
+async def test_delete_with_retain_keeps_keys_and_state_and_a_new_agent_adopts_them(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    await api.create(AGENTS, agent())
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    await api.create(
+        "v1/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "bot-0-state", "namespace": "ns"},
+            "binaryData": {"commit": "AAAA"},
+        },
+    )
+    keys_before = api.get("v1/secrets", "ns", "bot-keys")["stringData"]
+    await eventually(
+        lambda: (
+            "agentry.dev/finalizer"
+            in api.get(AGENTS, "ns", "bot")["metadata"].get("finalizers", [])
+        )
+    )
+    await api.delete(AGENTS, "ns", "bot")
+    assert await eventually(lambda: api.get(AGENTS, "ns", "bot") is None)
+
+    secret = api.get("v1/secrets", "ns", "bot-keys")
+    state = api.get("v1/configmaps", "ns", "bot-0-state")
+    assert secret["metadata"]["labels"]["agentry.dev/retained"] == "true"
+    assert "ownerReferences" not in secret["metadata"]
+    assert state["metadata"]["labels"]["agentry.dev/retained"] == "true"
+
+    again = agent()
+    again["metadata"]["uid"] = "uid-bot-2"
+    await api.create(AGENTS, again)
+    assert await eventually(
+        lambda: (
+            api.get("v1/secrets", "ns", "bot-keys")["metadata"]["ownerReferences"][0]["uid"]
+            == "uid-bot-2"
+        )
+    )
+    assert api.get("v1/secrets", "ns", "bot-keys")["stringData"] == keys_before
+    assert await eventually(
+        lambda: (
+            "agentry.dev/retained"
+            not in (api.get("v1/configmaps", "ns", "bot-0-state")["metadata"].get("labels") or {})
+        )
+    )

@@ -1,0 +1,157 @@
+"""Pure builders: the share of the rate limit, RBAC scope, pod security, hash and PDB."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from agentry_operator import builders
+from agentry_operator.models import Agent
+from agentry_operator.settings import OperatorSettings
+
+SETTINGS = OperatorSettings(runtime_image="img:1")
+
+
+def agent(**spec: Any) -> Agent:
+    return Agent.from_body(
+        {"metadata": {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 1}, "spec": spec}
+    )
+
+
+def pod_spec(a: Agent) -> dict[str, Any]:
+    spec: dict[str, Any] = builders.build_statefulset(a, SETTINGS)["spec"]["template"]["spec"]
+    return spec
+
+
+def test_each_replica_enforces_its_share_of_the_agent_limit() -> None:
+    env = builders.runtime_environment(
+        agent(replicas=3, rateLimit={"requestsPerSecond": 10, "burst": 20})
+    )
+    assert env["AGENTRY_RATE_LIMIT_RPS"] == "3.333333"
+    assert env["AGENTRY_RATE_LIMIT_BURST"] == "7"
+
+
+def test_a_limit_of_zero_turns_rate_limiting_off() -> None:
+    env = builders.runtime_environment(agent(replicas=2))
+    assert (env["AGENTRY_RATE_LIMIT_RPS"], env["AGENTRY_RATE_LIMIT_BURST"]) == ("0", "0")
+
+
+def test_a_suspended_agent_keeps_its_share_and_runs_no_pods() -> None:
+    a = agent(replicas=2, suspend=True, rateLimit={"requestsPerSecond": 8, "burst": 8})
+    assert builders.runtime_environment(a)["AGENTRY_RATE_LIMIT_RPS"] == "4"
+    assert builders.build_statefulset(a, SETTINGS)["spec"]["replicas"] == 0
+    assert builders.build_pdb(a) is None
+
+
+def test_the_runtime_role_names_only_its_own_state_and_heartbeats() -> None:
+    rules = builders.build_role(agent(replicas=2))["rules"]
+    named = [r for r in rules if "resourceNames" in r]
+    names = [n for r in named for n in r["resourceNames"]]
+    assert "bot-1-state" in names
+    assert "bot-1-heartbeat" in names
+    assert "bot-2-state" not in names
+    assert all(n.startswith("bot-") for n in names)
+    unnamed = [r for r in rules if "resourceNames" not in r]
+    assert all(r["verbs"] == ["create"] for r in unnamed)
+
+
+def test_a_role_for_zero_replicas_never_grants_every_object() -> None:
+    rules = builders.build_role(agent(replicas=0))["rules"]
+    assert all(r.get("resourceNames", ["x"]) for r in rules)
+
+
+def test_agent_pods_run_under_the_restricted_pod_security_profile() -> None:
+    spec = pod_spec(agent())
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(spec["securityContext"]["runAsUser"], int)
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = spec["containers"][0]["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_every_agent_pod_sets_its_command_and_probes() -> None:
+    container = pod_spec(agent())["containers"][0]
+    assert container["command"] == ["agentry-runtime", "serve"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["image"] == "img:1"
+
+
+def test_production_probes_less_eagerly_and_drains_longer_than_development() -> None:
+    dev, prod = pod_spec(agent()), pod_spec(agent(environment="production"))
+    assert prod["terminationGracePeriodSeconds"] > dev["terminationGracePeriodSeconds"]
+    dev_period = dev["containers"][0]["livenessProbe"]["periodSeconds"]
+    assert prod["containers"][0]["livenessProbe"]["periodSeconds"] > dev_period
+
+
+def test_the_pvc_backend_gets_a_claim_template_and_configmap_gets_scratch() -> None:
+    pvc = builders.build_statefulset(agent(state={"pvc": {"size": "2Gi"}}), SETTINGS)
+    claim = pvc["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    cm = builders.build_statefulset(agent(state={"backend": "configmap"}), SETTINGS)
+    assert "volumeClaimTemplates" not in cm["spec"]
+    assert {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}} in cm["spec"]["template"]["spec"][
+        "volumes"
+    ]
+
+
+def test_secrets_are_mounted_as_files_at_the_contract_paths() -> None:
+    a = agent(
+        model={
+            "provider": "openai",
+            "endpoint": "https://x/v1",
+            "name": "m",
+            "apiKeySecretRef": {"name": "llm", "key": "k"},
+        },
+        auth={"enabled": True, "tokenSecretRef": {"name": "callers", "key": "t"}},
+    )
+    mounts = {m["name"]: m["mountPath"] for m in pod_spec(a)["containers"][0]["volumeMounts"]}
+    assert mounts["keys"] == "/etc/agentry/keys"
+    assert mounts["model-key"] == "/etc/agentry/model"
+    assert mounts["auth"] == "/etc/agentry/auth"
+    env = builders.runtime_environment(a)
+    assert env["AGENTRY_MODEL_API_KEY_FILE"] == "/etc/agentry/model/api-key"
+    assert env["AGENTRY_AUTH_TOKENS_FILE"] == "/etc/agentry/auth/tokens"
+
+
+def test_a_config_or_key_change_changes_the_hash_that_rolls_the_pods() -> None:
+    base = builders.config_hash({"A": "1"}, {"key.k1": "x"})
+    assert base == builders.config_hash({"A": "1"}, {"key.k1": "x"})
+    assert base != builders.config_hash({"A": "2"}, {"key.k1": "x"})
+    assert base != builders.config_hash({"A": "1"}, {"key.k1": "y"})
+
+
+def test_the_generated_key_is_base64_of_32_random_bytes() -> None:
+    secret = builders.build_key_secret(agent(), random_bytes=lambda n: b"\x01" * n)
+    data = secret["stringData"]
+    assert data["active-key-id"] == "k1"
+    assert base64.b64decode(data["key.k1"]) == b"\x01" * 32
+
+
+def test_a_pdb_protects_agents_with_more_than_one_replica() -> None:
+    assert builders.build_pdb(agent(replicas=1)) is None
+    pdb = builders.build_pdb(agent(replicas=3))
+    assert pdb is not None
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_every_child_is_labelled_and_owned_by_the_agent() -> None:
+    a = agent(replicas=2)
+    children = [
+        builders.build_service_account(a),
+        builders.build_role(a),
+        builders.build_role_binding(a),
+        builders.build_config_map(a),
+        builders.build_key_secret(a),
+        builders.build_statefulset(a, SETTINGS),
+        builders.build_service(a),
+        builders.build_pdb(a),
+    ]
+    for child in children:
+        assert child is not None
+        meta = child["metadata"]
+        assert meta["labels"]["agentry.dev/agent"] == "bot"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "agentry-operator"
+        assert meta["ownerReferences"][0]["uid"] == "u1"
