@@ -6,60 +6,13 @@ Agent becomes children with owner references, Ready pods and status Running.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "agentry"
-RELEASE_NS = "agentry-system"
+from tests.support.e2e import get_json, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    raise TimeoutError(f"{what} not reached in {timeout}s (last: {last!r})")
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Any) -> Iterator[Any]:
-    cluster.helm(
-        "upgrade",
-        "--install",
-        "agentry",
-        str(CHART),
-        "--namespace",
-        RELEASE_NS,
-        "--create-namespace",
-        "--set",
-        "operator.statusIntervalSeconds=2",
-        "--set",
-        "operator.driftIntervalSeconds=10",
-        "--set",
-        "logLevel=debug",
-        "--wait",
-        "--timeout",
-        "180s",
-    )
-    try:
-        yield cluster
-    finally:
-        cluster.helm("uninstall", "agentry", "--namespace", RELEASE_NS, check=False)
-
-
-def get_json(cluster: Any, *args: str) -> Any:
-    result = cluster.kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def test_an_agent_becomes_owned_children_ready_pods_and_a_running_status(
