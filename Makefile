@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install the project with its test extras
 
-test: install ## run every suite: lint, unit, operator (kmock), then cluster and end-to-end
+test: install cluster-binaries ## run every suite: lint, unit, operator (kmock), then cluster and end-to-end
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-cluster
