@@ -109,6 +109,8 @@ def create_app(
             settings.rate_limit_rps,
             settings.rate_limit_burst,
             per_client=settings.rate_limit_per_client,
+            client_rate=settings.rate_limit_client_rps,
+            client_burst=settings.rate_limit_client_burst,
             max_clients=settings.rate_limit_max_clients,
             clock=clock.monotonic,
         )

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(default=0.0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)
     rate_limit_per_client: bool = True
+    rate_limit_client_rps: float = Field(default=0.0, ge=0)
+    """Each client's share of this replica's rate; 0 means half of RATE_LIMIT_RPS."""
+    rate_limit_client_burst: int = Field(default=0, ge=0)
+    """Each client's bucket size; 0 means half of RATE_LIMIT_BURST (at least 1)."""
     rate_limit_client_key: Literal["header", "token", "ip"] = "header"
     rate_limit_max_clients: int = Field(default=10_000, ge=1)
     max_concurrent: int = Field(default=64, ge=1)

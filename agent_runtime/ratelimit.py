@@ -71,6 +71,8 @@ class RateLimiter:
         per_client: bool,
         max_clients: int,
         clock: Callable[[], float],
+        client_rate: float | None = None,
+        client_burst: int | None = None,
         log_every_seconds: float = 10.0,
     ) -> None:
         if rate <= 0 or burst < 1:
@@ -78,12 +80,16 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.per_client = per_client
+        # A client bucket as large as the replica's could never refuse anything the replica
+        # bucket would admit, so one noisy client could starve the rest: by default a client
+        # gets half of the replica's rate and burst.
+        self.client_rate = client_rate if client_rate else rate / 2
+        self.client_burst = client_burst if client_burst else max(1, burst // 2)
         self.max_clients = max_clients
         self._clock = clock
         self._log_every = log_every_seconds
         self._replica = TokenBucket(rate, burst, clock())
         self._clients: OrderedDict[str, TokenBucket] = OrderedDict()
-        self.window_seconds = max(1, math.ceil(burst / rate))
 
     @property
     def tracked_clients(self) -> int:
@@ -92,7 +98,7 @@ class RateLimiter:
     def _client_bucket(self, client: str, now: float) -> TokenBucket:
         bucket = self._clients.get(client)
         if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, now)
+            bucket = TokenBucket(self.client_rate, self.client_burst, now)
             self._clients[client] = bucket
             if len(self._clients) > self.max_clients:
                 self._clients.popitem(last=False)
@@ -130,12 +136,12 @@ class RateLimiter:
         log: bool = False,
     ) -> Decision:
         remaining = max(0, math.floor(bucket.tokens))
-        reset = math.ceil(bucket.seconds_until(float(self.burst)))
+        reset = math.ceil(bucket.seconds_until(float(bucket.burst)))
         retry = max(1, math.ceil(bucket.seconds_until(1.0)))
         return Decision(
             allowed=allowed,
-            limit=self.burst,
-            window_seconds=self.window_seconds,
+            limit=bucket.burst,
+            window_seconds=max(1, math.ceil(bucket.burst / bucket.rate)),
             remaining=remaining,
             reset_seconds=reset,
             retry_after=retry,

@@ -101,6 +101,18 @@ class RateLimitSpec(_Model):
                 "spec.rateLimit.burst must be at least spec.rateLimit.requestsPerSecond",
                 ".burst",
             ),
+            (
+                "!has(self.perClientRequestsPerSecond) || "
+                "self.perClientRequestsPerSecond <= self.requestsPerSecond",
+                "spec.rateLimit.perClientRequestsPerSecond must not exceed "
+                "spec.rateLimit.requestsPerSecond",
+                ".perClientRequestsPerSecond",
+            ),
+            (
+                "!has(self.perClientBurst) || self.perClientBurst <= self.burst",
+                "spec.rateLimit.perClientBurst must not exceed spec.rateLimit.burst",
+                ".perClientBurst",
+            ),
         )
     )
 
@@ -110,6 +122,11 @@ class RateLimitSpec(_Model):
     """Bucket size for the whole Agent; at least requestsPerSecond when limiting is on."""
     per_client: bool = True
     """Give each client its own bucket as well as the shared one."""
+    per_client_requests_per_second: float | None = Field(default=None, gt=0)
+    """Sustained rate of one client across the Agent; unset gives each client half of
+    requestsPerSecond, so one noisy client cannot starve the others."""
+    per_client_burst: int | None = Field(default=None, ge=1)
+    """Bucket size of one client across the Agent; unset gives half of burst."""
     client_key: ClientKey = "header"
     """How a client is identified: header (X-Client-ID), token or ip."""
     max_concurrent: int = Field(default=64, ge=1)

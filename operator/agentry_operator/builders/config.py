@@ -41,6 +41,19 @@ def replica_share(agent: Agent) -> tuple[str, str]:
     return _number(rps), str(burst)
 
 
+def client_share(agent: Agent) -> dict[str, str]:
+    """This replica's per-client bucket, only when the Agent sets one explicitly (the
+    runtime's default is half of the replica's bucket)."""
+    limit = agent.spec.rate_limit
+    replicas = max(agent.spec.replicas, 1)
+    env: dict[str, str] = {}
+    if limit.per_client_requests_per_second is not None:
+        env["RATE_LIMIT_CLIENT_RPS"] = _number(limit.per_client_requests_per_second / replicas)
+    if limit.per_client_burst is not None:
+        env["RATE_LIMIT_CLIENT_BURST"] = str(max(math.ceil(limit.per_client_burst / replicas), 1))
+    return env
+
+
 def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
@@ -62,6 +75,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "RATE_LIMIT_BURST": burst,
         "RATE_LIMIT_PER_CLIENT": "true" if spec.rate_limit.per_client else "false",
         "RATE_LIMIT_CLIENT_KEY": spec.rate_limit.client_key,
+        **client_share(agent),
         "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
         "HEARTBEAT": "lease",

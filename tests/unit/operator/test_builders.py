@@ -31,6 +31,19 @@ def test_each_replica_enforces_its_share_of_the_agent_limit() -> None:
     assert env["AGENTRY_RATE_LIMIT_BURST"] == "7"
 
 
+def test_an_explicit_client_limit_is_shared_among_replicas_and_absent_otherwise() -> None:
+    limited = {"requestsPerSecond": 40, "burst": 40}
+    env = builders.runtime_environment(
+        agent(
+            replicas=2, rateLimit={**limited, "perClientRequestsPerSecond": 10, "perClientBurst": 5}
+        )
+    )
+    assert env["AGENTRY_RATE_LIMIT_CLIENT_RPS"] == "5"
+    assert env["AGENTRY_RATE_LIMIT_CLIENT_BURST"] == "3"
+    default = builders.runtime_environment(agent(replicas=2, rateLimit=limited))
+    assert "AGENTRY_RATE_LIMIT_CLIENT_RPS" not in default  # the runtime's half-share default
+
+
 def test_a_limit_of_zero_turns_rate_limiting_off() -> None:
     env = builders.runtime_environment(agent(replicas=2))
     assert (env["AGENTRY_RATE_LIMIT_RPS"], env["AGENTRY_RATE_LIMIT_BURST"]) == ("0", "0")

@@ -21,7 +21,15 @@ from tests.support.runtime import MakeClient
 
 async def test_a_client_gets_its_burst_then_is_refused_until_tokens_refill() -> None:
     now = [0.0]
-    limiter = RateLimiter(2.0, 3, per_client=True, max_clients=10, clock=lambda: now[0])
+    limiter = RateLimiter(
+        10.0,
+        10,
+        per_client=True,
+        client_rate=2.0,
+        client_burst=3,
+        max_clients=10,
+        clock=lambda: now[0],
+    )
     assert [limiter.decide("a").allowed for _ in range(4)] == [True, True, True, False]
     refused = limiter.decide("a")
     assert refused.retry_after == 1
@@ -32,13 +40,31 @@ async def test_a_client_gets_its_burst_then_is_refused_until_tokens_refill() -> 
 
 async def test_one_noisy_client_does_not_throttle_another_but_the_replica_caps_the_sum() -> None:
     now = [0.0]
-    limiter = RateLimiter(1.0, 2, per_client=True, max_clients=10, clock=lambda: now[0])
-    assert limiter.decide("noisy").allowed
-    assert limiter.decide("noisy").allowed
-    assert not limiter.decide("noisy").allowed
-    quiet = limiter.decide("quiet")
-    assert not quiet.allowed
-    assert quiet.scope == "replica"
+    limiter = RateLimiter(1.0, 4, per_client=True, max_clients=10, clock=lambda: now[0])
+    # By default a client gets half of the replica's burst: the noisy one is cut at 2 ...
+    assert [limiter.decide("noisy").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.decide("noisy").scope == "client"
+    # ... so a quiet client still gets through ...
+    assert limiter.decide("quiet").allowed
+    assert limiter.decide("quiet").allowed
+    # ... until the replica's own bucket, shared by everyone, is empty.
+    third = limiter.decide("third")
+    assert not third.allowed
+    assert third.scope == "replica"
+
+
+async def test_explicit_client_limits_replace_the_half_share_default() -> None:
+    limiter = RateLimiter(
+        10.0,
+        10,
+        per_client=True,
+        client_rate=1.0,
+        client_burst=1,
+        max_clients=10,
+        clock=lambda: 0.0,
+    )
+    assert [limiter.decide("a").allowed for _ in range(2)] == [True, False]
+    assert limiter.decide("a").headers()["RateLimit-Policy"] == '"default";q=1;w=1'
 
 
 async def test_a_flood_of_new_client_ids_keeps_the_bucket_table_at_its_bound() -> None:
@@ -65,7 +91,14 @@ async def test_headers_follow_the_ietf_draft_and_retry_after_is_whole_seconds() 
 async def test_over_the_limit_the_api_answers_429_with_the_fields_and_counts_it(
     make_client: MakeClient, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await make_client(overrides={"rate_limit_rps": 1, "rate_limit_burst": 2})
+    client = await make_client(
+        overrides={
+            "rate_limit_rps": 2,
+            "rate_limit_burst": 4,
+            "rate_limit_client_rps": 1,
+            "rate_limit_client_burst": 2,
+        }
+    )
     headers = {"X-Client-ID": "team-1"}
     for _ in range(2):
         ok = await client.post("/v1/sessions/s/messages", json={"content": "hi"}, headers=headers)
