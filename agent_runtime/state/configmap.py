@@ -23,19 +23,18 @@ commit point records them under `quarantined`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from kubernetes_asyncio import client
 
-from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
+from agent_runtime.state.batching import GroupCommit, Pending
 from agent_runtime.state.errors import StateError, StateUnreadable
 from agent_runtime.state.kube import ConfigMaps, Conflict
 from agent_runtime.state.lifecycle import WriteGate
@@ -53,19 +52,13 @@ from agent_runtime.state.recovery import (
     StoredSegment,
     recover,
 )
+from agent_runtime.state.sealing import SealedStore
 
 JOURNAL_BUDGET_BYTES = 640 * 1024
 CONFLICT_RETRIES = 5
 
 
-@dataclass
-class _Pending:
-    segment: int
-    entry: JournalEntry
-    done: asyncio.Future[None]
-
-
-class ConfigMapStore:
+class ConfigMapStore(SealedStore):
     """Encrypted state in the replica's own ConfigMaps."""
 
     def __init__(
@@ -85,8 +78,7 @@ class ConfigMapStore:
         self._namespace = namespace
         self._name = layout.commit_name(replica)
         self._replica = replica
-        self._keyring = keyring
-        self._base = context_base
+        super().__init__(keyring, context_base)
         self._labels = layout.labels_for(context_base.agent)
         self._chunk_bytes = chunk_bytes
         self._journal_budget = journal_budget_bytes
@@ -101,11 +93,9 @@ class ConfigMapStore:
         self._quarantined: layout.SlotRef | None = None
         self._committed_generation = -1
         self._last_info: CheckpointInfo | None = None
-        self._next_number = 0
         self._segment = 0
         self._shadow: MemoryState = {}
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batches = GroupCommit(self.describe(), self._write)
 
     def describe(self) -> str:
         return f"configmap:{self._namespace}/{self._name}"
@@ -222,36 +212,13 @@ class ConfigMapStore:
 
     async def append(self, entry: JournalEntry) -> None:
         self._gate.check_writable()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(self._segment, entry, done))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(done)
+        await self._batches.append(self._segment, entry)
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    async with self._lock:
-                        await self._write_entries(batch)
-                except Exception as exc:  # reported to every waiting append
-                    error = (
-                        exc
-                        if isinstance(exc, StateError)
-                        else StateError(f"{self.describe()}: journal write failed: {exc}")
-                    )
-                    for item in batch:
-                        if not item.done.done():
-                            item.done.set_exception(error)
-                else:
-                    for item in batch:
-                        if not item.done.done():
-                            item.done.set_result(None)
-        finally:
-            self._flusher = None
+    async def _write(self, batch: list[Pending]) -> None:
+        async with self._lock:
+            await self._write_entries(batch)
 
-    async def _write_entries(self, batch: list[_Pending]) -> None:
+    async def _write_entries(self, batch: list[Pending]) -> None:
         self._gate.check_writable()
         # Entries older than the committed checkpoint are already part of it.
         live = [p for p in batch if p.segment >= self._committed_generation]
@@ -262,7 +229,7 @@ class ConfigMapStore:
         if self._journal and self._journal_bytes() + incoming > self._journal_budget:
             old_segment = self._segment
             generation, now, plaintext = self._rotate(self._shadow)
-            for item in (*live, *self._pending):
+            for item in (*live, *self._batches.pending):
                 if item.segment == old_segment:
                     item.segment = generation
             await self._write_checkpoint(generation, now, plaintext)
@@ -279,7 +246,7 @@ class ConfigMapStore:
             if item.segment == self._segment:  # newer than the last rotation's state
                 apply_entry(self._shadow, item.entry)
 
-    def _seal_batch(self, batch: list[_Pending]) -> dict[str, bytes]:
+    def _seal_batch(self, batch: list[Pending]) -> dict[str, bytes]:
         """Seal entries under their journal keys, numbered after what is stored."""
         counts: dict[int, int] = {}
         additions: dict[str, bytes] = {}
@@ -441,18 +408,5 @@ class ConfigMapStore:
             raise StateError(f"API server unreachable: {exc}") from exc
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
+        await self._batches.drain()
         self._gate.closed = True
-
-    def _take_number(self) -> int:
-        number = self._next_number
-        self._next_number += 1
-        return number
-
-    def _seal(self, plaintext: bytes, kind: str) -> bytes:
-        try:
-            return self._keyring.seal(plaintext, self._base.with_kind(kind))
-        except CryptoError as exc:
-            raise StateError(f"cannot seal {kind}: {exc}") from exc

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec
-from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.errors import StateUnreadable
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
 from agent_runtime.state.recovery import (
@@ -23,6 +23,7 @@ from agent_runtime.state.recovery import (
     StoredSegment,
     recover,
 )
+from agent_runtime.state.sealing import SealedStore
 
 
 @dataclass
@@ -33,7 +34,7 @@ class MemoryRecords:
     segments: dict[int, list[bytes]] = field(default_factory=dict)
 
 
-class MemoryStore:
+class MemoryStore(SealedStore):
     """Sealed records in a dict; the same recovery rules as the durable stores."""
 
     def __init__(
@@ -44,12 +45,10 @@ class MemoryStore:
         generations: int = 3,
         records: MemoryRecords | None = None,
     ) -> None:
-        self._keyring = keyring
-        self._base = context_base
+        super().__init__(keyring, context_base)
         self._generations = max(1, generations)
         self.records = records if records is not None else MemoryRecords()
         self._gate = WriteGate(self.describe())
-        self._next_number = 0
         self._segment = 0
 
     def describe(self) -> str:
@@ -104,14 +103,3 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._gate.closed = True
-
-    def _take_number(self) -> int:
-        number = self._next_number
-        self._next_number += 1
-        return number
-
-    def _seal(self, plaintext: bytes, kind: str) -> bytes:
-        try:
-            return self._keyring.seal(plaintext, self._base.with_kind(kind))
-        except CryptoError as exc:
-            raise StateError(f"cannot seal {kind}: {exc}") from exc

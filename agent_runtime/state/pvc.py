@@ -17,17 +17,16 @@ written and fsynced together (group commit). All file I/O runs in worker threads
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec, framing
+from agent_runtime.state.batching import GroupCommit, Pending
 from agent_runtime.state.errors import StateError, StateUnreadable
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
@@ -39,19 +38,13 @@ from agent_runtime.state.recovery import (
     StoredSegment,
     recover,
 )
+from agent_runtime.state.sealing import SealedStore
 
 _NAME = re.compile(r"(checkpoint|journal)-(\d{8,})\.agry(\.corrupt(\.\d+)?)?")
 _TEMP_PREFIX = ".checkpoint-"
 
 
-@dataclass
-class _Pending:
-    segment: int
-    entry: JournalEntry
-    done: asyncio.Future[None]
-
-
-class PvcStore:
+class PvcStore(SealedStore):
     """Encrypted state in a directory on a persistent volume."""
 
     def __init__(
@@ -64,15 +57,12 @@ class PvcStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._dir = directory
-        self._keyring = keyring
-        self._base = context_base
+        super().__init__(keyring, context_base)
         self._generations = max(1, generations)
         self._clock = clock
         self._gate = WriteGate(self.describe())
-        self._next_number = 0
         self._segment = 0
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batches = GroupCommit(self.describe(), self._write)
         self._checkpoint_lock = asyncio.Lock()
         # Touched only by the flusher's worker thread (one batch at a time).
         self._open_segment: tuple[int, int] | None = None  # (number, fd)
@@ -154,36 +144,12 @@ class PvcStore:
 
     async def append(self, entry: JournalEntry) -> None:
         self._gate.check_writable()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(self._segment, entry, done))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(done)
+        await self._batches.append(self._segment, entry)
 
-    async def _flush(self) -> None:
-        """Write everything pending in one batch per round until nothing is left."""
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await asyncio.to_thread(self._write_batch, batch)
-                except Exception as exc:  # reported to every waiting append
-                    error = (
-                        exc
-                        if isinstance(exc, StateError)
-                        else StateError(f"{self.describe()}: journal write failed: {exc}")
-                    )
-                    for item in batch:
-                        if not item.done.done():
-                            item.done.set_exception(error)
-                else:
-                    for item in batch:
-                        if not item.done.done():
-                            item.done.set_result(None)
-        finally:
-            self._flusher = None
+    async def _write(self, batch: list[Pending]) -> None:
+        await asyncio.to_thread(self._write_batch, batch)
 
-    def _write_batch(self, batch: list[_Pending]) -> None:
+    def _write_batch(self, batch: list[Pending]) -> None:
         by_segment: dict[int, list[JournalEntry]] = {}
         for item in batch:
             by_segment.setdefault(item.segment, []).append(item.entry)
@@ -281,25 +247,12 @@ class PvcStore:
             raise StateError(f"{self._dir} is not writable")
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
+        await self._batches.drain()
         async with self._checkpoint_lock:
             self._gate.closed = True
             if self._open_segment is not None:
                 os.close(self._open_segment[1])
                 self._open_segment = None
-
-    def _take_number(self) -> int:
-        number = self._next_number
-        self._next_number += 1
-        return number
-
-    def _seal(self, plaintext: bytes, kind: str) -> bytes:
-        try:
-            return self._keyring.seal(plaintext, self._base.with_kind(kind))
-        except CryptoError as exc:
-            raise StateError(f"cannot seal {kind}: {exc}") from exc
 
 
 def _write_all(fd: int, data: bytes) -> None:
