@@ -16,7 +16,11 @@ RELEASE_NS = "agentry-system"
 
 @pytest.fixture(scope="session")
 def operator(cluster: Any) -> Iterator[Any]:
-    """Install (or upgrade) the chart with short intervals so tests see status quickly."""
+    """Install (or upgrade) the chart with short intervals so tests see status quickly.
+
+    Helm never upgrades CRDs, so on a reused cluster the current ones are applied first.
+    """
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.helm(
         "upgrade",
         "--install",

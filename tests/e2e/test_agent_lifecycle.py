@@ -1,0 +1,542 @@
+"""The life of an Agent on the local cluster, as a user of the operator sees it.
+
+The chart installs the operator (the session's `operator` fixture); each test makes its
+own Agent in a fresh namespace and talks to its pods directly at their pod IPs (the
+process node puts them on a bridge the host can reach). It checks that:
+- requests move the status metrics and the printer columns of `kubectl get`;
+- a new `spec.rateLimit` rolls the pods and the new limit is what the pods enforce;
+- a runtime process killed with SIGKILL is restarted and keeps every acknowledged turn;
+- `suspend` writes a final checkpoint and removes the pods, and resuming restores memory;
+- deleting an Agent with `retainOnDelete` keeps its key and state, and a new Agent of the
+  same name resumes that memory (with either state backend);
+- an operator restarted in the middle of reconciling a new Agent converges without
+  duplicating any child.
+Both state backends are used: configmap where the state should live in the API server,
+pvc where it lives on the pod's volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.e2e import get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+OPERATOR_NS = "agentry-system"
+OPERATOR_SELECTOR = "app.kubernetes.io/name=agentry-operator"
+AGENTS = "agents.agentry.dev"
+CLIENT = "e2e-lifecycle"
+
+
+# Helpers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def http(
+    method: str, url: str, body: Any = None, client: str = CLIENT, timeout: float = 10.0
+) -> Reply:
+    """One HTTP call to a pod; error statuses are answers, not exceptions."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json", "X-Client-ID": client}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            return Reply(response.status, dict(response.headers), json.loads(raw or b"null"))
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            parsed = json.loads(raw or b"null")
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return Reply(error.code, dict(error.headers), parsed)
+
+
+def agent_manifest(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "agentry.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def apply_agent(cluster: Any, name: str, namespace: str, spec: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(agent_manifest(name, namespace, spec)))
+
+
+def patch_spec(cluster: Any, name: str, namespace: str, spec: dict[str, Any]) -> None:
+    patch = json.dumps({"spec": spec})
+    cluster.kubectl("patch", AGENTS, name, "-n", namespace, "--type=merge", "-p", patch)
+
+
+def agent_status(cluster: Any, name: str, namespace: str) -> dict[str, Any]:
+    body = get_json(cluster, AGENTS, name, "-n", namespace) or {}
+    return dict(body.get("status") or {})
+
+
+def wait_phase(cluster: Any, name: str, namespace: str, phase: str, timeout: float = 180) -> Any:
+    def check() -> dict[str, Any] | None:
+        status = agent_status(cluster, name, namespace)
+        return status if status.get("phase") == phase else None
+
+    return wait_for(check, timeout, f"Agent {name} phase {phase}")
+
+
+def agent_pods(cluster: Any, name: str, namespace: str) -> list[dict[str, Any]]:
+    listing = get_json(cluster, "pods", "-n", namespace, "-l", f"agentry.dev/agent={name}")
+    return list((listing or {}).get("items") or [])
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def ready_pod(cluster: Any, name: str, namespace: str, timeout: float = 180) -> dict[str, Any]:
+    """The Agent's single pod once it is Ready and not being deleted."""
+
+    def check() -> dict[str, Any] | None:
+        pods = [p for p in agent_pods(cluster, name, namespace) if is_ready(p)]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return live[0] if len(live) == 1 else None
+
+    pod: dict[str, Any] = wait_for(check, timeout, f"a Ready pod of {name}")
+    return pod
+
+
+def base_url(pod: dict[str, Any]) -> str:
+    return f"http://{pod['status']['podIP']}:8080"
+
+
+def say(url: str, session: str, content: str, client: str = CLIENT) -> Reply:
+    body = {"content": content}
+    return http("POST", f"{url}/v1/sessions/{session}/messages", body, client)
+
+
+def remembered(url: str, session: str) -> list[str]:
+    """The user turns the pod holds for `session` (empty when it is unknown)."""
+    reply = http("GET", f"{url}/v1/sessions/{session}")
+    if reply.status != 200:
+        return []
+    return [m["content"] for m in reply.body["messages"] if m["role"] == "user"]
+
+
+def printed_column(cluster: Any, name: str, namespace: str, column: str) -> str:
+    """One printer column of `kubectl get agents.agentry.dev NAME`, as kubectl prints it."""
+    header, row = cluster.kubectl("get", AGENTS, name, "-n", namespace).stdout.splitlines()[:2]
+    start = header.index(column)
+    rest = row[start:]
+    return rest.split("  ")[0].strip()
+
+
+def runtime_pid(pod: dict[str, Any]) -> int:
+    """The host pid of the pod's runtime process (the node reports it as the container id)."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"]
+    assert container_id.startswith("process://"), container_id
+    leader = int(container_id.removeprefix("process://"))
+    # The node execs the command in place, but look at the leader's children too.
+    candidates = [leader] + [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent_of(int(entry.name)) == leader
+    ]
+    for pid in candidates:
+        if b"agentry-runtime" in _cmdline(pid):
+            return pid
+    raise AssertionError(f"no agentry-runtime process under pid {leader}")
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def checkpoint_time(status: dict[str, Any]) -> datetime | None:
+    text = (status.get("lastCheckpoint") or {}).get("time")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+# Tests --------------------------------------------------------------------------------
+
+
+def test_requests_to_an_agent_show_up_in_its_status_metrics_and_printer_columns(
+    operator: Any, namespace: str
+) -> None:
+    spec = {"state": {"backend": "configmap", "checkpointIntervalSeconds": 30}}
+    apply_agent(operator, "counter", namespace, spec)
+    url = base_url(ready_pod(operator, "counter", namespace))
+    running = wait_phase(operator, "counter", namespace, "Running")
+    before = (running.get("metrics") or {}).get("requests", 0)
+    printed_before = printed_column(operator, "counter", namespace, "REQUESTS")
+    assert printed_before in (str(before), "<none>"), printed_before
+
+    sent = 12
+    for turn in range(sent):
+        assert say(url, "metrics", f"turn {turn}").status == 200
+
+    def counted() -> dict[str, Any] | None:
+        metrics = agent_status(operator, "counter", namespace).get("metrics") or {}
+        return metrics if metrics.get("requests", 0) >= before + sent else None
+
+    metrics = wait_for(counted, 60, f"status.metrics.requests >= {before + sent}")
+    assert metrics["errors"] == 0
+    assert metrics["throttled"] == 0
+    assert int(printed_column(operator, "counter", namespace, "REQUESTS")) >= before + sent
+    assert printed_column(operator, "counter", namespace, "ERRORS") == "0"
+
+
+def test_changing_the_rate_limit_rolls_the_pods_and_the_new_limit_is_enforced(
+    operator: Any, namespace: str
+) -> None:
+    spec = {
+        "state": {"backend": "pvc", "pvc": {"size": "16Mi"}},
+        "rateLimit": {"requestsPerSecond": 50, "burst": 100},
+    }
+    apply_agent(operator, "limited", namespace, spec)
+    before = ready_pod(operator, "limited", namespace)
+    old_hash = before["metadata"]["annotations"]["agentry.dev/config-hash"]
+
+    rps, burst = 2.0, 3
+    patch_spec(
+        operator, "limited", namespace, {"rateLimit": {"requestsPerSecond": rps, "burst": burst}}
+    )
+
+    def rolled() -> dict[str, Any] | None:
+        pod = ready_pod(operator, "limited", namespace)
+        return pod if pod["metadata"]["uid"] != before["metadata"]["uid"] else None
+
+    after = wait_for(rolled, 180, "a new Ready pod after the rateLimit change")
+    new_hash = after["metadata"]["annotations"]["agentry.dev/config-hash"]
+    assert new_hash != old_hash
+    sts = get_json(operator, "statefulset", "limited", "-n", namespace)
+    assert sts["spec"]["template"]["metadata"]["annotations"]["agentry.dev/config-hash"] == new_hash
+    url = base_url(after)
+
+    # Offer 20 requests a second for 4 seconds, ten times the new limit, each from a client
+    # of its own: no client's bucket (by default half of the replica's) is what refuses them.
+    answers: list[Reply] = []
+    started = time.monotonic()
+    for index in range(80):
+        pause = started + index * 0.05 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        answers.append(say(url, "burst", f"request {index}", client=f"client-{index}"))
+    elapsed = time.monotonic() - started
+
+    accepted = [a for a in answers if a.status == 200]
+    refused = [a for a in answers if a.status == 429]
+    assert len(accepted) + len(refused) == len(answers), {a.status for a in answers}
+    expected = burst + rps * elapsed
+    assert expected - 2 <= len(accepted) <= expected + 2, (len(accepted), expected)
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
+    assert all(f"q={burst};" in a.headers["RateLimit-Policy"] for a in refused)
+
+    def throttled() -> dict[str, Any] | None:
+        metrics = agent_status(operator, "limited", namespace).get("metrics") or {}
+        return metrics if metrics.get("throttled", 0) >= len(refused) else None
+
+    wait_for(throttled, 60, f"status.metrics.throttled >= {len(refused)}")
+
+
+def test_a_runtime_killed_with_sigkill_is_restarted_with_every_acknowledged_turn(
+    operator: Any, namespace: str
+) -> None:
+    spec = {"state": {"backend": "pvc", "pvc": {"size": "16Mi"}, "checkpointIntervalSeconds": 5}}
+    apply_agent(operator, "sturdy", namespace, spec)
+    pod = ready_pod(operator, "sturdy", namespace)
+    url = base_url(pod)
+    restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def chatter() -> None:
+        turn = 0
+        while not stop.is_set():
+            content = f"turn {turn}"
+            turn += 1
+            try:
+                if say(url, "crash", content).status == 200:
+                    acknowledged.append(content)
+            except OSError:
+                time.sleep(0.2)
+
+    writer = threading.Thread(target=chatter, daemon=True)
+    writer.start()
+    try:
+        wait_for(lambda: len(acknowledged) >= 20, 60, "20 acknowledged turns before the kill")
+        os.kill(runtime_pid(pod), signal.SIGKILL)
+
+        def restarted() -> dict[str, Any] | None:
+            current = ready_pod(operator, "sturdy", namespace)
+            status = current["status"]["containerStatuses"][0]
+            return current if status["restartCount"] > restarts else None
+
+        current = wait_for(restarted, 120, "the container restarted and Ready again")
+        assert current["metadata"]["uid"] == pod["metadata"]["uid"], "same pod, new process"
+        count = len(acknowledged)
+        wait_for(lambda: len(acknowledged) >= count + 5, 60, "turns acknowledged after restart")
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+
+    held = remembered(url, "crash")
+    missing = [turn for turn in acknowledged if turn not in held]
+    assert not missing, f"{len(missing)} acknowledged turns lost: {missing[:5]}"
+
+
+def test_suspending_checkpoints_and_removes_the_pods_and_resuming_restores_memory(
+    operator: Any, namespace: str
+) -> None:
+    spec = {"state": {"backend": "configmap", "checkpointIntervalSeconds": 3600}}
+    apply_agent(operator, "sleeper", namespace, spec)
+    url = base_url(ready_pod(operator, "sleeper", namespace))
+    wait_phase(operator, "sleeper", namespace, "Running")
+    turns = [f"remember {n}" for n in range(5)]
+    for turn in turns:
+        assert say(url, "nap", turn).status == 200
+    before = agent_status(operator, "sleeper", namespace)
+    before_time = checkpoint_time(before)
+    before_generation = (before.get("lastCheckpoint") or {}).get("generation", -1)
+
+    patch_spec(operator, "sleeper", namespace, {"suspend": True})
+    suspended = wait_phase(operator, "sleeper", namespace, "Suspended")
+    assert agent_pods(operator, "sleeper", namespace) == []
+
+    def final_checkpoint() -> dict[str, Any] | None:
+        status = agent_status(operator, "sleeper", namespace)
+        moment = checkpoint_time(status)
+        newer = moment is not None and (before_time is None or moment > before_time)
+        return status if newer else None
+
+    status = wait_for(final_checkpoint, 60, "a final checkpoint newer than before suspending")
+    assert status["lastCheckpoint"]["generation"] > before_generation
+    assert suspended["ready"] == "0/0"
+
+    patch_spec(operator, "sleeper", namespace, {"suspend": False})
+    url = base_url(ready_pod(operator, "sleeper", namespace))
+    wait_phase(operator, "sleeper", namespace, "Running")
+    assert remembered(url, "nap") == turns
+
+
+@pytest.mark.parametrize("backend", ["configmap", "pvc"])
+def test_a_deleted_agent_that_retains_its_state_resumes_its_memory_when_recreated(
+    operator: Any, namespace: str, backend: str
+) -> None:
+    state: dict[str, Any] = {"backend": backend, "retainOnDelete": True}
+    if backend == "pvc":
+        state["pvc"] = {"size": "16Mi"}
+    spec = {"state": state}
+    apply_agent(operator, "phoenix", namespace, spec)
+    url = base_url(ready_pod(operator, "phoenix", namespace))
+    turns = [f"keep {n}" for n in range(4)]
+    for turn in turns:
+        assert say(url, "ashes", turn).status == 200
+
+    operator.kubectl("delete", AGENTS, "phoenix", "-n", namespace, "--timeout=120s")
+    wait_for(
+        lambda: (
+            get_json(operator, "statefulset", "phoenix", "-n", namespace) is None
+            and agent_pods(operator, "phoenix", namespace) == []
+        ),
+        120,
+        "the StatefulSet and its pods gone",
+    )
+
+    kept = [("secret", "phoenix-keys")]
+    if backend == "pvc":
+        kept.append(("pvc", "state-phoenix-0"))
+    else:
+        kept.append(("configmap", "phoenix-0-state"))
+    for kind, name in kept:
+        obj = get_json(operator, kind, name, "-n", namespace)
+        assert obj is not None, f"{kind}/{name} kept"
+        assert obj["metadata"]["labels"].get("agentry.dev/retained") == "true", f"{kind}/{name}"
+        assert not obj["metadata"].get("ownerReferences"), f"{kind}/{name} has no owner"
+    assert get_json(operator, "configmap", "phoenix-config", "-n", namespace) is None
+
+    apply_agent(operator, "phoenix", namespace, spec)
+    url = base_url(ready_pod(operator, "phoenix", namespace))
+    wait_phase(operator, "phoenix", namespace, "Running")
+    assert remembered(url, "ashes") == turns
+    uid = get_json(operator, AGENTS, "phoenix", "-n", namespace)["metadata"]["uid"]
+    for kind, name in kept:
+        obj = get_json(operator, kind, name, "-n", namespace)
+        assert "agentry.dev/retained" not in obj["metadata"]["labels"], f"{kind}/{name} adopted"
+    # The key Secret is a child again; state never has an owner (the finalizer decides its fate).
+    keys = get_json(operator, "secret", "phoenix-keys", "-n", namespace)
+    assert [o["uid"] for o in keys["metadata"]["ownerReferences"]] == [uid]
+
+
+CHILD_KINDS = [
+    "serviceaccounts",
+    "roles",
+    "rolebindings",
+    "secrets",
+    "configmaps",
+    "statefulsets",
+    "services",
+    "poddisruptionbudgets",
+    "pods",
+    "persistentvolumeclaims",
+]
+
+
+def children(cluster: Any, name: str, namespace: str) -> dict[str, list[str]]:
+    """Names of the Agent's labelled children, by kind."""
+    listing = get_json(
+        cluster, ",".join(CHILD_KINDS), "-n", namespace, "-l", f"agentry.dev/agent={name}"
+    )
+    found: dict[str, list[str]] = {}
+    for item in (listing or {}).get("items") or []:
+        found.setdefault(item["kind"], []).append(item["metadata"]["name"])
+    return {kind: sorted(names) for kind, names in sorted(found.items())}
+
+
+def hold_statefulsets(cluster: Any, namespace: str) -> str:
+    """Make the API server refuse new StatefulSets in `namespace` (an admission policy), so
+    the operator's converge stops after the ConfigMap and before the StatefulSet."""
+    name = f"e2e-hold-{namespace}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["statefulsets"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "held by the e2e test"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": [policy, binding]}),
+    )
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "serviceName": "probe",
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "probe"}},
+                "spec": {"containers": [{"name": "c", "image": "none", "command": ["true"]}]},
+            },
+        },
+    }
+
+    def refused() -> bool:
+        result = cluster.kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+        )
+        return result.returncode != 0 and "held by the e2e test" in result.stderr
+
+    wait_for(refused, 30, "the admission policy in force")
+    return name
+
+
+def test_an_operator_restarted_mid_reconcile_converges_without_duplicate_children(
+    operator: Any, namespace: str
+) -> None:
+    old = get_json(operator, "pods", "-n", OPERATOR_NS, "-l", OPERATOR_SELECTOR)["items"]
+    assert len(old) == 1
+    hold = hold_statefulsets(operator, namespace)
+    try:
+        spec = {"state": {"backend": "pvc", "pvc": {"size": "16Mi"}}}
+        apply_agent(operator, "steady", namespace, spec)
+        midway = wait_for(
+            lambda: (found := children(operator, "steady", namespace)).get("ConfigMap") and found,
+            60,
+            "the children before the StatefulSet",
+        )
+        assert "StatefulSet" not in midway, midway
+        operator.kubectl(
+            "delete", "pod", "-n", OPERATOR_NS, old[0]["metadata"]["name"], "--wait=false"
+        )
+
+        def new_operator_ready() -> bool:
+            pods = get_json(operator, "pods", "-n", OPERATOR_NS, "-l", OPERATOR_SELECTOR)
+            items = pods["items"]
+            fresh = [p for p in items if p["metadata"]["uid"] != old[0]["metadata"]["uid"]]
+            return len(items) == 1 and len(fresh) == 1 and is_ready(fresh[0])
+
+        # The hold stays until the new operator runs, so it is the one that finishes.
+        wait_for(new_operator_ready, 180, "a new operator pod Ready")
+        assert get_json(operator, "statefulset", "steady", "-n", namespace) is None
+    finally:
+        operator.kubectl(
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            hold,
+            "--ignore-not-found",
+        )
+    wait_phase(operator, "steady", namespace, "Running")
+
+    expected = {
+        "ConfigMap": ["steady-config"],
+        "PersistentVolumeClaim": ["state-steady-0"],
+        "Pod": ["steady-0"],
+        "Role": ["steady"],
+        "RoleBinding": ["steady"],
+        "Secret": ["steady-keys"],
+        "Service": ["steady"],
+        "ServiceAccount": ["steady"],
+        "StatefulSet": ["steady"],
+    }
+    assert children(operator, "steady", namespace) == expected
+    # A drift pass of the new operator (every 10 s here) changes nothing.
+    time.sleep(12)
+    assert children(operator, "steady", namespace) == expected
