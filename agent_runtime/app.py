@@ -227,11 +227,15 @@ async def restore(services: Services) -> None:
         )
         return
     sessions.adopt(restored)
+    checkpoint = restored.checkpoint
+    if checkpoint is not None and checkpoint.key_id != services.keyring.active_key_id:
+        # A rotated key: re-encrypt on the next checkpoint even if nothing else changes,
+        # so the state stops depending on the old key (and `rotate-key` sees it happen).
+        sessions.dirty = True
     if restored.warnings:
         metrics.restore_fallbacks.inc()
     for warning in restored.warnings:
         log.warning("state restore: %s", warning)
-    checkpoint = restored.checkpoint
     log.info(
         "state restored",
         extra={

@@ -33,6 +33,8 @@ class FakeProvider:
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     received: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
+    host: str = "127.0.0.1"  # end-to-end tests bind the cluster's bridge address
+    port: int = 0  # 0 picks a free port; a fixed one lets a test restart the same endpoint
 
     def fail(self, count: int, status: int = 500) -> None:
         self._faults.extend([("status", status)] * count)
@@ -105,7 +107,7 @@ class FakeProvider:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self.server = TestServer(app, host="127.0.0.1")
+        self.server = TestServer(app, host=self.host, port=self.port)
         await self.server.start_server()
         return self
 
@@ -113,3 +115,18 @@ class FakeProvider:
         self._release.set()
         assert self.server is not None
         await self.server.close()
+
+
+async def _serve(host: str, port: int) -> None:
+    async with FakeProvider(host=host, port=port) as fake:
+        print(f"fake provider on {fake.url} (valid key: sk-test-valid)", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # By hand (docs/scenarios.md): `python -m tests.support.fake_provider HOST PORT`.
+    import contextlib
+    import sys
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(sys.argv[1], int(sys.argv[2])))

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -51,15 +52,35 @@ def mount_point_record(node_dir: Path) -> Path:
     return node_dir / "created-mount-points"
 
 
-def remove_created_mount_points(node_dir: Path) -> None:
+def mount_points_in_use(proc: Path = Path("/proc")) -> set[str]:
+    """Every mount point of every process on the machine (any mount namespace)."""
+    points: set[str] = set()
+    for info in proc.glob("[0-9]*/mountinfo"):
+        with contextlib.suppress(OSError):
+            for line in info.read_text().splitlines():
+                fields = line.split()
+                if len(fields) > 4:
+                    points.add(fields[4].replace("\\040", " "))
+    return points
+
+
+def remove_created_mount_points(node_dir: Path, in_use: set[str] | None = None) -> None:
     """Remove the empty mount points pods left on the host (deepest first); call it only
-    when no pod runs, since removing a mount point detaches it in every namespace."""
+    when no pod runs, since removing a mount point detaches it in every namespace.
+
+    The host paths are shared by every cluster on the machine (another cluster's pods
+    mount over /var/run/secrets too), so a path that is a mount point, or holds one, in
+    any process is kept: removing it would take the mounts out of those pods."""
     record = mount_point_record(node_dir)
     try:
         paths = set(record.read_text().split())
     except FileNotFoundError:
         return
+    mounted = {os.path.realpath(p) for p in (mount_points_in_use() if in_use is None else in_use)}
     for path in sorted(paths, key=lambda p: -len(Path(p).parts)):
+        real = os.path.realpath(path)
+        if any(m == real or m.startswith(real.rstrip("/") + "/") for m in mounted):
+            continue
         with contextlib.suppress(OSError):
             target = Path(path)
             if target.is_dir() and not target.is_symlink():

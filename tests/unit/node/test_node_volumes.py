@@ -130,3 +130,15 @@ def test_mount_points_made_on_the_host_are_removed_when_no_pod_needs_them(tmp_pa
     remove_created_mount_points(record.parent)
     assert not (existing / "agentry").exists()
     assert existing.is_dir()
+
+
+def test_a_mount_point_another_clusters_pod_still_uses_is_kept(tmp_path: Path) -> None:
+    record = tmp_path / "node" / "created-mount-points"
+    record.parent.mkdir()
+    secrets_dir = tmp_path / "run" / "secrets"
+    with open(record, "a") as f:
+        launch._makedirs(str(secrets_dir / "kubernetes.io"), f)
+    in_use = {"/", str(secrets_dir)}  # a pod of another cluster has a tmpfs there
+    remove_created_mount_points(record.parent, in_use)
+    assert secrets_dir.is_dir()
+    assert not (secrets_dir / "kubernetes.io").exists()

@@ -144,3 +144,29 @@ async def test_the_heartbeat_carries_the_contract_fields(
     assert heartbeat["metrics"]["requests"] == 2
     assert heartbeat["metrics"]["throttled"] == 1
     assert heartbeat["time"].endswith("Z")
+
+
+async def test_after_a_key_rotation_the_next_checkpoint_uses_the_new_key_without_new_traffic(
+    make_client: MakeClient, clock: ManualClock, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, checkpoint_interval_seconds=30)
+    old = KeyRing({"k1": b"1" * 32}, "k1")
+    store = MemoryStore(old, record_context(settings))
+    writer = await make_client(settings=settings, keyring=old, store=store)
+    await writer.post("/v1/sessions/a/messages", json={"content": "one"})
+    await writer.close()  # final checkpoint under k1
+    rotated = KeyRing({"k1": b"1" * 32, "k2": b"2" * 32}, "k2")
+    reader = await make_client(
+        settings=settings,
+        keyring=rotated,
+        store=MemoryStore(rotated, record_context(settings), records=store.records),
+    )
+    sessions = reader.app[SERVICES].sessions
+    assert sessions.last_checkpoint is not None
+    assert sessions.last_checkpoint.key_id == "k1"
+    await clock.advance(30)
+    for _ in range(100):
+        if sessions.last_checkpoint.key_id == "k2":
+            break
+        await clock.advance(0)
+    assert sessions.last_checkpoint.key_id == "k2"
