@@ -124,7 +124,7 @@ def create_app(
         except StateError as error:
             return health.CheckResult("state", False, str(error))
         warnings = sessions.restored.warnings if sessions.restored else []
-        return health.CheckResult("state", True, detail="; ".join(warnings))
+        return health.CheckResult("state", True, warning="; ".join(warnings))
 
     disk_paths = [settings.log_dir]
     if settings.state_backend == "pvc":

@@ -31,6 +31,7 @@ class CheckResult:
     ok: bool
     reason: str = ""
     detail: str = ""
+    warning: str = ""  # passing, but an operator should know (e.g. restored an older checkpoint)
 
     @property
     def value(self) -> str:
@@ -118,9 +119,15 @@ def render_text(results: list[CheckResult], verbose: bool) -> str:
     passed = all(r.ok for r in results)
     if not verbose:
         return "ok" if passed else "readyz check failed"
-    lines = [f"[+]{r.name} ok" if r.ok else f"[-]{r.name} failed: {r.reason}" for r in results]
+    lines = [_verbose_line(r) for r in results]
     lines.append("readyz check passed" if passed else "readyz check failed")
     return "\n".join(lines) + "\n"
+
+
+def _verbose_line(result: CheckResult) -> str:
+    if not result.ok:
+        return f"[-]{result.name} failed: {result.reason}"
+    return f"[+]{result.name} ok" + (f" (warning: {result.warning})" if result.warning else "")
 
 
 def render_json(results: list[CheckResult]) -> dict[str, object]:
@@ -131,6 +138,7 @@ def render_json(results: list[CheckResult]) -> dict[str, object]:
                 "status": "ok" if r.ok else "failed",
                 "reason": r.reason or None,
                 "detail": r.detail or None,
+                "warning": r.warning or None,
             }
             for r in results
         },

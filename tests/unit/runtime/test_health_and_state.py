@@ -18,7 +18,7 @@ from agent_runtime.clock import ManualClock
 from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import NullPublisher
 from agent_runtime.services import SERVICES
-from agent_runtime.state import MemoryStore
+from agent_runtime.state import MemoryStore, PvcStore
 from tests.support.runtime import MakeClient, make_settings
 
 
@@ -170,3 +170,32 @@ async def test_after_a_key_rotation_the_next_checkpoint_uses_the_new_key_without
             break
         await clock.advance(0)
     assert sessions.last_checkpoint.key_id == "k2"
+
+
+async def test_a_corrupt_newest_checkpoint_is_reported_in_readyz_and_memory_survives(
+    make_client: MakeClient, keyring: KeyRing, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path)
+    state_dir = tmp_path / "pvc"
+    for turn in ("first", "second"):  # each run ends with a checkpoint of its own
+        writer = await make_client(store=PvcStore(state_dir, keyring, record_context(settings)))
+        assert (await writer.post("/v1/sessions/s/messages", json={"content": turn})).status == 200
+        await writer.close()
+    newest = sorted(state_dir.glob("checkpoint-*.agry"))[-1]
+    damaged = bytearray(newest.read_bytes())
+    damaged[-1] ^= 0xFF
+    newest.write_bytes(bytes(damaged))
+    reader = await make_client(store=PvcStore(state_dir, keyring, record_context(settings)))
+    ready = await reader.get("/readyz?verbose")
+    assert ready.status == 200
+    state_line = (await ready.text()).splitlines()[0]
+    assert state_line.startswith("[+]state ok (warning: ")
+    assert "generation" in state_line
+    detail = await (await reader.get("/readyz", headers={"Accept": "application/json"})).json()
+    assert detail["checks"]["state"]["warning"]
+    session = await (await reader.get("/v1/sessions/s")).json()
+    assert [m["content"] for m in session["messages"] if m["role"] == "user"] == [
+        "first",
+        "second",
+    ]
+    await reader.close()
