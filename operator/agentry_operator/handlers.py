@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import random
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -42,11 +44,43 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.background.instant_exit_timeout = 0.5
 
 
-def _write(update: StatusUpdate, patch: kopf.Patch, body: kopf.Body, key: str) -> None:
-    patch.status.update(update.status)
+def _write(
+    update: StatusUpdate, patch: kopf.Patch, body: kopf.Body, key: str, previous: Any
+) -> None:
+    """Patch the status only when it changed: an idle Agent costs no write per tick."""
+    old = dict(previous or {})
+    if any(old.get(name) != value for name, value in update.status.items()):
+        patch.status.update(update.status)
     for type_, reason, message in update.transitions:
         kopf.event(body, type=type_, reason=reason, message=message)
     metrics.set_phase(key, update.status["phase"])
+
+
+def _converged_once(status: kopf.Status, **_: Any) -> bool:
+    """The create (or resume) handler has written a status: the timers have work only then,
+    and would compete with the handlers of a burst of new Agents otherwise."""
+    return bool(status.get("phase"))
+
+
+def _polls_status(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """False before the first converge, and for a suspended Agent whose status already says
+    Suspended for its generation: it has no pods and no heartbeats, so there is nothing to
+    observe until the spec changes (an update handler writes the status then, and this
+    timer starts again)."""
+    if not _converged_once(status):
+        return False
+    settled = (
+        bool(spec.get("suspend"))
+        and status.get("phase") == "Suspended"
+        and status.get("observedGeneration") == meta.get("generation")
+    )
+    return not settled
+
+
+def _spread(interval: float) -> Callable[..., float]:
+    """A random first delay within one interval, so Agents created together (or resumed
+    together after a restart) do not all tick in the same second."""
+    return lambda **_: random.uniform(0, interval)  # noqa: S311 - not security-relevant
 
 
 def _alerts(memo: kopf.Memo, reconciler: Reconciler, agent: Agent, status: Any) -> AlertState:
@@ -103,7 +137,7 @@ def register(
         rec: Reconciler = memo["reconciler"]
         with metrics.timed("adopt"):
             await rec.adopt_retained_state(agent)
-        await _reconcile(agent, rec, body, patch, memo, status)
+        await _reconcile(agent, rec, body, patch, memo, status, new=True)
 
     @kopf.on.update(*RESOURCE, registry=registry)
     @kopf.on.resume(*RESOURCE, registry=registry)
@@ -119,7 +153,13 @@ def register(
             await memo["reconciler"].finalize(agent)
         metrics.set_phase(f"{agent.namespace}/{agent.name}", None)
 
-    @kopf.timer(*RESOURCE, interval=settings.status_interval_seconds, registry=registry)
+    @kopf.timer(
+        *RESOURCE,
+        interval=settings.status_interval_seconds,
+        initial_delay=_spread(settings.status_interval_seconds),
+        when=_polls_status,
+        registry=registry,
+    )
     async def observe(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
     ) -> None:
@@ -127,9 +167,15 @@ def register(
         rec: Reconciler = memo["reconciler"]
         with metrics.timed("status"):
             update = await rec.observe(agent, dict(status or {}), _alerts(memo, rec, agent, status))
-        _write(update, patch, body, f"{agent.namespace}/{agent.name}")
+        _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
 
-    @kopf.timer(*RESOURCE, interval=settings.drift_interval_seconds, registry=registry)
+    @kopf.timer(
+        *RESOURCE,
+        interval=settings.drift_interval_seconds,
+        initial_delay=_spread(settings.drift_interval_seconds),
+        when=_converged_once,
+        registry=registry,
+    )
     async def put_back_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         with metrics.timed("drift"):
             await memo["reconciler"].converge(Agent.from_body(body))
@@ -160,6 +206,8 @@ async def _reconcile(
     patch: kopf.Patch,
     memo: kopf.Memo,
     status: Any,
+    *,
+    new: bool = False,
 ) -> None:
     """Converge, then write the status; a blocked Agent shows Failed and is retried."""
     previous = dict(status or {})
@@ -167,12 +215,12 @@ async def _reconcile(
     key = f"{agent.namespace}/{agent.name}"
     try:
         with metrics.timed("converge"):
-            sts = await rec.converge(agent)
+            sts = await rec.converge(agent, new=new)
     except ReconcileError as exc:
         update = await rec.observe(agent, previous, alerts, failure=str(exc))
-        _write(update, patch, body, key)
+        _write(update, patch, body, key, previous)
         raise kopf.TemporaryError(str(exc), delay=30) from exc
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=10) from exc
     update = await rec.observe(agent, previous, alerts, statefulset=sts)
-    _write(update, patch, body, key)
+    _write(update, patch, body, key, previous)

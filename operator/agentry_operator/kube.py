@@ -197,11 +197,15 @@ class Kube:
             raise
         return True
 
-    async def apply(self, desired: Mapping[str, Any]) -> Applied:
-        """Create the object, or patch it back to the desired fields when it drifted."""
+    async def apply(self, desired: Mapping[str, Any], *, likely_absent: bool = False) -> Applied:
+        """Create the object, or patch it back to the desired fields when it drifted.
+
+        `likely_absent` (a new Agent's children) tries the create first and reads the
+        object only when it exists: one request instead of two in the common case.
+        """
         kind = desired["kind"]
         meta = desired["metadata"]
-        live = await self.get(kind, meta["namespace"], meta["name"])
+        live = None if likely_absent else await self.get(kind, meta["namespace"], meta["name"])
         if live is None:
             try:
                 return Applied("created", await self.create(desired))

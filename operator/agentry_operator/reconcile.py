@@ -7,6 +7,7 @@ Data flows one way: Agent → builders → Kube.apply → observe → status.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -61,28 +62,43 @@ class Reconciler:
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    # At most this many Agents converge at once. Without a bound, 1,000 Agents applied
+    # together run 1,000 handlers side by side: a connection each (up to the client's pool
+    # of 100), every response held at once, and none finishes before the others.
+    converging: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
     # ---- converge -------------------------------------------------------------------------
 
-    async def converge(self, agent: Agent) -> dict[str, Any]:
-        """Create or put back every child; returns the live StatefulSet."""
+    async def converge(self, agent: Agent, *, new: bool = False) -> dict[str, Any]:
+        """Create or put back every child; returns the live StatefulSet.
+
+        `new` (the create handler): the children are most likely absent, so each is
+        created first and read only when it turns out to exist.
+        """
+        async with self.converging:
+            return await self._converge(agent, new)
+
+    async def _converge(self, agent: Agent, new: bool) -> dict[str, Any]:
         for child in (
             builders.build_service_account(agent),
             builders.build_role(agent),
             builders.build_role_binding(agent),
         ):
-            await self.kube.apply(child)
+            await self.kube.apply(child, likely_absent=new)
         key_data = await self.ensure_key_secret(agent)
         config_map = builders.build_config_map(agent)
-        await self.kube.apply(config_map)
+        await self.kube.apply(config_map, likely_absent=new)
         digest = builders.config_hash(config_map["data"], key_data)
-        sts = await self.kube.apply(builders.build_statefulset(agent, self.settings, digest))
+        sts = await self.kube.apply(
+            builders.build_statefulset(agent, self.settings, digest), likely_absent=new
+        )
         pdb = builders.build_pdb(agent)
         if pdb is not None:
-            await self.kube.apply(pdb)
-        else:
+            await self.kube.apply(pdb, likely_absent=new)
+        elif not new:
             await self.kube.delete("PodDisruptionBudget", agent.namespace, agent.name)
-        await self.kube.apply(builders.build_service(agent))  # last: "all children exist"
+        # last: "all children exist"
+        await self.kube.apply(builders.build_service(agent), likely_absent=new)
         return sts.obj
 
     async def ensure_key_secret(self, agent: Agent) -> dict[str, str]:

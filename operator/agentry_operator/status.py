@@ -200,7 +200,9 @@ def compute_status(
     if observation.failure:
         phase = "Failed"
     elif spec.suspend:
-        phase = "Suspended" if current == 0 else "Pending"
+        # Only once the StatefulSet exists and reports no pods: before the first converge
+        # there is nothing to show, and "Suspended" would claim the children are in place.
+        phase = "Suspended" if sts and current == 0 else "Pending"
     elif desired > 0 and ready < desired:
         phase = "Pending"
     elif model_down or unhealthy:

@@ -102,6 +102,13 @@ def test_suspended_only_once_the_pods_are_gone() -> None:
     assert gone["phase"] == "Suspended"
 
 
+def test_a_suspended_agent_is_not_suspended_before_its_statefulset_exists() -> None:
+    a = agent(replicas=1, suspend=True)
+    status = compute_status(a, observe(a, None, []), None, NOW).status
+    assert status["phase"] == "Pending"
+    assert cond(status, "Progressing")["status"] == "True"
+
+
 def test_a_condition_keeps_its_transition_time_until_its_status_changes() -> None:
     a = agent(replicas=1)
     first = compute_status(a, observe(a, sts(1, 0), []), None, NOW).status

@@ -1,0 +1,50 @@
+"""What the timers cost an idle cluster: which Agents the status timer polls, and that an
+unchanged status is not written again (handlers.py; measured by benchmarks/operator.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+from agentry_operator.handlers import _converged_once, _polls_status, _write
+from agentry_operator.status import StatusUpdate
+
+
+def body(spec: dict[str, Any], status: dict[str, Any], generation: int = 2) -> kopf.Body:
+    meta = {"name": "bot", "namespace": "ns", "generation": generation}
+    return kopf.Body({"metadata": meta, "spec": spec, "status": status})
+
+
+def polls(spec: dict[str, Any], status: dict[str, Any], generation: int = 2) -> bool:
+    agent = body(spec, status, generation)
+    return _polls_status(spec=agent.spec, status=agent.status, meta=agent.meta)
+
+
+def test_a_suspended_agent_that_shows_suspended_for_its_generation_is_not_polled() -> None:
+    assert not polls({"suspend": True}, {"phase": "Suspended", "observedGeneration": 2})
+
+
+def test_a_suspended_agent_still_stopping_or_just_changed_is_polled() -> None:
+    assert polls({"suspend": True}, {"phase": "Pending", "observedGeneration": 2})
+    assert polls({"suspend": True}, {"phase": "Suspended", "observedGeneration": 1})
+
+
+def test_a_running_agent_is_polled() -> None:
+    assert polls({"replicas": 1}, {"phase": "Running", "observedGeneration": 2})
+
+
+def test_no_timer_runs_before_a_handler_wrote_the_first_status() -> None:
+    assert not polls({"replicas": 1}, {})
+    assert not _converged_once(status=body({}, {}).status)
+    assert _converged_once(status=body({}, {"phase": "Failed"}).status)
+
+
+def test_an_unchanged_status_is_not_patched_and_a_changed_one_is() -> None:
+    status = {"phase": "Running", "observedGeneration": 2, "metrics": {"requests": 3}}
+    agent = body({}, status)
+    same = kopf.Patch()
+    _write(StatusUpdate(dict(status)), same, agent, "ns/bot", dict(status))
+    assert not same
+    moved = kopf.Patch()
+    _write(StatusUpdate({**status, "metrics": {"requests": 4}}), moved, agent, "ns/bot", status)
+    assert moved["status"]["metrics"] == {"requests": 4}
