@@ -204,7 +204,9 @@ def compute_status(
         # there is nothing to show, and "Suspended" would claim the children are in place.
         phase = "Suspended" if sts and current == 0 else "Pending"
     elif desired > 0 and ready < desired:
-        phase = "Pending"
+        # A replica that reports a failing component (say, state it cannot decrypt) will not
+        # become ready by waiting: show it as Degraded, not as still starting.
+        phase = "Degraded" if unhealthy else "Pending"
     elif model_down or unhealthy:
         phase = "Degraded"
     else:
@@ -218,6 +220,8 @@ def compute_status(
         ready_cond = (True, "ScaledToZero", "replicas is 0")
     elif ready >= desired:
         ready_cond = (True, "AllReplicasReady", f"{ready}/{desired} replicas ready")
+    elif unhealthy:
+        ready_cond = (False, "ReplicasUnhealthy", "; ".join(unhealthy)[:512])
     else:
         ready_cond = (False, "ReplicasNotReady", f"{ready}/{desired} replicas ready")
 

@@ -83,6 +83,17 @@ def test_missing_pods_are_pending_and_progressing() -> None:
     assert cond(status, "Ready")["reason"] == "ReplicasNotReady"
 
 
+def test_a_replica_that_cannot_read_its_state_is_degraded_with_the_reason_not_pending() -> None:
+    a = agent(replicas=1)
+    broken = beat("bot-0")
+    broken.health["state"] = "failed: checkpoint sealed with key id k1, not in the key ring"
+    status = compute_status(a, observe(a, sts(1, 0), [broken]), None, NOW).status
+    assert status["phase"] == "Degraded"
+    assert cond(status, "Ready")["reason"] == "ReplicasUnhealthy"
+    assert "not in the key ring" in cond(status, "Ready")["message"]
+    assert cond(status, "Degraded")["reason"] == "HealthCheckFailed"
+
+
 def test_an_open_circuit_is_degraded_but_ready() -> None:
     a = agent(replicas=1)
     status = compute_status(
