@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -91,7 +92,10 @@ async def load_configuration(kubeconfig: str | None = None) -> client.Configurat
         try:
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            pass
+            # Inside a pod, falling back to a kubeconfig would only hide the real cause
+            # (say, a service-account token not mounted) behind a kubeconfig error.
+            if os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise
         else:
             return cfg
     await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
