@@ -12,6 +12,7 @@ export PATH="$root/.venv/bin:$PATH"
 release=agentry
 operator_ns=agentry-system
 agent=demo
+cluster_bin=""
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -34,11 +35,16 @@ else
   else
     run agentry-cluster up
   fi
-  export KUBECONFIG="$HOME/.local/state/agentry/clusters/default/admin.kubeconfig"
-  PATH="$(hack/build-binaries.sh --print-dir):$PATH"
+  # The cluster's own files say where its kubeconfig and its kubectl and helm are (the
+  # state directory follows XDG_STATE_HOME; a reused cluster may run other binaries).
+  state_dir=$(python -c 'from agentry_cluster.layout import default_state_dir; print(default_state_dir())')
+  export KUBECONFIG="$state_dir/admin.kubeconfig"
+  cluster_bin=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["bin_dir"])' "$state_dir/cluster.json")
+  export PATH="$cluster_bin:$PATH"
   image_args=()
   teardown="make cluster-down"
 fi
+hand_path="$root/.venv/bin${cluster_bin:+:$cluster_bin}"
 
 say "the operator, installed by its Helm chart"
 run helm upgrade --install "$release" charts/agentry --namespace "$operator_ns" \
@@ -52,7 +58,11 @@ say "talk to it (through the API server's service proxy; no port-forward)"
 run kubectl agent invoke "$agent" --session demo-session "Hello! What can you do?"
 run kubectl agent invoke "$agent" --session demo-session "And what did I just ask you?"
 
-say "what kubectl shows"
+say "what kubectl shows (the operator folds the replicas' heartbeats into the status)"
+# Status lags the replicas by a heartbeat and a status tick; wait for the first checkpoint
+# so the columns show this conversation, but never fail the demo over it.
+run kubectl wait "agents.agentry.dev/$agent" --for=jsonpath='{.status.lastCheckpoint.keyId}' \
+  --timeout=90s || echo "(no checkpoint reported yet; the status catches up within a minute)"
 run kubectl get agents.agentry.dev
 run kubectl agent status "$agent"
 
@@ -60,7 +70,7 @@ cat <<EOT
 
 Continue by hand:
   export KUBECONFIG=${KUBECONFIG:-~/.kube/config}
-  export PATH=$root/.venv/bin:\$PATH${image_args[*]:+}
+  export PATH=$hand_path:\$PATH
   kubectl describe agent.agentry.dev $agent
   kubectl agent health $agent
   kubectl agent logs $agent -f

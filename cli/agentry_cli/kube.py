@@ -22,8 +22,11 @@ from . import agents
 from .cluster import HttpReply, LogOptions, Obj
 from .errors import Forbidden, NotFound, OperationFailed, Unreachable
 
-# Connect and read timeouts for ordinary requests (seconds); logs -f reads without limit.
+# Connect and read timeouts for ordinary requests (seconds).
 REQUEST_TIMEOUT = (5.0, 60.0)
+# `logs -f` waits for lines without a limit; the client's validation refuses a `None`
+# read timeout, so it gets one longer than anyone follows a log (seven days of silence).
+FOLLOW_TIMEOUT = (REQUEST_TIMEOUT[0], 7 * 24 * 3600.0)
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -152,7 +155,7 @@ class KubeCluster:
                 follow=True,
                 **_log_params(options),
                 _preload_content=False,
-                _request_timeout=(REQUEST_TIMEOUT[0], None),
+                _request_timeout=FOLLOW_TIMEOUT,
             )
         try:
             pending = b""
