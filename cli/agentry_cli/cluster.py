@@ -62,6 +62,6 @@ class Cluster(Protocol):
 
     def patch_secret(self, namespace: str, name: str, patch: Obj) -> Obj: ...
 
-    def post_to_service(
-        self, namespace: str, service: str, port: str, path: str, body: Obj, headers: dict[str, str]
+    def post_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> HttpReply: ...

@@ -207,19 +207,19 @@ class KubeCluster:
             )
         return dict(self._plain(patched))
 
-    def post_to_service(
-        self, namespace: str, service: str, port: str, path: str, body: Obj, headers: dict[str, str]
+    def post_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> HttpReply:
-        """POST JSON through `/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/<path>`."""
-        resource = (
-            f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
-        )
+        """POST JSON through `/api/v1/namespaces/<ns>/<target>:<port>/proxy/<path>`, where
+        target is `services/<name>` or `pods/<name>`."""
+        resource = f"/api/v1/namespaces/{namespace}/{target}:{port}/proxy/{path.lstrip('/')}"
         header_params = {"Content-Type": "application/json", "Accept": "application/json"}
         header_params.update(headers)
         request = self.api.param_serialize(
             "POST", resource, header_params=header_params, body=body, auth_settings=["BearerToken"]
         )
-        with self._errors("Service", service, namespace):
+        kind, _, name = target.partition("/")
+        with self._errors("Service" if kind == "services" else "Pod", name, namespace):
             response: Any = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
             data = response.read()
         return HttpReply(

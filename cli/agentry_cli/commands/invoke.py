@@ -1,8 +1,10 @@
 """`kubectl agent invoke NAME [--session ID] MESSAGE`: talk to an Agent from kubectl.
 
-The message goes through the API server's service proxy to the Agent's Service port
-`http`, so it needs only the kubeconfig (RBAC `create` on `services/proxy`), no
-port-forward and no network route to the pods.
+The message goes through the API server's proxy, so it needs only the kubeconfig, no
+port-forward and no network route to the pods. A session's memory lives on one replica,
+so with several replicas the message goes to the session's home replica
+(`sessions.home_replica`, RBAC `create` on `pods/proxy`); with one replica it goes to the
+Agent's Service port `http` (`services/proxy`).
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ from urllib.parse import quote
 from ..cluster import HttpReply
 from ..environment import Env
 from ..errors import Forbidden, OperationFailed
+from ..sessions import home_replica
 
 SERVICE_PORT = "http"
 
 
 def run(env: Env, args: argparse.Namespace) -> int:
-    env.cluster.get_agent(env.namespace, args.name)  # a clear error when it does not exist
+    agent = env.cluster.get_agent(env.namespace, args.name)  # a clear error when absent
     session = args.session or f"cli-{secrets.token_hex(4)}"
     path = f"v1/sessions/{quote(session, safe='')}/messages"
     headers = {"X-Client-ID": args.client_id} if args.client_id else {}
-    reply = env.cluster.post_to_service(
-        env.namespace, args.name, SERVICE_PORT, path, {"content": args.message}, headers
+    reply = env.cluster.post_through_proxy(
+        env.namespace,
+        proxy_target(args.name, session, int((agent.get("spec") or {}).get("replicas", 1))),
+        SERVICE_PORT,
+        path,
+        {"content": args.message},
+        headers,
     )
     answer = parse_reply(reply, args.name)
     result = {
@@ -41,6 +49,13 @@ def run(env: Env, args: argparse.Namespace) -> int:
         env.emit(render_reply(result))
         env.note(f"(session {session}, turn {result['turn']}; continue with --session {session})")
     return 0
+
+
+def proxy_target(agent: str, session: str, replicas: int) -> str:
+    """`pods/<agent>-<home>` for a session of a multi-replica Agent, else its Service."""
+    if replicas > 1:
+        return f"pods/{agent}-{home_replica(session, replicas)}"
+    return f"services/{agent}"
 
 
 def render_reply(result: dict[str, Any]) -> str:

@@ -144,17 +144,17 @@ class FakeCluster:
         self.patches.append(("Secret", name, patch))
         return copy.deepcopy(self.secrets[name])
 
-    def post_to_service(
+    def post_through_proxy(
         self,
         namespace: str,
-        service: str,
+        target: str,
         port: str,
         path: str,
         body: dict[str, Any],
         headers: dict[str, str],
     ) -> HttpReply:
-        self._check("post_to_service", namespace, service)
-        self.posts.append((service, port, path, body, headers))
+        self._check("post_through_proxy", namespace, target)
+        self.posts.append((target, port, path, body, headers))
         return self.replies.pop(0)
 
 

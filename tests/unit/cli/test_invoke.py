@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from agentry_cli.cluster import HttpReply
+from agentry_cli.sessions import home_replica
 
 
 def reply(status=200, body=None, reason="OK", headers=None):
@@ -12,15 +13,18 @@ def reply(status=200, body=None, reason="OK", headers=None):
     return HttpReply(status=status, reason=reason, body=payload, headers=headers or {})
 
 
-def test_invoke_posts_the_message_to_the_agents_service_port_http(kubectl_agent, fake_cluster):
+def test_invoke_posts_the_message_to_the_sessions_home_replica_port_http(
+    kubectl_agent, fake_cluster
+):
     fake_cluster.replies.append(reply(body={"reply": "hello!", "degraded": False, "turn": 1}))
 
     result = kubectl_agent("invoke", "demo", "--session", "s1", "hi there")
 
     assert result.code == 0
     assert result.out == "hello!\n"
+    home = f"pods/demo-{home_replica('s1', 2)}"  # the fixture Agent has two replicas
     assert fake_cluster.posts == [
-        ("demo", "http", "v1/sessions/s1/messages", {"content": "hi there"}, {})
+        (home, "http", "v1/sessions/s1/messages", {"content": "hi there"}, {})
     ]
     assert "(session s1, turn 1; continue with --session s1)" in result.err
 
@@ -115,3 +119,21 @@ def test_invoke_of_an_unknown_agent_does_not_send_anything(kubectl_agent, fake_c
     assert result.code == 3
     assert result.err == 'error: Agent "nope" not found in namespace "team-a"\n'
     assert fake_cluster.posts == []
+
+
+def test_every_turn_of_a_session_reaches_the_same_replica(kubectl_agent, fake_cluster):
+    for _ in range(3):
+        fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+        kubectl_agent("invoke", "demo", "--session", "sticky", "hi")
+    assert len({post[0] for post in fake_cluster.posts}) == 1
+
+
+def test_sessions_spread_over_the_replicas_and_one_replica_uses_the_service(
+    kubectl_agent, fake_cluster
+):
+    homes = {home_replica(f"session-{i}", 3) for i in range(100)}
+    assert homes == {0, 1, 2}
+    fake_cluster.agents["demo"]["spec"]["replicas"] = 1
+    fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+    kubectl_agent("invoke", "demo", "--session", "s1", "hi")
+    assert fake_cluster.posts[-1][0] == "services/demo"
