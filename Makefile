@@ -36,8 +36,8 @@ lint: install ## ruff and mypy on our packages
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install cluster-binaries ## runtime and operator benchmarks (local cluster); results in docs/benchmarks.md
-	$(BIN)/python -m benchmarks --operator
+bench: install cluster-binaries ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
+	$(BIN)/python -m benchmarks --cluster --operator
 
 run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8080
 	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \

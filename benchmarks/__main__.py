@@ -1,7 +1,8 @@
 """``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md.
 
-``--operator`` adds the operator benchmark (about five minutes; needs root for the local
-cluster it starts): ``python -m benchmarks --operator``. The other arguments go to the
+``--cluster`` adds the local cluster's figures (under a minute) and ``--operator`` the
+operator benchmark (about five minutes); both need root for the local cluster they
+start: ``python -m benchmarks --cluster --operator``. The other arguments go to the
 runtime benchmark.
 """
 
@@ -10,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import operator, runtime
+from benchmarks import cluster, operator, runtime
+
+CLUSTER_FLAGS = ("--cluster", "--operator")
 
 
 def main() -> int:
     args = sys.argv[1:]
-    with_operator = "--operator" in args
-    asyncio.run(runtime.main([arg for arg in args if arg != "--operator"]))
-    if with_operator:
-        return operator.main([])
-    return 0
+    asyncio.run(runtime.main([arg for arg in args if arg not in CLUSTER_FLAGS]))
+    status = 0
+    if "--cluster" in args:
+        status |= cluster.main()
+    if "--operator" in args:
+        status |= operator.main([])
+    return status
 
 
 if __name__ == "__main__":
