@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 import urllib.request
@@ -327,3 +328,38 @@ def test_deleting_a_pod_sends_sigterm_and_waits_the_grace_period(
     # The server ignores SIGTERM: the node waits the grace period, then kills it.
     assert GRACE_SECONDS - 0.5 <= took <= GRACE_SECONDS + 4
     wait_for("the StatefulSet's replacement pod", lambda: ready_pods(cluster, ns, 2), timeout=30)
+
+
+def test_a_volume_over_the_projects_directory_does_not_hide_the_installed_commands(
+    cluster: Any, web: dict[str, Any]
+) -> None:
+    """A pod's emptyDir over /tmp must not hide the node's venv when the repository is
+    cloned under /tmp (CI clones anywhere): the launcher binds the software back."""
+    ns = web["ns"]
+    hidden_parent = str(Path(sys.prefix).resolve().parents[1])  # above the repository
+    probe = "import agentry_cluster, sys; print('found', sys.prefix, flush=True)"
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "covered", "namespace": ns},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "main", "image": "ignored",
+            "command": [sys.executable, "-c", probe],
+            "volumeMounts": [{"name": "scratch", "mountPath": hidden_parent}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]},
+    }  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+    def finished() -> str | None:
+        pods = get_json_pod(cluster, ns, "covered")
+        return pods["status"].get("phase") if pods else None
+
+    assert wait_for("the pod to finish", lambda: finished() in ("Succeeded", "Failed"))
+    out = cluster.kubectl("logs", "-n", ns, "covered").stdout
+    assert out.startswith("found "), out
+    assert finished() == "Succeeded"
+    cluster.kubectl("delete", "pod", "covered", "-n", ns, "--wait=false")
+
+
+def get_json_pod(cluster: Any, ns: str, name: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None

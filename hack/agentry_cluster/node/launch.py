@@ -87,13 +87,33 @@ def make_mounts(mounts: list[dict[str, Any]], record: IO[str] | None = None) -> 
         os.close(fd)
 
 
+def keep_visible(kept: dict[str, int], mounts: list[dict[str, Any]]) -> None:
+    """Bind each kept path back where a pod mount hid it (see `NODE_SOFTWARE` in pods.py).
+
+    `kept` maps each path to an fd the caller opened before any mount; a path whose
+    ancestor (or itself) became a mount target is bound again, read-only, at its own path.
+    """
+    targets = [m["target"].rstrip("/") or "/" for m in mounts]
+    for path, fd in kept.items():
+        if any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets):
+            _makedirs(path, None)
+            _libc_mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+            _libc_mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+
+
 def main(argv: list[str]) -> int:
     with open(argv[1]) as f:
         spec = json.load(f)
     try:
         # Opened before any mount, which could cover its path.
+        kept = {
+            path: os.open(path, os.O_PATH | os.O_CLOEXEC)
+            for path in spec.get("keepVisible") or []
+            if os.path.isdir(path)
+        }
         with open(spec.get("mountPointRecord") or os.devnull, "a") as record:
             make_mounts(spec["mounts"], record)
+        keep_visible(kept, spec["mounts"])
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
         os.chdir(spec.get("workingDir") or "/")

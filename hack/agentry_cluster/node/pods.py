@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,14 @@ def remove_created_mount_points(node_dir: Path, in_use: set[str] | None = None) 
     record.unlink(missing_ok=True)
 
 
+# The software pods run (the venv with the console scripts, and the source tree of an
+# editable install): a pod volume mounted over one of their parents (an emptyDir at /tmp,
+# with the repository cloned under /tmp) would hide them, so the launcher binds them back.
+NODE_SOFTWARE: tuple[Path, ...] = tuple(
+    dict.fromkeys([Path(sys.prefix), Path(__file__).resolve().parents[3]])
+)
+
+
 class PodWorker:
     def __init__(self, services: NodeServices, pod: Json) -> None:
         self.services = services
@@ -150,6 +159,7 @@ class PodWorker:
             "workingDir": container.get("workingDir") or "/",
             "hostname": (spec.get("hostname") or self.name)[:63],
             "mountPointRecord": str(mount_point_record(self.services.node_dir)),
+            "keepVisible": [str(path) for path in NODE_SOFTWARE],
             "mounts": [
                 {
                     "target": m.target,
