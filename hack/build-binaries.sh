@@ -49,7 +49,7 @@ step "building etcd $etcd_version (first build: a few minutes)"
 (cd "$build/etcd" && go build -ldflags "-s -w" -o "$out/etcd" .)
 step "building helm $helm_version (first build: a few minutes)"
 (cd "$build/helm" && go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
-step "building kube-apiserver, kube-controller-manager, kubectl $k8s_version (first build: 15-30 minutes on 2 cores)"
+step "building kube-apiserver, kube-controller-manager, kubectl $k8s_version (first build: about 10 minutes on 2 cores)"
 (cd "$build/kube" && go build -ldflags "-s -w $kv" -o "$out/" ./cmd/...)
 echo "$stamp" > "$out/.stamp"
 step "done: binaries in $out"
