@@ -21,6 +21,7 @@ from ..errors import Forbidden, OperationFailed
 from ..sessions import home_replica
 
 SERVICE_PORT = "http"
+POD_PORT = "8080"  # the runtime's port (docs/architecture.md); the pod proxy takes no names
 
 
 def run(env: Env, args: argparse.Namespace) -> int:
@@ -28,10 +29,13 @@ def run(env: Env, args: argparse.Namespace) -> int:
     session = args.session or f"cli-{secrets.token_hex(4)}"
     path = f"v1/sessions/{quote(session, safe='')}/messages"
     headers = {"X-Client-ID": args.client_id} if args.client_id else {}
+    target, port = proxy_target(
+        args.name, session, int((agent.get("spec") or {}).get("replicas", 1))
+    )
     reply = env.cluster.post_through_proxy(
         env.namespace,
-        proxy_target(args.name, session, int((agent.get("spec") or {}).get("replicas", 1))),
-        SERVICE_PORT,
+        target,
+        port,
         path,
         {"content": args.message},
         headers,
@@ -51,11 +55,12 @@ def run(env: Env, args: argparse.Namespace) -> int:
     return 0
 
 
-def proxy_target(agent: str, session: str, replicas: int) -> str:
-    """`pods/<agent>-<home>` for a session of a multi-replica Agent, else its Service."""
+def proxy_target(agent: str, session: str, replicas: int) -> tuple[str, str]:
+    """(`pods/<agent>-<home>`, its port) for a session of a multi-replica Agent, else
+    the Agent's Service and its port name."""
     if replicas > 1:
-        return f"pods/{agent}-{home_replica(session, replicas)}"
-    return f"services/{agent}"
+        return f"pods/{agent}-{home_replica(session, replicas)}", POD_PORT
+    return f"services/{agent}", SERVICE_PORT
 
 
 def render_reply(result: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ def test_invoke_posts_the_message_to_the_sessions_home_replica_port_http(
     assert result.out == "hello!\n"
     home = f"pods/demo-{home_replica('s1', 2)}"  # the fixture Agent has two replicas
     assert fake_cluster.posts == [
-        (home, "http", "v1/sessions/s1/messages", {"content": "hi there"}, {})
+        (home, "8080", "v1/sessions/s1/messages", {"content": "hi there"}, {})
     ]
     assert "(session s1, turn 1; continue with --session s1)" in result.err
 
