@@ -159,6 +159,8 @@ def create_app(
         tokens=tokens,
     )
 
+    metrics.in_flight.set_function(lambda: services.in_flight)
+
     async def refresh_health() -> None:
         results = await health.run_checks(checks)
         last_results.update({r.name: r.value for r in results})

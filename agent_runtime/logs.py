@@ -17,6 +17,9 @@ from typing import Any, TextIO
 
 request_id_var: ContextVar[str | None] = ContextVar("agentry_request_id", default=None)
 
+# Built once: ``json.dumps`` with options constructs a new encoder for every line.
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -46,7 +49,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type and message only: tracebacks can quote local variables' repr.
             payload["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(payload, default=str, separators=(",", ":"))
+        return _ENCODER.encode(payload)
 
 
 def configure_logging(

@@ -70,13 +70,16 @@ class Metrics:
         self.sessions = Gauge(f"{ns}_sessions", "Sessions held in memory", registry=r)
         self.in_flight = Gauge(f"{ns}_in_flight_requests", "Requests in flight", registry=r)
         self.ready = Gauge(f"{ns}_ready", "1 when /readyz passes", registry=r)
-        for outcome in OUTCOMES:
-            self.requests.labels(outcome)
+        # Labelled children looked up once: ``labels()`` hashes and locks on every call.
+        self._outcome_counters = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._latencies: deque[float] = deque(maxlen=latency_window)
 
     def observe_request(self, outcome: str, seconds: float) -> None:
-        self.requests.labels(outcome).inc()
+        counter = self._outcome_counters.get(outcome)
+        if counter is None:
+            counter = self._outcome_counters[outcome] = self.requests.labels(outcome)
+        counter.inc()
         self.latency.observe(seconds)
         self._counts[outcome] = self._counts.get(outcome, 0) + 1
         self._latencies.append(seconds)

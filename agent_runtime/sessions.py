@@ -58,6 +58,8 @@ class SessionService:
         self.restored: Restored | None = None
         self.last_checkpoint: CheckpointInfo | None = None
         self.dirty = False
+        # Read at scrape time instead of being set on every turn.
+        metrics.sessions.set_function(lambda: len(self._sessions))
 
     # -- startup -----------------------------------------------------------------------
 
@@ -68,7 +70,6 @@ class SessionService:
         self.last_checkpoint = restored.checkpoint
         self.unavailable_reason = None
         self.dirty = restored.journal_entries_replayed > 0
-        self._metrics.sessions.set(len(self._sessions))
 
     def refuse(self, reason: str) -> None:
         """The state could not be read: stay up, but serve no sessions and never checkpoint."""
@@ -110,7 +111,6 @@ class SessionService:
                 if not messages:
                     self._sessions.pop(session_id, None)
                 raise
-            self._metrics.sessions.set(len(self._sessions))
             turn = sum(1 for m in messages if m["role"] == "user")
             return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
 
@@ -133,7 +133,6 @@ class SessionService:
             except BaseException:
                 self._sessions[session_id] = messages
                 raise
-        self._metrics.sessions.set(len(self._sessions))
 
     @property
     def session_count(self) -> int:

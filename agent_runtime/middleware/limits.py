@@ -73,10 +73,8 @@ async def concurrency(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     if services.in_flight >= services.settings.max_concurrent:
         raise Overloaded("too many requests in flight; try again shortly", retry_after=1)
-    services.in_flight += 1
-    services.metrics.in_flight.set(services.in_flight)
+    services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
     try:
         return await handler(request)
     finally:
         services.in_flight -= 1
-        services.metrics.in_flight.set(services.in_flight)

@@ -44,7 +44,9 @@ class GroupCommit:
         self.pending.append(Pending(segment, entry, done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(done)
+        # No shield needed: a cancelled waiter cancels only its own future, which the
+        # flusher skips; the batch it belongs to is written all the same.
+        await done
 
     async def drain(self) -> None:
         """Wait until queued appends are written (or failed); used on close."""

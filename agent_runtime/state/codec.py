@@ -18,6 +18,10 @@ from agent_runtime.state.model import JournalEntry, MemoryState, Message
 
 FORMAT_VERSION = 1
 
+# Built once: ``json.dumps`` with options constructs a new encoder on every call, and a
+# journal entry is encoded for every acknowledged turn.
+_ENTRY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 class MalformedRecord(ValueError):
     """An authenticated record whose content does not have the expected shape."""
@@ -62,7 +66,7 @@ def encode_entry(entry: JournalEntry, segment: int, index: int) -> bytes:
         "session": entry.session,
         "messages": list(entry.messages),
     }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENTRY_ENCODER.encode(doc).encode()
 
 
 def decode_entry(raw: bytes, segment: int, index: int) -> JournalEntry:

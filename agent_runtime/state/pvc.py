@@ -64,7 +64,7 @@ class PvcStore(SealedStore):
         self._segment = 0
         self._batches = GroupCommit(self.describe(), self._write)
         self._checkpoint_lock = asyncio.Lock()
-        # Touched only by the flusher's worker thread (one batch at a time).
+        # Touched only by the journal flusher and its worker thread (one batch at a time).
         self._open_segment: tuple[int, int] | None = None  # (number, fd)
         self._record_counts: dict[int, int] = {}
 
@@ -147,22 +147,29 @@ class PvcStore(SealedStore):
         await self._batches.append(self._segment, entry)
 
     async def _write(self, batch: list[Pending]) -> None:
-        await asyncio.to_thread(self._write_batch, batch)
-
-    def _write_batch(self, batch: list[Pending]) -> None:
+        # Encoding and sealing hold the GIL, so they run here on the loop (batches are
+        # written one at a time, so the record counts cannot move underneath); the worker
+        # thread only writes and fsyncs, which release it. A worker thread doing Python
+        # work would make the loop and the thread trade the GIL on every batch.
         by_segment: dict[int, list[JournalEntry]] = {}
         for item in batch:
             by_segment.setdefault(item.segment, []).append(item.entry)
+        writes: list[tuple[int, bytes, int]] = []  # (segment, frames, record count after)
         for number, entries in sorted(by_segment.items()):
-            fd = self._segment_fd(number)
             start = self._record_counts.get(number, 0)
-            frames = []
-            for offset, entry in enumerate(entries):
-                plaintext = codec.encode_entry(entry, number, start + offset)
-                frames.append(framing.frame(self._seal(plaintext, JOURNAL_KIND)))
+            frames = b"".join(
+                framing.frame(self._seal(codec.encode_entry(entry, number, index), JOURNAL_KIND))
+                for index, entry in enumerate(entries, start)
+            )
+            writes.append((number, frames, start + len(entries)))
+        await asyncio.get_running_loop().run_in_executor(None, self._write_segments, writes)
+
+    def _write_segments(self, writes: list[tuple[int, bytes, int]]) -> None:
+        for number, frames, count in writes:
+            fd = self._segment_fd(number)
             size = os.lseek(fd, 0, os.SEEK_END)
             try:
-                _write_all(fd, b"".join(frames))
+                _write_all(fd, frames)
                 os.fsync(fd)
             except OSError:
                 try:  # leave no partial record for the next batch to follow
@@ -171,7 +178,7 @@ class PvcStore(SealedStore):
                 except OSError as exc:
                     self._gate.failure = f"journal {number} could not be repaired: {exc}"
                 raise
-            self._record_counts[number] = start + len(entries)
+            self._record_counts[number] = count
 
     def _segment_fd(self, number: int) -> int:
         if self._open_segment is not None:
