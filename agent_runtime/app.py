@@ -26,11 +26,8 @@ from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.heartbeat import HeartbeatLoop, HeartbeatPublisher, NullPublisher, rfc3339
 from agent_runtime.keys import load_keyring
 from agent_runtime.metrics import Metrics
-from agent_runtime.middleware.auth import authenticate
-from agent_runtime.middleware.bodylimit import body_limit
 from agent_runtime.middleware.context import request_context
-from agent_runtime.middleware.errors import errors
-from agent_runtime.middleware.limits import concurrency, rate_limit
+from agent_runtime.middleware.guard import guard
 from agent_runtime.providers.base import ModelProvider
 from agent_runtime.providers.builtin import BuiltinProvider
 from agent_runtime.providers.guarded import GuardedModel
@@ -208,7 +205,7 @@ def create_app(
             await provider.close()
 
     app = web.Application(
-        middlewares=[request_context, errors, body_limit, authenticate, rate_limit, concurrency],
+        middlewares=[request_context, guard],
         client_max_size=settings.max_body_bytes,
     )
     app[SERVICES] = services

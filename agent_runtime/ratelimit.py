@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class TokenBucket:
@@ -38,8 +38,9 @@ class TokenBucket:
         return 0.0 if missing <= 0 else missing / self.rate
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """Immutable; a named tuple because one is built per limited request (cheaper to make)."""
+
     allowed: bool
     limit: int
     window_seconds: int
@@ -108,24 +109,32 @@ class RateLimiter:
 
     def decide(self, client: str) -> Decision:
         now = self._clock()
-        buckets = [self._replica]
-        if self.per_client:
-            buckets.insert(0, self._client_bucket(client, now))
-        for bucket in buckets:
-            bucket.refill(now)
-        blocking = next((b for b in buckets if b.tokens < 1.0), None)
-        if blocking is None:
-            for bucket in buckets:
-                bucket.tokens -= 1.0
-            tightest = min(buckets, key=lambda b: b.tokens)
-            return self._decision(True, tightest, scope="")
-        scope = "client" if self.per_client and blocking is buckets[0] else "replica"
-        log = False
-        warn_bucket = buckets[0]
-        if now - warn_bucket.warned_at >= self._log_every:
-            warn_bucket.warned_at = now
-            log = True
-        return self._decision(False, blocking, scope=scope, log=log)
+        replica = self._replica
+        replica.refill(now)
+        if not self.per_client:
+            if replica.tokens < 1.0:
+                return self._decision(False, replica, scope="replica", log=self._warn(replica, now))
+            replica.tokens -= 1.0
+            return self._decision(True, replica, scope="")
+        bucket = self._client_bucket(client, now)
+        bucket.refill(now)
+        # The client bucket is checked first; when both admit, both take a token and the
+        # one with fewer left (the client's on a tie) describes the decision.
+        if bucket.tokens < 1.0:
+            return self._decision(False, bucket, scope="client", log=self._warn(bucket, now))
+        if replica.tokens < 1.0:
+            return self._decision(False, replica, scope="replica", log=self._warn(bucket, now))
+        bucket.tokens -= 1.0
+        replica.tokens -= 1.0
+        tightest = replica if replica.tokens < bucket.tokens else bucket
+        return self._decision(True, tightest, scope="")
+
+    def _warn(self, bucket: TokenBucket, now: float) -> bool:
+        """Whether to log this refusal: the first per ``bucket`` in each sampling period."""
+        if now - bucket.warned_at >= self._log_every:
+            bucket.warned_at = now
+            return True
+        return False
 
     def _decision(
         self,

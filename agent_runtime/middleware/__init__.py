@@ -1,6 +1,8 @@
-"""aiohttp middlewares, one concern per module, applied in ``app.create_app`` in this order:
-request context (id, access log, metrics) → errors → body limit → auth → rate limit →
-concurrency. Only ``/v1/`` paths are limited and authenticated; probes and metrics are not.
+"""aiohttp middlewares, one concern per module, applied in this order: request context (id,
+access log, metrics) → errors → body limit → auth → rate limit → concurrency. To save a
+layer per concern on every request, ``guard`` sequences everything after the request
+context in one layer; ``app.create_app`` installs the two. Only ``/v1/`` paths are limited
+and authenticated; probes and metrics are not.
 The typed request keys below carry what one layer tells another about a request.
 """
 

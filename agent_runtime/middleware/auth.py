@@ -1,24 +1,20 @@
 """Bearer-token authentication for ``/v1/`` when ``AUTH_TOKENS_FILE`` is set.
 
 A valid token's client id is stored on the request (``client_id``) for the rate limiter's
-``token`` client key. The token itself is never stored, logged or echoed.
+``token`` client key. The token itself is never stored, logged or echoed. Called by
+``middleware/guard.py`` for ``/v1/`` paths only.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from agent_runtime.errors import Unauthorized
-from agent_runtime.middleware import API_PREFIX, CLIENT_ID
-from agent_runtime.services import SERVICES
+from agent_runtime.middleware import CLIENT_ID
+from agent_runtime.tokens import TokenTable
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    tokens = request.app[SERVICES].tokens
-    if tokens is None or not request.path.startswith(API_PREFIX):
-        return await handler(request)
+def authenticate(request: web.Request, tokens: TokenTable) -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     client = tokens.client_for(token.strip()) if scheme.lower() == "bearer" else None
     if client is None:
@@ -27,4 +23,3 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             headers={"WWW-Authenticate": 'Bearer realm="agentry"'},
         )
     request[CLIENT_ID] = client
-    return await handler(request)

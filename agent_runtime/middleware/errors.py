@@ -3,7 +3,7 @@
 ``RequestError`` subclasses carry their status and code; aiohttp's own HTTP exceptions
 (unknown route, wrong method, body over ``client_max_size``) get the same JSON shape:
 ``{"error": {"code", "message", "field"?}}``. Anything else is a 500 whose log line has
-the exception type and message, never the request body.
+the exception type and message, never the request body. Used by ``middleware/guard.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from agent_runtime.errors import InvalidRequest, RequestError
 from agent_runtime.middleware import ERROR_CODE
@@ -33,26 +32,23 @@ def error_response(
     return web.json_response({"error": body}, status=status, headers=headers)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except RequestError as error:
+def response_for(request: web.Request, error: Exception) -> web.Response:
+    """The JSON error response for an exception; redirects (HTTP status < 400) re-raise."""
+    if isinstance(error, RequestError):
         request[ERROR_CODE] = error.code
         headers = dict(error.headers)
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)
         field = error.field if isinstance(error, InvalidRequest) else None
         return error_response(error.status, error.code, error.message, field=field, headers=headers)
-    except web.HTTPException as error:
+    if isinstance(error, web.HTTPException):
         if error.status < 400:
-            raise
+            raise error
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             error.status, "http_error"
         )
         request[ERROR_CODE] = code
         return error_response(error.status, code, error.reason)
-    except Exception:
-        request[ERROR_CODE] = "internal"
-        log.exception("unhandled error")
-        return error_response(500, "internal", "internal error")
+    request[ERROR_CODE] = "internal"
+    log.exception("unhandled error")  # called from the except block: same traceback
+    return error_response(500, "internal", "internal error")

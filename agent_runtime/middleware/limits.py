@@ -4,7 +4,7 @@ The client key is ``X-Client-ID`` (``header``), the authenticated client id (``t
 the peer address (``ip``); a request without the chosen key falls back to its address.
 Every limited response carries the IETF draft ``RateLimit`` and ``RateLimit-Policy``
 fields; refusals add ``Retry-After``. The first refusal per client per 10 seconds is
-logged; every refusal is counted.
+logged; every refusal is counted. Called by ``middleware/guard.py`` for ``/v1/`` paths.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import hashlib
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from agent_runtime.errors import Overloaded, Throttled
-from agent_runtime.middleware import API_PREFIX, CLIENT_ID
-from agent_runtime.services import SERVICES
+from agent_runtime.middleware import CLIENT_ID
+from agent_runtime.ratelimit import Decision, RateLimiter
+from agent_runtime.services import Services
 
 log = logging.getLogger("agent_runtime.ratelimit")
 
@@ -37,12 +37,8 @@ def client_key(request: web.Request, mode: str) -> str:
     return "ip:" + (request.remote or "unknown")
 
 
-@web.middleware
-async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    limiter = services.limiter
-    if limiter is None or not request.path.startswith(API_PREFIX):
-        return await handler(request)
+def admit(request: web.Request, services: Services, limiter: RateLimiter) -> Decision:
+    """The limiter's decision for an allowed request; a refusal raises ``Throttled``."""
     key = client_key(request, services.settings.rate_limit_client_key)
     decision = limiter.decide(key)
     if not decision.allowed:
@@ -61,20 +57,10 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         raise Throttled(
             f"rate limit exceeded; retry in {decision.retry_after} s", headers=decision.headers()
         )
-    response = await handler(request)
-    response.headers.update(decision.headers())
-    return response
+    return decision
 
 
-@web.middleware
-async def concurrency(request: web.Request, handler: Handler) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    if not request.path.startswith(API_PREFIX):
-        return await handler(request)
+def check_concurrency(services: Services) -> None:
+    """Shed load over ``MAX_CONCURRENT``; the caller counts the request in flight."""
     if services.in_flight >= services.settings.max_concurrent:
         raise Overloaded("too many requests in flight; try again shortly", retry_after=1)
-    services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
-    try:
-        return await handler(request)
-    finally:
-        services.in_flight -= 1

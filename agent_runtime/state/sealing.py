@@ -19,6 +19,7 @@ class SealedStore:
         self._keyring = keyring
         self._base = context_base
         self._next_number = 0
+        self._contexts: dict[str, RecordContext] = {}  # per kind, derived once
 
     def _take_number(self) -> int:
         number = self._next_number
@@ -27,6 +28,9 @@ class SealedStore:
 
     def _seal(self, plaintext: bytes, kind: str) -> bytes:
         try:
-            return self._keyring.seal(plaintext, self._base.with_kind(kind))
+            context = self._contexts.get(kind)
+            if context is None:
+                context = self._contexts[kind] = self._base.with_kind(kind)
+            return self._keyring.seal(plaintext, context)
         except CryptoError as exc:
             raise StateError(f"cannot seal {kind}: {exc}") from exc

@@ -1,0 +1,44 @@
+"""One middleware layer for errors, body limit, auth, rate limit and concurrency.
+
+Each aiohttp middleware layer costs a coroutine frame and a handler partial on every
+request, so the concerns between the request context and the handler share one layer,
+applied in this order: errors (wrapping all the rest) → body limit → auth → rate limit →
+concurrency. Each concern keeps its own module; this one only sequences them. Only
+``/v1/`` paths are authenticated and limited.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from agent_runtime.middleware import API_PREFIX
+from agent_runtime.middleware.auth import authenticate
+from agent_runtime.middleware.bodylimit import check_body_size
+from agent_runtime.middleware.errors import response_for
+from agent_runtime.middleware.limits import admit, check_concurrency
+from agent_runtime.services import SERVICES
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        services = request.app[SERVICES]
+        check_body_size(request, services.settings.max_body_bytes)
+        if not request.path.startswith(API_PREFIX):
+            return await handler(request)
+        if services.tokens is not None:
+            authenticate(request, services.tokens)
+        limiter = services.limiter
+        decision = None if limiter is None else admit(request, services, limiter)
+        check_concurrency(services)
+        services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
+        try:
+            response = await handler(request)
+        finally:
+            services.in_flight -= 1
+        if decision is not None:
+            response.headers.update(decision.headers())
+        return response
+    except Exception as error:
+        return response_for(request, error)
