@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.e2e import get_json as kubectl_json
+from tests.support.e2e import is_ready
+
 pytestmark = pytest.mark.cluster
 
 SERVER = r"""
@@ -198,11 +201,6 @@ def pod_list(cluster: Any, ns: str, selector: str = "app=web") -> list[dict[str,
     return items
 
 
-def is_ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def ready_pods(cluster: Any, ns: str, count: int) -> list[dict[str, Any]] | None:
     pods = [p for p in pod_list(cluster, ns) if is_ready(p)]
     return pods if len(pods) == count else None
@@ -350,7 +348,7 @@ def test_a_volume_over_the_projects_directory_does_not_hide_the_installed_comman
     cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
 
     def finished() -> str | None:
-        pods = get_json_pod(cluster, ns, "covered")
+        pods = kubectl_json(cluster, "pod", "covered", "-n", ns)
         return pods["status"].get("phase") if pods else None
 
     assert wait_for("the pod to finish", lambda: finished() in ("Succeeded", "Failed"))
@@ -358,8 +356,3 @@ def test_a_volume_over_the_projects_directory_does_not_hide_the_installed_comman
     assert out.startswith("found "), out
     assert finished() == "Succeeded"
     cluster.kubectl("delete", "pod", "covered", "-n", ns, "--wait=false")
-
-
-def get_json_pod(cluster: Any, ns: str, name: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.e2e import get_json, wait_for
+from tests.support.e2e import get_json, is_ready, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -105,11 +105,6 @@ def wait_phase(cluster: Any, name: str, namespace: str, phase: str, timeout: flo
 def agent_pods(cluster: Any, name: str, namespace: str) -> list[dict[str, Any]]:
     listing = get_json(cluster, "pods", "-n", namespace, "-l", f"agentry.dev/agent={name}")
     return list((listing or {}).get("items") or [])
-
-
-def is_ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def ready_pod(cluster: Any, name: str, namespace: str, timeout: float = 180) -> dict[str, Any]:

@@ -24,3 +24,9 @@ def get_json(cluster: Any, *args: str) -> Any:
     """`kubectl get ... -o json` as a dict, or None when the object is not there."""
     result = cluster.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    """Whether a pod's Ready condition is True."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
