@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -126,29 +128,40 @@ def runtime_env(port: int, state: Path, backend: str = "pvc") -> dict[str, str]:
     return env
 
 
-async def http_benchmark(seconds: float, workers: int) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
+@contextlib.asynccontextmanager
+async def serving(
+    args: Callable[[int], list[str]], env: Callable[[int], dict[str, str]] | None = None
+) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """A server process on a free port (``args(port)``), ready, stopped on exit."""
     port = free_port()
-    bare = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(port))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args(port), env=env(port) if env else None
+    )
     try:
         await wait_ready(port)
-        results["bare aiohttp handler"] = await load(port, seconds, workers, 50)
+        yield port, process
     finally:
-        bare.terminate()
-        await bare.wait()
+        process.terminate()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def serving_runtime() -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """The runtime with the benchmark's settings and a throwaway state directory."""
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        runtime = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent_runtime", "serve", env=runtime_env(port, Path(tmp))
+        serve = ["-m", "agent_runtime", "serve"]
+        async with serving(lambda _: serve, lambda port: runtime_env(port, Path(tmp))) as server:
+            yield server
+
+
+async def http_benchmark(seconds: float, workers: int) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    async with serving(lambda port: ["-c", BARE_SERVER, str(port)]) as (port, _):
+        results["bare aiohttp handler"] = await load(port, seconds, workers, 50)
+    async with serving_runtime() as (port, _):
+        results["runtime (builtin, limiter on, pvc + journal)"] = await load(
+            port, seconds, workers, 50
         )
-        try:
-            await wait_ready(port)
-            results["runtime (builtin, limiter on, pvc + journal)"] = await load(
-                port, seconds, workers, 50
-            )
-        finally:
-            runtime.terminate()
-            await runtime.wait()
     return results
 
 
@@ -184,32 +197,23 @@ async def checkpoint_benchmark(runs: int = 5) -> float:
 
 
 async def rss_benchmark(sessions: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        runtime = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent_runtime", "serve", env=runtime_env(port, Path(tmp))
+    async with serving_runtime() as (port, runtime):
+        connector = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def post(i: int) -> None:
+                async with http.post(
+                    f"http://127.0.0.1:{port}/v1/sessions/s{i}/messages",
+                    json={"content": f"hello from session {i}"},
+                ) as response:
+                    assert response.status == 200
+
+            for start in range(0, sessions, 500):
+                await asyncio.gather(*(post(i) for i in range(start, start + 500)))
+        status = await asyncio.to_thread(Path(f"/proc/{runtime.pid}/status").read_text)
+        rss_kb = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
         )
-        try:
-            await wait_ready(port)
-            connector = aiohttp.TCPConnector(limit=32)
-            async with aiohttp.ClientSession(connector=connector) as http:
-
-                async def post(i: int) -> None:
-                    async with http.post(
-                        f"http://127.0.0.1:{port}/v1/sessions/s{i}/messages",
-                        json={"content": f"hello from session {i}"},
-                    ) as response:
-                        assert response.status == 200
-
-                for start in range(0, sessions, 500):
-                    await asyncio.gather(*(post(i) for i in range(start, start + 500)))
-            status = await asyncio.to_thread(Path(f"/proc/{runtime.pid}/status").read_text)
-            rss_kb = next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
-            )
-        finally:
-            runtime.terminate()
-            await runtime.wait()
     return rss_kb / 1024
 
 
