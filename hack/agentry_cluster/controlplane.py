@@ -113,6 +113,9 @@ def apiserver_args(
         f"--tls-private-key-file={pk('apiserver.key')}",
         f"--client-ca-file={pk('ca.crt')}",
         "--authorization-mode=Node,RBAC",
+        # On top of the default plugins: the one OpenShift and hardened clusters enable, so
+        # an ownerReference with blockOwnerDeletion that RBAC does not cover fails here too.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pk('sa.pub')}",
         f"--service-account-signing-key-file={pk('sa.key')}",

@@ -36,6 +36,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: ["agentry.dev"]
   resources: ["agents/status"]
   verbs: ["get", "patch", "update"]
+{{- /* Children carry blockOwnerDeletion: true in their ownerReference to the Agent. With
+OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters) setting it needs update
+on the owner's finalizers subresource. */}}
+- apiGroups: ["agentry.dev"]
+  resources: ["agents/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["serviceaccounts", "services", "configmaps", "secrets", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

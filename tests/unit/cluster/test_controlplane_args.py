@@ -94,3 +94,11 @@ def test_the_node_runs_with_this_python_and_its_scripts_on_path(layout: StateLay
 def test_the_ports_of_one_cluster_are_all_different() -> None:
     chosen = controlplane.Ports.choose()
     assert len({*vars(chosen).values()}) == 5
+
+
+def test_api_server_enforces_owner_reference_permissions_like_openshift(
+    layout: StateLayout,
+) -> None:
+    """Every e2e test then catches a child whose blockOwnerDeletion RBAC does not cover."""
+    f = flags(controlplane.apiserver_args(BIN, layout, PORTS, Bridge(2)))
+    assert "OwnerReferencesPermissionEnforcement" in f["enable-admission-plugins"].split(",")

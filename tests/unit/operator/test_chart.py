@@ -97,6 +97,28 @@ def test_the_cluster_role_never_grants_wildcards_or_escalation() -> None:
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
 
 
+def _grants(role: dict[str, Any], resource: str, verb: str) -> bool:
+    return any(
+        "agentry.dev" in rule["apiGroups"]
+        and resource in rule["resources"]
+        and verb in rule["verbs"]
+        for rule in role["rules"]
+    )
+
+
+@pytest.mark.parametrize("values", [(), ("watchNamespaces={team-a,team-b}",)])
+def test_the_operator_may_block_owner_deletion_in_both_modes(values: tuple[str, ...]) -> None:
+    """Children carry blockOwnerDeletion: with OwnerReferencesPermissionEnforcement that
+    needs update on agents/finalizers wherever the operator writes children."""
+    docs = render(*values)
+    writers = [
+        d for d in docs if d["kind"] in ("ClusterRole", "Role") and _grants(d, "agents", "watch")
+    ]
+    assert writers
+    for role in writers:
+        assert _grants(role, "agents/finalizers", "update"), role["metadata"]
+
+
 def test_watch_namespaces_gives_a_role_per_namespace_and_no_cluster_wide_writes() -> None:
     docs = render("watchNamespaces={team-a,team-b}")
     roles = [d for d in docs if d["kind"] == "Role"]
