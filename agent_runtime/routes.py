@@ -26,19 +26,36 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidRequest("body", "must be a JSON object") from None
+    except RecursionError:
+        raise InvalidRequest("body", "must be a JSON object nested less deeply") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body", "must be a JSON object")
     return body
 
 
+def _text(body: dict[str, Any], field: str) -> str:
+    """A non-empty string field that can be stored as UTF-8.
+
+    JSON can carry a lone surrogate (``"\\ud800"``) that no UTF-8 encoder accepts. Refused
+    here, it never reaches the journal, whose group commit would have to fail it there.
+    """
+    value = body.get(field)
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "required, a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            field, "must be valid Unicode text (it holds a lone surrogate such as \\ud800)"
+        ) from None
+    if not value.strip():
+        raise InvalidRequest(field, "must not be empty")
+    return value
+
+
 @routes.post("/v1/sessions/{id}/messages")
 async def post_message(request: web.Request) -> web.Response:
-    body = await _json_object(request)
-    content = body.get("content")
-    if not isinstance(content, str):
-        raise InvalidRequest("content", "required, a string")
-    if not content.strip():
-        raise InvalidRequest("content", "must not be empty")
+    content = _text(await _json_object(request), "content")
     result = await request.app[SERVICES].sessions.post(request.match_info["id"], content)
     if result.degraded:
         request[DEGRADED] = True

@@ -36,7 +36,9 @@ from agent_runtime.state import (
 
 log = logging.getLogger("agent_runtime.sessions")
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Matched with ``fullmatch``: ``$`` also matches before a final newline, so ``match`` let
+# ``abc\n`` through as an id distinct from ``abc``.
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ class SessionService:
     def _check(self, session_id: str) -> None:
         if self.unavailable_reason is not None:
             raise StateUnavailable(f"sessions are unavailable: {self.unavailable_reason}")
-        if not SESSION_ID.match(session_id):
+        if not SESSION_ID.fullmatch(session_id):
             raise InvalidRequest(
                 "id", "must be 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
             )

@@ -21,7 +21,7 @@ from agent_runtime.services import SERVICES
 
 log = logging.getLogger("agent_runtime.access")
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 # Request ids only need to be unique enough to correlate log lines, not unguessable:
 # 128 bits from the process's PRNG (seeded from the OS) cost far less than a uuid4's
@@ -54,7 +54,7 @@ def outcome_of(status: int, request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     supplied = request.headers.get("X-Request-ID", "")
-    request_id = supplied if supplied and _VALID_ID.match(supplied) else new_request_id()
+    request_id = supplied if supplied and _VALID_ID.fullmatch(supplied) else new_request_id()
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500

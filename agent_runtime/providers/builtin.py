@@ -3,6 +3,11 @@
 It is the ``builtin`` provider and the fallback when a real model fails. Replies are
 useful rather than random: they acknowledge the message, say how far the conversation has
 come, and answer a few simple kinds of question (greeting, time-free arithmetic, help).
+
+Arithmetic is evaluated from Python's syntax tree, whose parser and this module's walk
+recurse once per operator: an expression is bounded at ``MAX_EXPRESSION_CHARS`` before it
+is parsed, so 20,000 ``+`` terms or 30,000 unary minuses get a polite refusal instead of
+a RecursionError or MemoryError (a 500 for the caller).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from collections.abc import Sequence
 
 from agent_runtime.providers.base import ChatTurn
 
-_ARITH = re.compile(r"^[\d\s\.\+\-\*/\(\)%]+$")
+_ARITH = re.compile(r"[\d\s\.\+\-\*/\(\)%]+")
+MAX_EXPRESSION_CHARS = 200
 _OPS = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -64,19 +70,32 @@ def respond(conversation: Sequence[ChatTurn]) -> str:
         words = sum(len(u.split()) for u in earlier)
         return f"So far you sent {len(earlier)} message(s), {words} word(s) in all."
     expression = last.rstrip("=? ").removeprefix("what is").strip()
-    if expression and _ARITH.match(expression):
-        value = _evaluate(expression)
-        if value is not None:
-            return f"{expression} = {value:g}"
+    if expression and _ARITH.fullmatch(expression):
+        return _calculate(expression) or _brief(last, turn)
+    return _brief(last, turn)
+
+
+def _brief(last: str, turn: int) -> str:
     words = len(last.split())
     return f"You said {words} word(s) (turn {turn}). I am answering offline, so I keep it brief."
+
+
+def _calculate(expression: str) -> str | None:
+    """The answer to an arithmetic question, or None when it cannot be worked out."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        return (
+            f"That expression has {len(expression)} characters; I work out arithmetic of "
+            f"up to {MAX_EXPRESSION_CHARS}."
+        )
+    value = _evaluate(expression)
+    return None if value is None else f"{expression} = {value:g}"
 
 
 def _evaluate(expression: str) -> float | None:
     try:
         tree = ast.parse(expression, mode="eval")
         return float(_eval_node(tree.body))
-    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError):
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError, RecursionError):
         return None
 
 

@@ -8,7 +8,7 @@ docs/state-and-encryption.md.
 """
 
 from agent_runtime.state.configmap import ConfigMapStore
-from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.errors import EntryNotWritable, StateError, StateUnreadable
 from agent_runtime.state.memory import MemoryStore
 from agent_runtime.state.model import (
     CheckpointInfo,
@@ -23,6 +23,7 @@ from agent_runtime.state.pvc import PvcStore
 __all__ = [
     "CheckpointInfo",
     "ConfigMapStore",
+    "EntryNotWritable",
     "JournalEntry",
     "MemoryState",
     "MemoryStore",

@@ -4,6 +4,10 @@ An append must be durable before it returns, and a durable write (an fsync, an u
 the commit point) is slow, so appends that arrive while one write is under way wait and
 go out together in the next one. The store supplies only "write this batch"; this module
 owns the queue, the single flusher task and how the outcome reaches every waiting append.
+
+One append's bad input must not fail its neighbours: `seal_each` encodes every entry on
+its own, fails only the entries that cannot be encoded, and numbers the rest as if those
+had never been queued.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent_runtime.state.errors import StateError
+from agent_runtime.state.errors import EntryNotWritable, StateError
 from agent_runtime.state.model import JournalEntry
 
 
@@ -25,8 +29,49 @@ class Pending:
     entry: JournalEntry
     done: asyncio.Future[None]
 
+    def fail(self, error: Exception) -> None:
+        """Report `error` to this append alone (unless its waiter already gave up)."""
+        if not self.done.done():
+            self.done.set_exception(error)
+
 
 WriteBatch = Callable[[list[Pending]], Awaitable[None]]
+SealEntry = Callable[[Pending, int], bytes]
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An entry of a batch that encoded: its append, its index in its segment, its bytes."""
+
+    pending: Pending
+    index: int
+    record: bytes
+
+
+def seal_each(batch: list[Pending], stored: Callable[[int], int], seal: SealEntry) -> list[Sealed]:
+    """Seal every entry at the next index of its segment; fail only those that cannot be.
+
+    `stored(segment)` is how many records the segment already holds. A `ValueError` from
+    `seal` (a lone surrogate cannot be encoded as UTF-8, a record over the frame limit) fails
+    that append with `EntryNotWritable` and takes no index, so the batch's other entries are
+    numbered and written as usual.
+    """
+    next_index: dict[int, int] = {}
+    sealed: list[Sealed] = []
+    for item in batch:
+        index = next_index.get(item.segment)
+        if index is None:
+            index = stored(item.segment)
+        try:
+            record = seal(item, index)
+        except ValueError as exc:
+            item.fail(
+                EntryNotWritable(f"journal entry cannot be encoded ({exc.__class__.__name__})")
+            )
+            continue
+        next_index[item.segment] = index + 1
+        sealed.append(Sealed(item, index, record))
+    return sealed
 
 
 class GroupCommit:
@@ -68,8 +113,7 @@ class GroupCommit:
                         else StateError(f"{self._description}: journal write failed: {exc}")
                     )
                     for item in batch:
-                        if not item.done.done():
-                            item.done.set_exception(error)
+                        item.fail(error)
                 else:
                     for item in batch:
                         if not item.done.done():

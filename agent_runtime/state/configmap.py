@@ -34,7 +34,7 @@ from kubernetes_asyncio import client
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
-from agent_runtime.state.batching import GroupCommit, Pending
+from agent_runtime.state.batching import GroupCommit, Pending, seal_each
 from agent_runtime.state.errors import StateError, StateUnreadable
 from agent_runtime.state.kube import ConfigMaps, Conflict
 from agent_runtime.state.lifecycle import WriteGate
@@ -120,7 +120,11 @@ class ConfigMapStore(SealedStore):
         obj = await self._maps.get(self._name)
         if obj is None:
             return Restored({}, None, 0, [])
-        commit = layout.Commit.decode((obj.get("data") or {}).get("commit"))
+        try:
+            commit = layout.Commit.decode((obj.get("data") or {}).get("commit"))
+        except layout.MalformedCommit as exc:
+            reason = f"the commit point is malformed: {exc}"
+            raise StateUnreadable(f"{self.describe()}: {reason}") from None
         journal = layout.binary_of(obj)
         refs: dict[int, layout.SlotRef] = {}
         checkpoints: list[StoredCheckpoint] = []
@@ -225,6 +229,8 @@ class ConfigMapStore(SealedStore):
         if not live:
             return
         additions = self._seal_batch(live)
+        if not additions:
+            return
         incoming = sum(len(k) + len(v) * 4 // 3 + 4 for k, v in additions.items())
         if self._journal and self._journal_bytes() + incoming > self._journal_budget:
             old_segment = self._segment
@@ -247,15 +253,18 @@ class ConfigMapStore(SealedStore):
                 apply_entry(self._shadow, item.entry)
 
     def _seal_batch(self, batch: list[Pending]) -> dict[str, bytes]:
-        """Seal entries under their journal keys, numbered after what is stored."""
-        counts: dict[int, int] = {}
-        additions: dict[str, bytes] = {}
-        for item in batch:
-            index = self._segment_length(item.segment) + counts.get(item.segment, 0)
-            counts[item.segment] = counts.get(item.segment, 0) + 1
-            plaintext = codec.encode_entry(item.entry, item.segment, index)
-            additions[layout.journal_key(item.segment, index)] = self._seal(plaintext, JOURNAL_KIND)
-        return additions
+        """Seal entries under their journal keys, numbered after what is stored.
+
+        An entry that cannot be encoded fails its own append and is removed from `batch`,
+        so the caller neither writes it nor applies it to the shadow state.
+        """
+        sealed = seal_each(batch, self._segment_length, self._seal_entry)
+        batch[:] = [s.pending for s in sealed]
+        return {layout.journal_key(s.pending.segment, s.index): s.record for s in sealed}
+
+    def _seal_entry(self, item: Pending, index: int) -> bytes:
+        plaintext = codec.encode_entry(item.entry, item.segment, index)
+        return self._seal(plaintext, JOURNAL_KIND)
 
     def _segment_length(self, segment: int) -> int:
         prefix = f"j-{segment:08d}-"

@@ -16,6 +16,7 @@ import base64
 import json
 import re
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 CHUNK_BYTES = 900 * 1024
@@ -51,15 +52,56 @@ class Commit:
 
     @classmethod
     def decode(cls, text: str | None) -> Commit:
-        """Parse `data.commit`; an absent value is a store without checkpoints."""
+        """Parse `data.commit`; an absent value is a store without checkpoints.
+
+        Anything but what `encode` writes raises `MalformedCommit`, which the store reports
+        as unreadable state instead of failing later with a KeyError or TypeError.
+        """
         if not text:
             return cls(None)
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise MalformedCommit("data.commit is not JSON") from None
+        if not isinstance(doc, dict):
+            raise MalformedCommit("data.commit is not a JSON object")
+        current, previous, quarantined = (
+            _slot_ref(doc.get(name), name) for name in ("current", "previous", "quarantined")
+        )
+        return cls(current, previous, quarantined)
 
-        def ref(value: Any) -> SlotRef | None:
-            return SlotRef(**value) if isinstance(value, dict) else None
 
-        return cls(ref(doc.get("current")), ref(doc.get("previous")), ref(doc.get("quarantined")))
+class MalformedCommit(ValueError):
+    """`data.commit` is not a commit point this code could have written."""
+
+
+_SLOT_REF_TYPES = {
+    "slot": str,
+    "generation": int,
+    "chunks": int,
+    "sha256": str,
+    "bytes": int,
+    "key_id": str,
+    "time": str,
+}
+
+
+def _slot_ref(value: Any, name: str) -> SlotRef | None:
+    """One `SlotRef` of the commit point, every field present and of its type."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != set(_SLOT_REF_TYPES):
+        raise MalformedCommit(f"data.commit {name} must have exactly {sorted(_SLOT_REF_TYPES)}")
+    for field, kind in _SLOT_REF_TYPES.items():
+        if not isinstance(value[field], kind) or isinstance(value[field], bool):
+            raise MalformedCommit(f"data.commit {name}.{field} must be a {kind.__name__}")
+    if value["slot"] not in SLOTS or not 1 <= value["chunks"] <= MAX_CHUNKS:
+        raise MalformedCommit(f"data.commit {name} names no valid slot or chunk count")
+    try:
+        datetime.fromisoformat(value["time"])
+    except ValueError:
+        raise MalformedCommit(f"data.commit {name}.time is not an ISO 8601 time") from None
+    return SlotRef(**value)
 
 
 def commit_name(replica: str) -> str:

@@ -3,7 +3,8 @@
 `StateError` is anything a caller reports as "state not available" (readiness, a failed
 append answered 5xx). `StateUnreadable` is the serious one: state exists but this key ring
 cannot read it, so the store freezes itself and refuses every write until restarted with
-the right keys; the stored bytes stay exactly as they were.
+the right keys; the stored bytes stay exactly as they were. `EntryNotWritable` fails one
+append and nothing else.
 """
 
 from __future__ import annotations
@@ -15,3 +16,10 @@ class StateError(Exception):
 
 class StateUnreadable(StateError):
     """Stored state exists but cannot be read with the key ring (wrong or missing key)."""
+
+
+class EntryNotWritable(StateError):
+    """One journal entry cannot be encoded (text that is not valid UTF-8, a record too big).
+
+    Only the append of that entry fails; the others of its batch are written.
+    """

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec, framing
-from agent_runtime.state.batching import GroupCommit, Pending
+from agent_runtime.state.batching import GroupCommit, Pending, seal_each
 from agent_runtime.state.errors import StateError, StateUnreadable
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
@@ -151,18 +151,22 @@ class PvcStore(SealedStore):
         # written one at a time, so the record counts cannot move underneath); the worker
         # thread only writes and fsyncs, which release it. A worker thread doing Python
         # work would make the loop and the thread trade the GIL on every batch.
-        by_segment: dict[int, list[JournalEntry]] = {}
-        for item in batch:
-            by_segment.setdefault(item.segment, []).append(item.entry)
-        writes: list[tuple[int, bytes, int]] = []  # (segment, frames, record count after)
-        for number, entries in sorted(by_segment.items()):
-            start = self._record_counts.get(number, 0)
-            frames = b"".join(
-                framing.frame(self._seal(codec.encode_entry(entry, number, index), JOURNAL_KIND))
-                for index, entry in enumerate(entries, start)
-            )
-            writes.append((number, frames, start + len(entries)))
-        await asyncio.get_running_loop().run_in_executor(None, self._write_segments, writes)
+        frames: dict[int, list[bytes]] = {}
+        for sealed in seal_each(batch, self._stored_records, self._frame_entry):
+            frames.setdefault(sealed.pending.segment, []).append(sealed.record)
+        writes = [  # (segment, frames, record count after)
+            (number, b"".join(records), self._stored_records(number) + len(records))
+            for number, records in sorted(frames.items())
+        ]
+        if writes:
+            await asyncio.get_running_loop().run_in_executor(None, self._write_segments, writes)
+
+    def _stored_records(self, segment: int) -> int:
+        return self._record_counts.get(segment, 0)
+
+    def _frame_entry(self, item: Pending, index: int) -> bytes:
+        plaintext = codec.encode_entry(item.entry, item.segment, index)
+        return framing.frame(self._seal(plaintext, JOURNAL_KIND))
 
     def _write_segments(self, writes: list[tuple[int, bytes, int]]) -> None:
         for number, frames, count in writes:

@@ -34,6 +34,7 @@ from agent_runtime.state import (
     StateError,
     StateUnreadable,
 )
+from tests.support.state import check_an_unencodable_entry_fails_alone
 
 NS = "team-a"
 REPLICA = "support-bot-0"
@@ -300,6 +301,33 @@ async def test_a_wrong_or_missing_key_refuses_and_leaves_every_object_untouched(
     assert len(kmock.puts) == writes
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"v": 1, "current": {"slot": "a"}}',
+        '{"v": 1, "current": "a0"}',
+    ],
+)
+async def test_a_malformed_commit_point_is_reported_as_unreadable_state(
+    api: client.ApiClient, kmock: ApiServer, malformed: str
+) -> None:
+    s = await store(api)
+    await s.append(say("s", "one"))
+    await s.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    commit = kmock.objects[kmock.resource("v1/configmaps"), NS, f"{REPLICA}-state"]
+    commit["data"] = {"commit": malformed}
+    writes = len(kmock.puts)
+
+    refused = ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE)
+    with pytest.raises(StateUnreadable, match="commit point is malformed"):
+        await refused.load()
+    with pytest.raises(StateUnreadable):
+        await refused.append(say("s", "two"))
+    assert len(kmock.puts) == writes
+
+
 async def test_a_damaged_newest_checkpoint_falls_back_one_generation(
     api: client.ApiClient, kmock: ApiServer
 ) -> None:
@@ -352,6 +380,14 @@ async def test_concurrent_appends_share_updates_and_all_survive(
     assert len(kmock.puts) - before < 40
     restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
     assert sum(len(v) for v in restored.state.values()) == 41
+
+
+async def test_an_entry_that_cannot_be_encoded_fails_alone_and_its_batch_is_written(
+    api: client.ApiClient, kmock: ApiServer
+) -> None:
+    await check_an_unencodable_entry_fails_alone(
+        await store(api), ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load
+    )
 
 
 async def test_appends_during_a_checkpoint_are_not_lost(

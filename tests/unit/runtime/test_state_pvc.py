@@ -28,6 +28,7 @@ from agent_runtime.state import (
     StateError,
     StateUnreadable,
 )
+from tests.support.state import check_an_unencodable_entry_fails_alone
 
 BASE = RecordContext("team-a", "support-bot", "support-bot-0", "")
 KEY1 = bytes(range(32))
@@ -265,6 +266,15 @@ async def test_concurrent_appends_share_fsyncs_and_all_survive(
     assert fsyncs < 100
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
     assert sum(len(v) for v in restored.state.values()) == 100
+
+
+async def test_an_entry_that_cannot_be_encoded_fails_alone_and_its_batch_is_written(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(tmp_path)
+    await check_an_unencodable_entry_fails_alone(
+        store, PvcStore(tmp_path, ring(k1=KEY1), BASE).load
+    )
 
 
 async def test_appends_during_a_checkpoint_are_not_lost(tmp_path: Path) -> None:
