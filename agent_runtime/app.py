@@ -97,7 +97,13 @@ def create_app(
         on_change=metrics.set_circuit,
     )
     metrics.set_circuit("closed")
-    model = GuardedModel(provider, breaker, fallback=settings.fallback, metrics=metrics)
+    model = GuardedModel(
+        provider,
+        breaker,
+        fallback=settings.fallback,
+        metrics=metrics,
+        timeout_seconds=settings.model_timeout_seconds,
+    )
     sessions = SessionService(store, model, metrics)
     key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
     limiter = None

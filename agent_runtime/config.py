@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     model_name: str | None = None
     model_api_key_file: Path | None = None
     model_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """One request's deadline for its reply: every attempt and backoff included."""
     model_max_retries: int = Field(default=2, ge=0, le=10)
     model_key_check_interval_seconds: float = Field(default=300.0, gt=0)
     fallback: Literal["builtin", "reject"] = "builtin"
@@ -93,9 +94,19 @@ class Settings(BaseSettings):
     @field_validator("model_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
+        if "@" in parts.netloc:
+            # Raised as a _SettingError so the message never echoes the URL's password.
+            raise _SettingError(
+                "model_endpoint",
+                "must not contain user:password@; put the API key in the file named by "
+                "AGENTRY_MODEL_API_KEY_FILE (spec.model.apiKeySecretRef)",
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

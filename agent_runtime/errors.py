@@ -87,6 +87,17 @@ class ModelUnavailable(RequestError):
     code = "model_unavailable"
 
 
+class ModelRefusedRequest(RequestError):
+    """The provider refused this conversation (400/413/422), e.g. longer than its context.
+
+    The request's own failure: answered 422 and never counted against the circuit breaker,
+    so one client's oversized history cannot degrade every other client's replies.
+    """
+
+    status = 422
+    code = "model_refused_request"
+
+
 class StateUnavailable(RequestError):
     """The stored state could not be read (wrong or missing key): sessions are off."""
 
@@ -101,3 +112,11 @@ class ModelError(AgentryRuntimeError):
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
+
+
+class ModelRefusal(ModelError):
+    """The provider answered this one request 400, 413 or 422: its input, not an outage."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("refused", f"provider refused the request ({status})")
+        self.status = status

@@ -96,10 +96,11 @@ class SessionService:
 
     async def post(self, session_id: str, content: str) -> TurnResult:
         self._check(session_id)
+        deadline = self.model.deadline()  # from arrival: waiting for the lock counts too
         async with self._lock(session_id):
             history = self._sessions.get(session_id, [])
             question: Message = {"role": "user", "content": content}
-            reply = await self.model.reply([*history, question])
+            reply = await self.model.reply([*history, question], deadline=deadline)
             answer: Message = {"role": "assistant", "content": reply.text}
             messages = self._sessions.setdefault(session_id, [])
             messages.extend((question, answer))

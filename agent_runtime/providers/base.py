@@ -25,8 +25,14 @@ class ModelProvider(Protocol):
     async def close(self) -> None:
         """Release connections."""
 
-    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
-        """The assistant's next message; raises ``ModelError`` on failure."""
+    async def complete(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> str:
+        """The assistant's next message; raises ``ModelError`` on failure.
+
+        ``deadline`` is the event-loop time by which the request needs its answer: retries
+        and backoff stop there (the guard gives up at that time whatever the provider does).
+        """
 
     async def check_credentials(self) -> str | None:
         """``None`` when the API key is accepted (or none is needed), else a short reason."""

@@ -44,8 +44,10 @@ class BuiltinProvider:
     async def check_credentials(self) -> str | None:
         return None
 
-    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
-        return respond(conversation)
+    async def complete(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> str:
+        return respond(conversation)  # instant: no deadline to watch
 
 
 def respond(conversation: Sequence[ChatTurn]) -> str:

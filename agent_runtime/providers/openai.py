@@ -1,10 +1,15 @@
 """An OpenAI-compatible chat completions client on aiohttp.
 
-Each attempt has its own timeout; transient failures (timeouts, connection errors, 429,
-5xx) are retried up to ``max_retries`` times with full-jitter exponential backoff, and a
-``Retry-After`` from the provider is honoured (waiting that long, or giving up at once
-when it is longer than ``max_retry_after``). The API key is read from a file at start and
-sent only in the ``Authorization`` header; it is never logged or put in an error message.
+Transient failures (timeouts, connection errors, 429, 5xx) are retried up to
+``max_retries`` times with full-jitter exponential backoff, and a ``Retry-After`` from the
+provider is honoured (waiting that long, or giving up at once when it is longer than
+``max_retry_after``). The request's overall deadline, attempts and backoff included, is
+enforced one level up (``providers/guarded.py``); ``timeout_seconds`` only caps one
+attempt. 400, 413 and 422 raise ``ModelRefusal``: that request's input was refused, the
+provider is fine. Any answer that is not a chat completion (HTML with status 200, JSON
+without ``choices``) is a ``bad_response`` ModelError like any other provider failure.
+The API key is read from a file at start and sent only in the ``Authorization`` header;
+it is never logged or put in an error message.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from agent_runtime.errors import ModelError
+from agent_runtime.errors import ModelError, ModelRefusal
 from agent_runtime.providers.base import ChatTurn
 
 log = logging.getLogger("agent_runtime.providers.openai")
@@ -47,6 +52,7 @@ class OpenAIProvider:
         self.endpoint = endpoint.rstrip("/")
         self.model = model
         self._key_file = api_key_file
+        self._timeout_seconds = timeout_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_retries = max_retries
         self._base_backoff = base_backoff
@@ -80,24 +86,25 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    async def complete(self, conversation: Sequence[ChatTurn]) -> str:
+    async def complete(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> str:
+        """Attempts until one answers, retries run out, or ``deadline`` (loop time) passes."""
         body = {
             "model": self.model,
             "messages": [{"role": t["role"], "content": t["content"]} for t in conversation],
         }
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self._timeout_seconds * (self.max_retries + 1)
         attempt = 0
         while True:
             try:
-                return await self._attempt(body)
+                return await self._attempt(body, deadline - loop.time())
             except ModelError as error:
-                retryable = error.kind in {"timeout", "connection", "rate_limited", "server"}
-                if not retryable or attempt >= self.max_retries:
+                delay = self._retry_delay(error, attempt, deadline - loop.time())
+                if delay is None:
                     raise
-                delay = self._backoff(attempt)
-                if error.retry_after is not None:
-                    if error.retry_after > self._max_retry_after:
-                        raise
-                    delay = error.retry_after
                 log.info(
                     "model call failed, retrying",
                     extra={
@@ -111,32 +118,34 @@ class OpenAIProvider:
                 attempt += 1
                 await self._sleep(delay)
 
+    def _retry_delay(self, error: ModelError, attempt: int, remaining: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        retryable = error.kind in {"timeout", "connection", "rate_limited", "server"}
+        if not retryable or attempt >= self.max_retries:
+            return None
+        delay = self._backoff(attempt)
+        if error.retry_after is not None:
+            if error.retry_after > self._max_retry_after:
+                return None
+            delay = error.retry_after
+        return delay if delay < remaining else None  # no attempt could start in time
+
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform between 0 and the capped exponential step."""
         return self._rng.uniform(0, min(self._max_backoff, self._base_backoff * 2**attempt))
 
-    async def _attempt(self, body: dict[str, Any]) -> str:
+    async def _attempt(self, body: dict[str, Any], remaining: float) -> str:
         if self._session is None:
             raise ModelError("connection", "provider not started")
+        if remaining <= 0:
+            raise ModelError("timeout", "no time left before the request deadline")
         url = f"{self.endpoint}/chat/completions"
+        timeout = aiohttp.ClientTimeout(total=min(self._timeout_seconds, remaining))
         try:
-            async with self._session.post(url, json=body, headers=self._headers()) as response:
-                if response.status == 429:
-                    raise ModelError(
-                        "rate_limited",
-                        "provider rate limited the call",
-                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                    )
-                if response.status >= 500:
-                    raise ModelError(
-                        "server",
-                        f"provider answered {response.status}",
-                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                    )
-                if response.status in (401, 403):
-                    raise ModelError("auth", f"provider refused the API key ({response.status})")
-                if response.status >= 400:
-                    raise ModelError("request", f"provider answered {response.status}")
+            async with self._session.post(
+                url, json=body, headers=self._headers(), timeout=timeout
+            ) as response:
+                raise_for_status(response)
                 payload = await response.json(content_type=None)
         except TimeoutError:
             raise ModelError("timeout", "provider did not answer in time") from None
@@ -144,13 +153,9 @@ class OpenAIProvider:
             raise ModelError(
                 "connection", f"provider unreachable ({type(error).__name__})"
             ) from None
-        try:
-            content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise ModelError("bad_response", "provider reply had no choices[0].message") from None
-        if not isinstance(content, str):
-            raise ModelError("bad_response", "provider reply content is not a string")
-        return content
+        except ValueError:  # HTML from a proxy, a truncated body: not the API's answer
+            raise ModelError("bad_response", "provider reply is not JSON") from None
+        return reply_content(payload)
 
     async def check_credentials(self) -> str | None:
         """Ask ``GET /models`` whether the key is accepted; outages do not count as invalid."""
@@ -168,6 +173,38 @@ class OpenAIProvider:
                 return None
         except (TimeoutError, aiohttp.ClientError):
             return None
+
+
+REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})
+"""Answers about this request's input (e.g. context too long), not about the provider."""
+
+
+def raise_for_status(response: aiohttp.ClientResponse) -> None:
+    """Map an error status to the ModelError that decides retry, breaker and fallback."""
+    status = response.status
+    if status < 400:
+        return
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        raise ModelError("rate_limited", "provider rate limited the call", retry_after=retry_after)
+    if status >= 500:
+        raise ModelError("server", f"provider answered {status}", retry_after=retry_after)
+    if status in (401, 403):
+        raise ModelError("auth", f"provider refused the API key ({status})")
+    if status in REQUEST_SPECIFIC_STATUSES:
+        raise ModelRefusal(status)
+    raise ModelError("request", f"provider answered {status}")
+
+
+def reply_content(payload: Any) -> str:
+    """The assistant's text from a chat completion, or a ``bad_response`` ModelError."""
+    try:
+        content = payload["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise ModelError("bad_response", "provider reply had no choices[0].message") from None
+    if not isinstance(content, str):
+        raise ModelError("bad_response", "provider reply content is not a string")
+    return content
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -86,7 +86,8 @@ class ModelSpec(_Model):
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the provider's API key; mounted as a file, never in env."""
     timeout_seconds: int = Field(default=30, ge=1, le=600)
-    """Timeout of one model call."""
+    """Deadline of one reply, every attempt and backoff included; keep it below your
+    ingress or load balancer timeout."""
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries after the first attempt."""
 

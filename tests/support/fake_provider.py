@@ -2,7 +2,9 @@
 
 Tests script it: ``fail(n, status)`` answers the next n calls with ``status``,
 ``rate_limit(n, retry_after)`` with 429 + Retry-After, ``latency`` delays every answer,
-``hang(n)`` holds the next n calls until released. It records every call it received and
+``hang(n)`` holds the next n calls until released, ``answer(n, body, content_type)``
+answers the next n calls 200 with a body that is not a chat completion (an HTML error
+page from a proxy, JSON without ``choices``). It records every call it received and
 which API key was presented, and answers ``GET /v1/models`` 401 for unknown keys.
 """
 
@@ -42,6 +44,9 @@ class FakeProvider:
     def rate_limit(self, count: int, retry_after: str) -> None:
         self._faults.extend([("429", retry_after)] * count)
 
+    def answer(self, count: int, body: str, content_type: str = "text/html") -> None:
+        self._faults.extend([("answer", (body, content_type))] * count)
+
     def hang(self, count: int = 1) -> None:
         self._faults.extend([("hang", None)] * count)
 
@@ -77,6 +82,9 @@ class FakeProvider:
                     status=429,
                     headers={"Retry-After": value},
                 )
+            if kind == "answer":
+                text, content_type = value
+                return web.Response(text=text, content_type=content_type)
             if kind == "hang":
                 await self._release.wait()
         if self.latency:

@@ -1,6 +1,7 @@
 """Configuration: validation with one line naming the setting, exit 2, and check-config.
 
-Checks: a bad value exits 2 with `error: AGENTRY_X: ...`; staging/production refuse to
+Checks: a bad value exits 2 with `error: AGENTRY_X: ...`; an endpoint with credentials is
+refused without echoing them; staging/production refuse to
 start without KEYS_DIR; openai needs endpoint, name and key file; check-config prints the
 effective settings as YAML or JSON with file paths but never secret file contents.
 """
@@ -54,6 +55,20 @@ async def test_a_bad_setting_exits_2_with_one_line_naming_it(
     assert err.count("\n") == 1
 
 
+async def test_an_endpoint_with_credentials_is_refused_at_startup_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiohttp refuses user:pw@ next to a bearer header, which failed every request."""
+    monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://bob:pw-SECRET@api.example/v1")
+    monkeypatch.setenv("AGENTRY_MODEL_NAME", "m")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: AGENTRY_MODEL_ENDPOINT: must not contain user:password@")
+    assert "SECRET" not in err
+    assert "bob" not in err
+
+
 async def test_openai_without_an_api_key_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
     monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://api.example/v1")
@@ -73,7 +88,7 @@ async def test_check_config_shows_paths_but_never_secret_contents(
     tokens = tmp_path / "tokens"
     tokens.write_text("alice:tok-SECRET-TOKEN\n")
     monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
-    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://user:pw-SECRET@api.example/v1")
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", "https://api.example/v1")
     monkeypatch.setenv("AGENTRY_MODEL_NAME", "gpt-test")
     monkeypatch.setenv("AGENTRY_MODEL_API_KEY_FILE", str(key_file))
     monkeypatch.setenv("AGENTRY_AUTH_TOKENS_FILE", str(tokens))
@@ -84,7 +99,7 @@ async def test_check_config_shows_paths_but_never_secret_contents(
     data = yaml.safe_load(out)
     assert data["AGENTRY_MODEL_API_KEY_FILE"] == str(key_file)
     assert data["AGENTRY_RATE_LIMIT_BURST"] == 5
-    assert data["AGENTRY_MODEL_ENDPOINT"] == "https://***@api.example/v1"
+    assert data["AGENTRY_MODEL_ENDPOINT"] == "https://api.example/v1"
     assert main(["check-config", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["AGENTRY_MODEL_NAME"] == "gpt-test"
 
