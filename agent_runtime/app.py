@@ -21,8 +21,9 @@ from aiohttp import web
 from agent_runtime import health
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.clock import Clock, SystemClock
-from agent_runtime.config import Settings
+from agent_runtime.config import Settings, env_name
 from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.errors import ConfigError
 from agent_runtime.heartbeat import HeartbeatLoop, HeartbeatPublisher, NullPublisher, rfc3339
 from agent_runtime.keys import load_keyring
 from agent_runtime.metrics import Metrics
@@ -37,7 +38,7 @@ from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
 from agent_runtime.state import MemoryStore, PvcStore, StateError, StateStore, StateUnreadable
-from agent_runtime.tokens import TokenTable
+from agent_runtime.tokens import TokenFileError, TokenTable
 
 log = logging.getLogger("agent_runtime.app")
 
@@ -71,6 +72,16 @@ def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
             settings.state_dir, keyring, record_context(settings), settings.state_generations
         )
     raise ValueError("the configmap store is built by lifecycle.build_configmap_store")
+
+
+def load_tokens(settings: Settings) -> TokenTable | None:
+    """The tokens file's table, or None without auth; a file it cannot use is a ConfigError."""
+    if settings.auth_tokens_file is None:
+        return None
+    try:
+        return TokenTable.from_file(settings.auth_tokens_file)
+    except TokenFileError as exc:
+        raise ConfigError(env_name("auth_tokens_file"), str(exc)) from None
 
 
 def create_app(
@@ -117,7 +128,7 @@ def create_app(
             max_clients=settings.rate_limit_max_clients,
             clock=clock.monotonic,
         )
-    tokens = TokenTable.from_file(settings.auth_tokens_file) if settings.auth_tokens_file else None
+    tokens = load_tokens(settings)
 
     async def state_check() -> health.CheckResult:
         if sessions.unavailable_reason is not None:

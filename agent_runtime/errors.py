@@ -56,6 +56,13 @@ class Unauthorized(RequestError):
     code = "unauthorized"
 
 
+class Forbidden(RequestError):
+    """A valid caller asked for something its token does not allow."""
+
+    status = 403
+    code = "forbidden"
+
+
 class SessionNotFound(RequestError):
     status = 404
     code = "not_found"

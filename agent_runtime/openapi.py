@@ -27,6 +27,15 @@ _SESSION_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
 }
+_OWNER = {
+    "name": "client",
+    "in": "query",
+    "required": False,
+    "description": "Admin tokens only: the client whose session to read or delete",
+    "schema": {"type": "string"},
+}
+_NOT_FOUND = _error("No session of this id belongs to the caller (or the named client)")
+_NOT_ADMIN = _error("`client` given with a token that is not marked [admin]")
 _LIMITED = {
     "401": _error("Missing or wrong bearer token (when authentication is on)"),
     "429": _error("Over the rate limit", "Retry-After", "RateLimit", "RateLimit-Policy"),
@@ -43,7 +52,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/sessions/{id}/messages": {
                 "post": {
-                    "summary": "Send a message to a session (created on first use)",
+                    "summary": "Send a message to a session of the caller (created on first use)",
                     "parameters": [_SESSION_ID],
                     "requestBody": {
                         "required": True,
@@ -71,7 +80,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/sessions/{id}": {
                 "get": {
                     "summary": "A session's messages",
-                    "parameters": [_SESSION_ID],
+                    "parameters": [_SESSION_ID, _OWNER],
                     "responses": {
                         "200": {
                             "description": "The session",
@@ -81,16 +90,18 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "404": _error("No such session"),
+                        "403": _NOT_ADMIN,
+                        "404": _NOT_FOUND,
                         **_LIMITED,
                     },
                 },
                 "delete": {
-                    "summary": "Forget a session",
-                    "parameters": [_SESSION_ID],
+                    "summary": "Erase a session (from storage by the next checkpoint)",
+                    "parameters": [_SESSION_ID, _OWNER],
                     "responses": {
                         "204": {"description": "Deleted"},
-                        "404": _error("No such session"),
+                        "403": _NOT_ADMIN,
+                        "404": _NOT_FOUND,
                         **_LIMITED,
                     },
                 },

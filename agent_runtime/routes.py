@@ -15,6 +15,7 @@ from agent_runtime import health
 from agent_runtime.errors import InvalidRequest
 from agent_runtime.middleware import DEGRADED
 from agent_runtime.openapi import openapi_document
+from agent_runtime.ownership import owner_of
 from agent_runtime.services import SERVICES
 
 routes = web.RouteTableDef()
@@ -56,7 +57,8 @@ def _text(body: dict[str, Any], field: str) -> str:
 @routes.post("/v1/sessions/{id}/messages")
 async def post_message(request: web.Request) -> web.Response:
     content = _text(await _json_object(request), "content")
-    result = await request.app[SERVICES].sessions.post(request.match_info["id"], content)
+    owner = owner_of(request, admin_may_name_owner=False)
+    result = await request.app[SERVICES].sessions.post(owner, request.match_info["id"], content)
     if result.degraded:
         request[DEGRADED] = True
     return web.json_response(
@@ -67,7 +69,8 @@ async def post_message(request: web.Request) -> web.Response:
 @routes.get("/v1/sessions/{id}")
 async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
-    messages = request.app[SERVICES].sessions.get(session_id)
+    owner = owner_of(request, admin_may_name_owner=True)
+    messages = request.app[SERVICES].sessions.get(owner, session_id)
     return web.json_response(
         {
             "id": session_id,
@@ -78,7 +81,8 @@ async def get_session(request: web.Request) -> web.Response:
 
 @routes.delete("/v1/sessions/{id}")
 async def delete_session(request: web.Request) -> web.Response:
-    await request.app[SERVICES].sessions.delete(request.match_info["id"])
+    owner = owner_of(request, admin_may_name_owner=True)
+    await request.app[SERVICES].sessions.delete(owner, request.match_info["id"])
     return web.Response(status=204)
 
 

@@ -7,6 +7,11 @@ and is acknowledged only when the append is durable (the store's ordering contra
 checkpoint snapshot taken at any moment contains every entry already appended). A failed
 append rolls the in-memory change back.
 
+A session belongs to the client that created it: every call names the owner, and the
+session is looked up by (client, session id). Another client's session and a session
+that does not exist take the same path and raise the same ``SessionNotFound``, so no
+answer tells them apart.
+
 If the stored state could not be read (wrong or missing key) the service is
 ``unavailable``: every session call raises ``StateUnavailable`` and no checkpoint is ever
 written, so the unreadable state stays byte-for-byte as it was.
@@ -31,6 +36,7 @@ from agent_runtime.state import (
     MemoryState,
     Message,
     Restored,
+    SessionKey,
     StateStore,
 )
 
@@ -54,7 +60,9 @@ class SessionService:
         self.model = model
         self._metrics = metrics
         self._sessions: MemoryState = {}
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._checkpoint_lock = asyncio.Lock()
         self.unavailable_reason: str | None = "state not restored yet"
         self.restored: Restored | None = None
@@ -87,54 +95,58 @@ class SessionService:
                 "id", "must be 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
             )
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        lock = self._locks.get(session_id)
+    def _lock(self, key: SessionKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
-            self._locks[session_id] = lock
+            self._locks[key] = lock
         return lock
 
-    async def post(self, session_id: str, content: str) -> TurnResult:
+    async def post(self, client: str, session_id: str, content: str) -> TurnResult:
+        """One turn of `client`'s session `session_id`, which starts if it does not exist."""
         self._check(session_id)
         deadline = self.model.deadline()  # from arrival: waiting for the lock counts too
-        async with self._lock(session_id):
-            history = self._sessions.get(session_id, [])
+        key = SessionKey(client, session_id)
+        async with self._lock(key):
+            history = self._sessions.get(key, [])
             question: Message = {"role": "user", "content": content}
             reply = await self.model.reply([*history, question], deadline=deadline)
             answer: Message = {"role": "assistant", "content": reply.text}
-            messages = self._sessions.setdefault(session_id, [])
+            messages = self._sessions.setdefault(key, [])
             messages.extend((question, answer))
             self.dirty = True
+            entry = JournalEntry("append", session_id, (question, answer), client=client)
             try:
-                await self.store.append(
-                    JournalEntry(op="append", session=session_id, messages=(question, answer))
-                )
+                await self.store.append(entry)
             except BaseException:
                 del messages[-2:]
                 if not messages:
-                    self._sessions.pop(session_id, None)
+                    self._sessions.pop(key, None)
                 raise
             turn = sum(1 for m in messages if m["role"] == "user")
             return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
 
-    def get(self, session_id: str) -> Sequence[Message]:
+    def get(self, client: str, session_id: str) -> Sequence[Message]:
+        """The messages of `client`'s session; SessionNotFound for anyone else's."""
         self._check(session_id)
-        messages = self._sessions.get(session_id)
+        messages = self._sessions.get(SessionKey(client, session_id))
         if messages is None:
-            raise SessionNotFound(f"session {session_id!r} does not exist")
+            raise _not_found(session_id)
         return messages
 
-    async def delete(self, session_id: str) -> None:
+    async def delete(self, client: str, session_id: str) -> None:
+        """Erase `client`'s session: from memory now, from storage by the next checkpoint."""
         self._check(session_id)
-        async with self._lock(session_id):
-            messages = self._sessions.pop(session_id, None)
+        key = SessionKey(client, session_id)
+        async with self._lock(key):
+            messages = self._sessions.pop(key, None)
             if messages is None:
-                raise SessionNotFound(f"session {session_id!r} does not exist")
+                raise _not_found(session_id)
             self.dirty = True
             try:
-                await self.store.append(JournalEntry(op="delete", session=session_id))
+                await self.store.append(JournalEntry("delete", session_id, client=client))
             except BaseException:
-                self._sessions[session_id] = messages
+                self._sessions[key] = messages
                 raise
 
     @property
@@ -152,7 +164,7 @@ class SessionService:
                 return None
             # Snapshot and call without an await in between: the store switches journal
             # segments synchronously, so the snapshot covers exactly the older entries.
-            snapshot = {sid: list(msgs) for sid, msgs in self._sessions.items()}
+            snapshot = {key: list(msgs) for key, msgs in self._sessions.items()}
             self.dirty = False
             started = time.perf_counter()
             try:
@@ -177,3 +189,8 @@ class SessionService:
             },
         )
         return info
+
+
+def _not_found(session_id: str) -> SessionNotFound:
+    """One error for a missing session and another client's: the text names only the id."""
+    return SessionNotFound(f"session {session_id!r} does not exist")

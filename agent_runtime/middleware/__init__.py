@@ -11,5 +11,7 @@ from aiohttp import web
 API_PREFIX = "/v1/"
 
 CLIENT_ID: web.RequestKey[str] = web.RequestKey("client_id", str)
+# Set with CLIENT_ID by auth: the token is marked [admin] in the tokens file.
+ADMIN: web.RequestKey[bool] = web.RequestKey("admin", bool)
 DEGRADED: web.RequestKey[bool] = web.RequestKey("degraded", bool)
 ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)

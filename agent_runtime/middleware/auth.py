@@ -1,7 +1,8 @@
 """Bearer-token authentication for ``/v1/`` when ``AUTH_TOKENS_FILE`` is set.
 
-A valid token's client id is stored on the request (``client_id``) for the rate limiter's
-``token`` client key. The token itself is never stored, logged or echoed. Called by
+A valid token's client id is stored on the request (``client_id``): sessions belong to it
+and the rate limiter's ``token`` client key uses it; ``admin`` says whether the token
+is marked ``[admin]``. The token itself is never stored, logged or echoed. Called by
 ``middleware/guard.py`` for ``/v1/`` paths only.
 """
 
@@ -10,16 +11,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent_runtime.errors import Unauthorized
-from agent_runtime.middleware import CLIENT_ID
+from agent_runtime.middleware import ADMIN, CLIENT_ID
 from agent_runtime.tokens import TokenTable
+
+# The Kubernetes API server's proxy removes ``Authorization`` once it has authenticated
+# the caller (kubectl), so a token sent through it travels in this header instead.
+PROXIED_AUTHORIZATION = "X-Agentry-Authorization"
 
 
 def authenticate(request: web.Request, tokens: TokenTable) -> None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    client = tokens.client_for(token.strip()) if scheme.lower() == "bearer" else None
-    if client is None:
+    headers = request.headers
+    credentials = headers.get(PROXIED_AUTHORIZATION) or headers.get("Authorization") or ""
+    scheme, _, token = credentials.partition(" ")
+    caller = tokens.caller_for(token.strip()) if scheme.lower() == "bearer" else None
+    if caller is None:
         raise Unauthorized(
             "a valid bearer token is required",
             headers={"WWW-Authenticate": 'Bearer realm="agentry"'},
         )
-    request[CLIENT_ID] = client
+    request[CLIENT_ID] = caller.client
+    request[ADMIN] = caller.admin

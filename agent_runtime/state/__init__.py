@@ -11,16 +11,19 @@ from agent_runtime.state.configmap import ConfigMapStore
 from agent_runtime.state.errors import EntryNotWritable, StateError, StateUnreadable
 from agent_runtime.state.memory import MemoryStore
 from agent_runtime.state.model import (
+    ANONYMOUS_CLIENT,
     CheckpointInfo,
     JournalEntry,
     MemoryState,
     Message,
     Restored,
+    SessionKey,
 )
 from agent_runtime.state.protocol import StateStore
 from agent_runtime.state.pvc import PvcStore
 
 __all__ = [
+    "ANONYMOUS_CLIENT",
     "CheckpointInfo",
     "ConfigMapStore",
     "EntryNotWritable",
@@ -30,6 +33,7 @@ __all__ = [
     "Message",
     "PvcStore",
     "Restored",
+    "SessionKey",
     "StateError",
     "StateStore",
     "StateUnreadable",

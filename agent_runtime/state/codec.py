@@ -1,10 +1,18 @@
 """Plaintext encoding of checkpoints and journal entries (what goes inside an envelope).
 
-JSON with a version field. Decoding validates the shape, because a record that
-authenticates was still written by some version of this code and a wrong shape means a
-bug or a format change, not a reason to crash with a KeyError deep in replay. Each record
-also carries where it belongs (generation, segment and index) so a file renamed or a
-record moved on disk is detected even though its envelope authenticates.
+Format 2 (written today) is a sequence of length-prefixed parts (``framing``): a compact
+JSON header, then for each session its owner and its messages sealed again under a
+context that names the client and the session (``sealing.BodySeal``). A checkpoint's
+header is followed by one (owner, body) pair per session; an ``append`` entry's header
+names its owner and is followed by the sealed messages of that turn; a ``delete`` entry
+is its header alone. Format 1 (before sessions had owners) was one JSON document with
+the messages in it; it is still read, and its sessions belong to the anonymous client.
+
+Decoding validates the shape, because a record that authenticates was still written by
+some version of this code and a wrong shape means a bug or a format change, not a reason
+to crash with a KeyError deep in replay. Each record also carries where it belongs
+(generation, segment and index) so a file renamed or a record moved on disk is detected
+even though its envelope authenticates.
 """
 
 from __future__ import annotations
@@ -14,13 +22,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent_runtime.state.model import JournalEntry, MemoryState, Message
+from agent_runtime.state import framing
+from agent_runtime.state.model import (
+    ANONYMOUS_CLIENT,
+    JournalEntry,
+    MemoryState,
+    Message,
+    SessionKey,
+)
+from agent_runtime.state.sealing import BodySeal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
+CHECKPOINT_BODY_KIND = "session"  # all of one session's messages, inside a checkpoint
+TURN_BODY_KIND = "turn"  # the messages one journal entry adds to a session
 
 # Built once: ``json.dumps`` with options constructs a new encoder on every call, and a
 # journal entry is encoded for every acknowledged turn.
-_ENTRY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class MalformedRecord(ValueError):
@@ -36,60 +55,129 @@ class CheckpointPayload:
     state: MemoryState
 
 
-def encode_checkpoint(generation: int, time: datetime, state: MemoryState) -> bytes:
-    """Serialize a snapshot; compact JSON, sessions in a stable order."""
-    doc = {"v": FORMAT_VERSION, "generation": generation, "time": time.isoformat(), "state": state}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+def encode_checkpoint(
+    generation: int, time: datetime, state: MemoryState, bodies: BodySeal
+) -> bytes:
+    """Serialize a snapshot: a header, then each session's owner and sealed messages."""
+    header = {"v": FORMAT_VERSION, "generation": generation, "time": time.isoformat()}
+    parts = [_part(header)]
+    for owner in sorted(state):
+        parts.append(_part({"client": owner.client, "session": owner.session}))
+        body = _ENCODER.encode(state[owner]).encode()
+        parts.append(framing.frame(bodies.seal(body, CHECKPOINT_BODY_KIND, owner)))
+    return b"".join(parts)
 
 
-def decode_checkpoint(raw: bytes) -> CheckpointPayload:
-    """Parse and validate a checkpoint plaintext."""
-    doc = _load(raw)
+def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:
+    """Parse and validate a checkpoint plaintext; a body that fails to open raises
+    DecryptionError like a record that fails to open."""
+    if _is_legacy(raw):
+        return _decode_legacy_checkpoint(raw)
+    header, rest = _header_and_parts(raw)
     try:
-        generation = doc["generation"]
-        time = datetime.fromisoformat(doc["time"])
-        state = doc["state"]
+        generation = header["generation"]
+        time = datetime.fromisoformat(header["time"])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedRecord(f"checkpoint lacks a valid {exc}") from None
-    if not isinstance(generation, int) or not isinstance(state, dict):
-        raise MalformedRecord("checkpoint generation or state has the wrong type")
-    return CheckpointPayload(generation, time, {str(k): _messages(v) for k, v in state.items()})
+    if not isinstance(generation, int) or len(rest) % 2:
+        raise MalformedRecord("checkpoint generation or session list has the wrong shape")
+    state: MemoryState = {}
+    for index in range(0, len(rest), 2):
+        owner = _owner(_json_object(rest[index]))
+        body = bodies.open(rest[index + 1], CHECKPOINT_BODY_KIND, owner)
+        state[owner] = _messages(_json(body))
+    return CheckpointPayload(generation, time, state)
 
 
-def encode_entry(entry: JournalEntry, segment: int, index: int) -> bytes:
+def encode_entry(entry: JournalEntry, segment: int, index: int, bodies: BodySeal) -> bytes:
     """Serialize a journal entry with its position (segment and index within it)."""
-    doc = {
+    header = {
         "v": FORMAT_VERSION,
         "seg": segment,
         "i": index,
         "op": entry.op,
+        "client": entry.client,
         "session": entry.session,
-        "messages": list(entry.messages),
     }
-    return _ENTRY_ENCODER.encode(doc).encode()
+    if entry.op == "delete":
+        return _part(header)
+    body = _ENCODER.encode(list(entry.messages)).encode()
+    return _part(header) + framing.frame(bodies.seal(body, TURN_BODY_KIND, entry.key))
 
 
-def decode_entry(raw: bytes, segment: int, index: int) -> JournalEntry:
-    """Parse a journal entry and check it sits where it was written."""
-    doc = _load(raw)
+def decode_entry(raw: bytes, segment: int, index: int, bodies: BodySeal) -> JournalEntry:
+    """Parse a journal entry, check it sits where it was written, open its messages."""
+    if _is_legacy(raw):
+        doc = _legacy_document(raw)
+        _check_position(doc, segment, index)
+        messages = _messages(doc.get("messages"))
+        return _entry(doc.get("op"), ANONYMOUS_CLIENT, doc.get("session"), messages)
+    header, rest = _header_and_parts(raw)
+    _check_position(header, segment, index)
+    owner = _owner(header)
+    op = header.get("op")
+    if op == "delete" and not rest:
+        return _entry(op, owner.client, owner.session, [])
+    if op != "append" or len(rest) != 1:
+        raise MalformedRecord("journal record has an invalid op or body")
+    messages = _messages(_json(bodies.open(rest[0], TURN_BODY_KIND, owner)))
+    return _entry(op, owner.client, owner.session, messages)
+
+
+# -- parts ---------------------------------------------------------------------------------
+
+
+def _part(doc: dict[str, Any]) -> bytes:
+    return framing.frame(_ENCODER.encode(doc).encode())
+
+
+def _is_legacy(raw: bytes) -> bool:
+    """Format 1 was one JSON object; format 2 starts with a length prefix, never ``{``."""
+    return raw[:1] == b"{"
+
+
+def _header_and_parts(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    parts, torn = framing.split(raw)
+    if torn or not parts:
+        raise MalformedRecord("record parts are truncated")
+    header = _json_object(parts[0])
+    if header.get("v") != FORMAT_VERSION:
+        raise MalformedRecord("record has an unknown format version")
+    return header, parts[1:]
+
+
+def _check_position(doc: dict[str, Any], segment: int, index: int) -> None:
     if doc.get("seg") != segment or doc.get("i") != index:
         raise MalformedRecord(
             f"journal record claims segment {doc.get('seg')} index {doc.get('i')}, "
             f"found at segment {segment} index {index}"
         )
-    op, session = doc.get("op"), doc.get("session")
+
+
+def _owner(doc: dict[str, Any]) -> SessionKey:
+    client, session = doc.get("client"), doc.get("session")
+    if not isinstance(client, str) or not isinstance(session, str) or not client:
+        raise MalformedRecord("record has an invalid client or session")
+    return SessionKey(client, session)
+
+
+def _entry(op: object, client: str, session: object, messages: list[Message]) -> JournalEntry:
     if op not in ("append", "delete") or not isinstance(session, str):
         raise MalformedRecord("journal record has an invalid op or session")
-    return JournalEntry(op=op, session=session, messages=tuple(_messages(doc.get("messages"))))
+    return JournalEntry(op=op, session=session, messages=tuple(messages), client=client)
 
 
-def _load(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes) -> object:
     try:
-        doc = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedRecord("record is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
-        raise MalformedRecord("record has an unknown format version")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    doc = _json(raw)
+    if not isinstance(doc, dict):
+        raise MalformedRecord("record part is not a JSON object")
     return doc
 
 
@@ -104,3 +192,28 @@ def _messages(value: object) -> list[Message]:
             raise MalformedRecord("a message must map strings to strings")
         out.append(dict(item))
     return out
+
+
+# -- format 1 (read only) --------------------------------------------------------------------
+
+
+def _legacy_document(raw: bytes) -> dict[str, Any]:
+    doc = _json_object(raw)
+    if doc.get("v") != LEGACY_FORMAT_VERSION:
+        raise MalformedRecord("record has an unknown format version")
+    return doc
+
+
+def _decode_legacy_checkpoint(raw: bytes) -> CheckpointPayload:
+    """A format 1 checkpoint: every session in it belongs to the anonymous client."""
+    doc = _legacy_document(raw)
+    try:
+        generation = doc["generation"]
+        time = datetime.fromisoformat(doc["time"])
+        state = doc["state"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedRecord(f"checkpoint lacks a valid {exc}") from None
+    if not isinstance(generation, int) or not isinstance(state, dict):
+        raise MalformedRecord("checkpoint generation or state has the wrong type")
+    sessions = {SessionKey(ANONYMOUS_CLIENT, str(k)): _messages(v) for k, v in state.items()}
+    return CheckpointPayload(generation, time, sessions)

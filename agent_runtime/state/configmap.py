@@ -113,6 +113,7 @@ class ConfigMapStore(SealedStore):
             raise StateError(f"{self.describe()}: cannot read: {exc.status} {exc.reason}") from exc
         self._shadow = {k: [dict(m) for m in v] for k, v in restored.state.items()}
         self._segment = self._take_number()
+        self._erasure_replayed(restored)
         self._gate.loaded = True
         return restored
 
@@ -216,6 +217,7 @@ class ConfigMapStore(SealedStore):
 
     async def append(self, entry: JournalEntry) -> None:
         self._gate.check_writable()
+        self._note_erasure(entry)
         await self._batches.append(self._segment, entry)
 
     async def _write(self, batch: list[Pending]) -> None:
@@ -263,7 +265,7 @@ class ConfigMapStore(SealedStore):
         return {layout.journal_key(s.pending.segment, s.index): s.record for s in sealed}
 
     def _seal_entry(self, item: Pending, index: int) -> bytes:
-        plaintext = codec.encode_entry(item.entry, item.segment, index)
+        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies)
         return self._seal(plaintext, JOURNAL_KIND)
 
     def _segment_length(self, segment: int) -> int:
@@ -278,23 +280,31 @@ class ConfigMapStore(SealedStore):
     async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
         self._gate.check_writable()
         generation, now, plaintext = self._rotate(state)
-        async with self._lock:
-            self._gate.check_writable()
-            if self._committed_generation > generation and self._last_info is not None:
-                return self._last_info  # a compaction already wrote a newer generation
-            return await self._write_checkpoint(generation, now, plaintext)
+        # Compactions never erase: their snapshot (the store's own copy) may not yet hold
+        # a deletion that is being appended; this checkpoint's state does (protocol.py).
+        erase = self._take_erasure()
+        try:
+            async with self._lock:
+                self._gate.check_writable()
+                if self._committed_generation > generation and self._last_info is not None:
+                    self._erasure_not_done(erase)
+                    return self._last_info  # a compaction already wrote a newer generation
+                return await self._write_checkpoint(generation, now, plaintext, erase=erase)
+        except BaseException:
+            self._erasure_not_done(erase)
+            raise
 
     def _rotate(self, state: MemoryState) -> tuple[int, datetime, bytes]:
         """Synchronously: start a new segment and snapshot `state` (see protocol.py)."""
         generation = self._take_number()
         self._segment = generation
         now = self._clock()
-        plaintext = codec.encode_checkpoint(generation, now, state)
+        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
         self._shadow = {k: [dict(m) for m in v] for k, v in state.items()}
         return generation, now, plaintext
 
     async def _write_checkpoint(
-        self, generation: int, now: datetime, plaintext: bytes
+        self, generation: int, now: datetime, plaintext: bytes, *, erase: bool = False
     ) -> CheckpointInfo:
         started = time.perf_counter()
         sealed = await asyncio.to_thread(self._seal, plaintext, CHECKPOINT_KIND)
@@ -327,16 +337,32 @@ class ConfigMapStore(SealedStore):
                 for key, value in journal.items()
                 if (pos := layout.parse_journal_key(key)) is not None and pos[0] >= generation
             }
+            if erase:
+                return layout.Commit(ref), kept
             previous = good if good is not None and good.slot != slot else None
             return layout.Commit(ref, previous, self._quarantined), kept
 
         await self._update_commit(change)
+        if erase:
+            self._quarantined = None
+            await self._blank_chunks_except(slot, len(chunks))
         self._good = ref
         self._committed_generation = generation
         self._last_info = CheckpointInfo(
             generation, now, len(sealed), ref.key_id, time.perf_counter() - started
         )
         return self._last_info
+
+    async def _blank_chunks_except(self, slot: str, count: int) -> None:
+        """Empty every chunk but the first `count` of `slot`: older generations live there.
+
+        The runtime's Role may update its state objects but not delete them, so the
+        chunks stay as empty ConfigMaps; one that does not exist is left absent.
+        """
+        for each in ("a", "b"):
+            for index in range(count if each == slot else 0, layout.MAX_CHUNKS):
+                name = layout.chunk_name(self._replica, each, index)
+                await self._maps.replace(layout.configmap(name, self._namespace, self._labels))
 
     async def _put_chunk(self, name: str, chunk: bytes) -> None:
         body = layout.configmap(name, self._namespace, self._labels, binary={"chunk": chunk})

@@ -73,23 +73,31 @@ class MemoryStore(SealedStore):
             del self.records.segments[num][kept:]
         self._next_number = recovery.highest_number + 1
         self._segment = self._take_number()
+        self._erasure_replayed(recovery.restored)
         self._gate.loaded = True
         return recovery.restored
 
     async def append(self, entry: JournalEntry) -> None:
         self._gate.check_writable()
+        self._note_erasure(entry)
         records = self.records.segments.setdefault(self._segment, [])
-        plaintext = codec.encode_entry(entry, self._segment, len(records))
+        plaintext = codec.encode_entry(entry, self._segment, len(records), self._bodies)
         records.append(self._seal(plaintext, JOURNAL_KIND))
 
     async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
         self._gate.check_writable()
         generation = self._take_number()
         self._segment = generation
+        erase = self._take_erasure()
         now = datetime.now(UTC)
-        sealed = self._seal(codec.encode_checkpoint(generation, now, state), CHECKPOINT_KIND)
+        try:
+            plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
+            sealed = self._seal(plaintext, CHECKPOINT_KIND)
+        except BaseException:
+            self._erasure_not_done(erase)
+            raise
         self.records.checkpoints[generation] = sealed
-        kept = sorted(self.records.checkpoints)[-self._generations :]
+        kept = sorted(self.records.checkpoints)[-(1 if erase else self._generations) :]
         for gen in list(self.records.checkpoints):
             if gen < kept[0]:
                 del self.records.checkpoints[gen]

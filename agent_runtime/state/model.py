@@ -10,19 +10,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Message = dict[str, str]
-MemoryState = dict[str, list[Message]]
+
+ANONYMOUS_CLIENT = "anonymous"
+"""The one client every caller is without auth, and the owner of records written before
+sessions had owners (state format 1). The tokens file may not use this name."""
+
+
+class SessionKey(NamedTuple):
+    """Who a session belongs to and its id: two clients' ``s1`` are two sessions."""
+
+    client: str
+    session: str
+
+
+MemoryState = dict[SessionKey, list[Message]]
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One acknowledged change: `append` adds messages to a session, `delete` removes it."""
+    """One acknowledged change: `append` adds messages to a session, `delete` removes it.
+
+    `client` is the session's owner; it comes last with a default so that an entry read
+    from a format 1 record (before owners existed) belongs to the anonymous client.
+    """
 
     op: Literal["append", "delete"]
     session: str
     messages: tuple[Message, ...] = ()
+    client: str = ANONYMOUS_CLIENT
+
+    @property
+    def key(self) -> SessionKey:
+        return SessionKey(self.client, self.session)
 
 
 @dataclass(frozen=True)
@@ -48,13 +70,15 @@ class Restored:
     checkpoint: CheckpointInfo | None
     journal_entries_replayed: int
     warnings: list[str] = field(default_factory=list)
+    # Replayed deletions are erasures the next checkpoint must still complete.
+    deletions_replayed: int = 0
 
 
 def apply_entry(state: MemoryState, entry: JournalEntry) -> None:
     """Apply one journal entry to `state` in place (the replay rule of every store)."""
     if entry.op == "append":
-        state.setdefault(entry.session, []).extend(dict(m) for m in entry.messages)
+        state.setdefault(entry.key, []).extend(dict(m) for m in entry.messages)
     elif entry.op == "delete":
-        state.pop(entry.session, None)
+        state.pop(entry.key, None)
     else:  # pragma: no cover - Literal keeps this out, decoded records are validated
         raise ValueError(f"unknown journal op {entry.op!r}")

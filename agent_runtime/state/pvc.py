@@ -84,6 +84,7 @@ class PvcStore(SealedStore):
             raise StateError(f"{self.describe()}: cannot read state: {exc}") from exc
         self._next_number = recovery.highest_number + 1
         self._segment = self._take_number()
+        self._erasure_replayed(recovery.restored)
         self._gate.loaded = True
         return recovery.restored
 
@@ -144,6 +145,7 @@ class PvcStore(SealedStore):
 
     async def append(self, entry: JournalEntry) -> None:
         self._gate.check_writable()
+        self._note_erasure(entry)
         await self._batches.append(self._segment, entry)
 
     async def _write(self, batch: list[Pending]) -> None:
@@ -165,7 +167,7 @@ class PvcStore(SealedStore):
         return self._record_counts.get(segment, 0)
 
     def _frame_entry(self, item: Pending, index: int) -> bytes:
-        plaintext = codec.encode_entry(item.entry, item.segment, index)
+        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies)
         return framing.frame(self._seal(plaintext, JOURNAL_KIND))
 
     def _write_segments(self, writes: list[tuple[int, bytes, int]]) -> None:
@@ -205,13 +207,22 @@ class PvcStore(SealedStore):
         # Synchronously, before any await: later appends belong after this checkpoint.
         generation = self._take_number()
         self._segment = generation
+        erase = self._take_erasure()
+        try:
+            return await self._checkpoint(generation, state, erase)
+        except BaseException:
+            self._erasure_not_done(erase)
+            raise
+
+    async def _checkpoint(self, generation: int, state: MemoryState, erase: bool) -> CheckpointInfo:
         now = self._clock()
-        plaintext = codec.encode_checkpoint(generation, now, state)  # snapshot, on the loop
+        # The snapshot, on the loop.
+        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
         async with self._checkpoint_lock:
             self._gate.check_writable()
             started = time.perf_counter()
             try:
-                size = await asyncio.to_thread(self._write_checkpoint, generation, plaintext)
+                size = await asyncio.to_thread(self._write_checkpoint, generation, plaintext, erase)
             except OSError as exc:
                 raise StateError(f"{self.describe()}: checkpoint failed: {exc}") from exc
             return CheckpointInfo(
@@ -222,25 +233,31 @@ class PvcStore(SealedStore):
                 duration_seconds=time.perf_counter() - started,
             )
 
-    def _write_checkpoint(self, generation: int, plaintext: bytes) -> int:
+    def _write_checkpoint(self, generation: int, plaintext: bytes, erase: bool) -> int:
         sealed = self._seal(plaintext, CHECKPOINT_KIND)
         final = self._dir / f"checkpoint-{generation:08d}.agry"
         _write_atomically(final, sealed, self._dir, temp_name=f"{_TEMP_PREFIX}{generation:08d}.tmp")
-        self._trim()
+        self._trim(erase)
         return len(sealed)
 
-    def _trim(self) -> None:
-        """Keep the newest generations and the journal segments they need."""
+    def _trim(self, erase: bool) -> None:
+        """Keep the newest generations and the journal segments they need.
+
+        After an erasure only the checkpoint just written (durable: fsynced and renamed)
+        and the journal after it stay, and files set aside as corrupt go too: any older
+        file may hold the deleted session. Recovery loses its fallback generations until
+        the next checkpoints rebuild them; erasure comes first.
+        """
         generations = sorted(
             int(m.group(2))
             for p in self._dir.iterdir()
             if (m := _NAME.fullmatch(p.name)) and m.group(1) == "checkpoint" and not m.group(3)
         )
-        kept = generations[-self._generations :]
+        kept = generations[-(1 if erase else self._generations) :]
         removed = False
         for path in self._dir.iterdir():
             match = _NAME.fullmatch(path.name)
-            if match is None or match.group(3):
+            if match is None or (match.group(3) and not erase):
                 continue
             number = int(match.group(2))
             if number < kept[0]:

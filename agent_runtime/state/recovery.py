@@ -24,6 +24,7 @@ from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state.errors import StateUnreadable
 from agent_runtime.state.model import CheckpointInfo, MemoryState, Restored, apply_entry
+from agent_runtime.state.sealing import BodySeal
 
 CHECKPOINT_KIND = "checkpoint"
 JOURNAL_KIND = "journal"
@@ -78,6 +79,7 @@ def recover(
     started = time.perf_counter()
     checkpoint_context = base.with_kind(CHECKPOINT_KIND)
     journal_context = base.with_kind(JOURNAL_KIND)
+    bodies = BodySeal(keyring, base)
     proven: set[str] = set()
     failures: list[_Failure] = []
     warnings: list[str] = []
@@ -87,7 +89,7 @@ def recover(
     payload: codec.CheckpointPayload | None = None
     for stored in sorted(checkpoints, key=lambda c: c.generation, reverse=True):
         try:
-            payload = _open_checkpoint(keyring, checkpoint_context, stored)
+            payload = _open_checkpoint(keyring, checkpoint_context, bodies, stored)
         except DecryptionError as exc:
             if exc.reason == "unknown-key":
                 raise StateUnreadable(f"{stored.name}: {exc}") from None
@@ -112,7 +114,7 @@ def recover(
 
     state: MemoryState = payload.state if payload else {}
     first = chosen.generation if chosen else -1
-    replayed = 0
+    replayed = deletions = 0
     valid: dict[int, int] = {}
     cut: int | None = None
     for segment in sorted(segments, key=lambda s: s.number):
@@ -125,7 +127,7 @@ def recover(
         for index, record in enumerate(segment.records):
             try:
                 raw = keyring.open(record, journal_context)
-                entry = codec.decode_entry(raw, segment.number, index)
+                entry = codec.decode_entry(raw, segment.number, index, bodies)
             except DecryptionError as exc:
                 if exc.reason == "unknown-key":
                     raise StateUnreadable(f"{segment.name} record {index}: {exc}") from None
@@ -139,6 +141,8 @@ def recover(
                 break
             proven.add(KeyRing.key_id_of(record))
             apply_entry(state, entry)
+            if entry.op == "delete":
+                deletions += 1
             kept += 1
         valid[segment.number] = kept
         if cut is not None:
@@ -171,7 +175,7 @@ def recover(
         )
     numbers = [c.generation for c in checkpoints] + [s.number for s in segments]
     return Recovery(
-        restored=Restored(state, info, replayed, warnings),
+        restored=Restored(state, info, replayed, warnings, deletions_replayed=deletions),
         corrupt_checkpoints=corrupt,
         valid_records=valid,
         cut_segment=cut,
@@ -180,9 +184,9 @@ def recover(
 
 
 def _open_checkpoint(
-    keyring: KeyRing, context: RecordContext, stored: StoredCheckpoint
+    keyring: KeyRing, context: RecordContext, bodies: BodySeal, stored: StoredCheckpoint
 ) -> codec.CheckpointPayload:
-    payload = codec.decode_checkpoint(keyring.open(stored.data, context))
+    payload = codec.decode_checkpoint(keyring.open(stored.data, context), bodies)
     if payload.generation != stored.generation:
         raise codec.MalformedRecord(
             f"holds generation {payload.generation}, stored as {stored.generation}"

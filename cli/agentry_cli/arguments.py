@@ -193,6 +193,13 @@ def _add_options(name: str, sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--client-id", metavar="ID", help="X-Client-ID header (rate limiting per client)"
         )
+        sub.add_argument(
+            "--token-file",
+            metavar="PATH",
+            help="file holding your bearer token for an Agent with auth on; your sessions "
+            "belong to its client id (default: none, the anonymous client of an Agent "
+            "without auth)",
+        )
 
 
 def _duration(text: str) -> float:

@@ -15,6 +15,7 @@ from kubernetes_asyncio import client, config
 
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import ConfigMapStore, JournalEntry, MemoryState, StateError
+from tests.support.runtime import anon
 
 pytestmark = pytest.mark.cluster
 
@@ -45,7 +46,7 @@ async def test_a_multi_chunk_checkpoint_and_journal_round_trip_through_the_api_s
     api: client.ApiClient, namespace: str
 ) -> None:
     state: MemoryState = {
-        f"s{i}": [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
+        anon(f"s{i}"): [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
     }
     first = ConfigMapStore(api, namespace, REPLICA, RING, base(namespace))
     await first.load()
@@ -54,8 +55,8 @@ async def test_a_multi_chunk_checkpoint_and_journal_round_trip_through_the_api_s
     assert info.bytes > 2 * 1024 * 1024
 
     restored = await ConfigMapStore(api, namespace, REPLICA, RING, base(namespace)).load()
-    assert restored.state["s"] == [{"role": "user", "content": "after the checkpoint"}]
-    assert {k: v for k, v in restored.state.items() if k != "s"} == state
+    assert restored.state[anon("s")] == [{"role": "user", "content": "after the checkpoint"}]
+    assert {k: v for k, v in restored.state.items() if k != anon("s")} == state
     names = {
         item.metadata.name
         for item in (await client.CoreV1Api(api).list_namespaced_config_map(namespace)).items

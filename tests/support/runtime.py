@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from agent_runtime.config import Settings
+from agent_runtime.state import ANONYMOUS_CLIENT, SessionKey
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -27,3 +28,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def anon(session: str) -> SessionKey:
+    """The key of a session of the anonymous client (every caller without auth)."""
+    return SessionKey(ANONYMOUS_CLIENT, session)

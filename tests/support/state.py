@@ -27,7 +27,7 @@ async def check_an_unencodable_entry_fails_alone(
     await store.append(say("a", "after"))
     restored = await reopen()
     assert restored.warnings == []
-    assert {k: [m["content"] for m in v] for k, v in restored.state.items()} == {
+    assert {k.session: [m["content"] for m in v] for k, v in restored.state.items()} == {
         "a": ["one", "two", "after"],
         "c": ["three"],
     }

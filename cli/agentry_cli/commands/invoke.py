@@ -5,6 +5,12 @@ port-forward and no network route to the pods. A session's memory lives on one r
 so with several replicas the message goes to the session's home replica
 (`sessions.home_replica`, RBAC `create` on `pods/proxy`); with one replica it goes to the
 Agent's Service port `http` (`services/proxy`).
+
+Sessions belong to the client that created them. With `--token-file` the message carries
+the user's bearer token, so the session is that token's client's; without it the caller
+is the anonymous client, which only an Agent without auth serves. The API server removes
+`Authorization` from a request once it has authenticated kubectl, so the token travels
+in `X-Agentry-Authorization`, which the runtime reads the same way.
 """
 
 from __future__ import annotations
@@ -12,16 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..cluster import HttpReply
 from ..environment import Env
-from ..errors import Forbidden, OperationFailed
+from ..errors import Forbidden, OperationFailed, UsageError
 from ..sessions import home_replica
 
 SERVICE_PORT = "http"
 POD_PORT = "8080"  # the runtime's port (docs/architecture.md); the pod proxy takes no names
+TOKEN_HEADER = "X-Agentry-Authorization"  # noqa: S105 - a header name; survives the proxy
 
 
 def run(env: Env, args: argparse.Namespace) -> int:
@@ -29,6 +37,8 @@ def run(env: Env, args: argparse.Namespace) -> int:
     session = args.session or f"cli-{secrets.token_hex(4)}"
     path = f"v1/sessions/{quote(session, safe='')}/messages"
     headers = {"X-Client-ID": args.client_id} if args.client_id else {}
+    if args.token_file:
+        headers[TOKEN_HEADER] = f"Bearer {read_token(Path(args.token_file))}"
     target, port = proxy_target(
         args.name, session, int((agent.get("spec") or {}).get("replicas", 1))
     )
@@ -53,6 +63,19 @@ def run(env: Env, args: argparse.Namespace) -> int:
         env.emit(render_reply(result))
         env.note(f"(session {session}, turn {result['turn']}; continue with --session {session})")
     return 0
+
+
+def read_token(path: Path) -> str:
+    """The one token in `path` (surrounding whitespace ignored); a UsageError otherwise."""
+    try:
+        lines = path.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(
+            f"--token-file {path}: cannot read it ({error.__class__.__name__})"
+        ) from None
+    if len(lines) != 1:
+        raise UsageError(f"--token-file {path}: must hold exactly one token")
+    return lines[0]
 
 
 def proxy_target(agent: str, session: str, replicas: int) -> tuple[str, str]:

@@ -65,6 +65,32 @@ def test_the_client_id_goes_in_the_x_client_id_header(kubectl_agent, fake_cluste
     assert fake_cluster.posts[0][4] == {"X-Client-ID": "team-a"}
 
 
+def test_a_token_file_sends_the_token_in_the_header_the_api_server_proxy_keeps(
+    kubectl_agent, fake_cluster, tmp_path
+):
+    fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-alice-123\n")
+
+    kubectl_agent("invoke", "demo", "--token-file", str(token_file), "hi")
+
+    assert fake_cluster.posts[0][4] == {"X-Agentry-Authorization": "Bearer tok-alice-123"}
+
+
+def test_a_token_file_without_exactly_one_token_is_a_usage_error(
+    kubectl_agent, fake_cluster, tmp_path
+):
+    token_file = tmp_path / "tokens"
+    token_file.write_text("alice:tok-alice-123\nbob:tok-bob-456\n")
+
+    result = kubectl_agent("invoke", "demo", "--token-file", str(token_file), "hi")
+
+    assert result.code == 2
+    assert "exactly one token" in result.err
+    assert "tok-alice" not in result.err
+    assert fake_cluster.posts == []
+
+
 def test_an_http_error_exits_1_with_the_status_and_retry_after(kubectl_agent, fake_cluster):
     fake_cluster.replies.append(
         reply(

@@ -6,8 +6,10 @@ with a manual clock, a ``MemoryStore`` and whatever fakes a test passes.
 
 from __future__ import annotations
 
+import io
+import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ if _ROOT not in sys.path:
 from agent_runtime.app import create_app, record_context  # noqa: E402
 from agent_runtime.clock import ManualClock  # noqa: E402
 from agent_runtime.crypto import KeyRing  # noqa: E402
+from agent_runtime.logs import configure_logging  # noqa: E402
 from agent_runtime.state import MemoryStore  # noqa: E402
 from tests.support.runtime import MakeClient, make_settings  # noqa: E402
 
@@ -30,6 +33,18 @@ from tests.support.runtime import MakeClient, make_settings  # noqa: E402
 @pytest.fixture
 def keyring(tmp_path: Path) -> KeyRing:
     return KeyRing.generate_development(tmp_path / "keys")
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Every log line, as the runtime formats it in production (JSON, debug level)."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(agent="demo", replica="demo-0", level="debug", stream=stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
 
 
 @pytest.fixture

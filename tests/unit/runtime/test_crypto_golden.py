@@ -2,6 +2,8 @@
 
 A runtime that cannot read the state its previous release wrote loses every agent's
 memory on upgrade (Dapr's #7512). These files were sealed once and are never regenerated.
+Also checked: the version 2 context binds a session body to its client and session, and
+checkpoints written before sessions had owners restore as the anonymous client's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import base64
 import json
 from pathlib import Path
 
-from agent_runtime.crypto import KeyRing, RecordContext
+import pytest
+
+from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
+from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey
+from agent_runtime.state.recovery import StoredCheckpoint, recover
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -33,3 +39,47 @@ def test_the_version_1_header_layout_is_unchanged() -> None:
     assert KeyRing.key_id_of(sealed) == "golden-1"
     nonce_and_tag = 12 + 16
     assert len(sealed) > 6 + id_len + nonce_and_tag
+
+
+def golden_ring_v2() -> KeyRing:
+    key = base64.b64decode((GOLDEN / "aad-v2.key").read_text().strip())
+    return KeyRing({"golden-2": key}, "golden-2")
+
+
+def test_a_session_body_sealed_under_the_version_2_context_still_opens() -> None:
+    meta = json.loads((GOLDEN / "aad-v2.json").read_text())
+    sealed = (GOLDEN / "aad-v2.agry").read_bytes()
+    context = RecordContext(**meta["context"])
+    assert golden_ring_v2().open(sealed, context) == meta["plaintext_utf8"].encode()
+
+
+def test_the_version_2_context_binds_the_client_and_the_session() -> None:
+    meta = json.loads((GOLDEN / "aad-v2.json").read_text())
+    sealed = (GOLDEN / "aad-v2.agry").read_bytes()
+    for change in ({"client": "bob"}, {"session": "other"}, {"client": None, "session": None}):
+        context = RecordContext(**{**meta["context"], **change})
+        with pytest.raises(DecryptionError):
+            golden_ring_v2().open(sealed, context)
+
+
+def restore_golden(name: str) -> Restored:
+    meta = json.loads((GOLDEN / f"{name}.json").read_text())
+    base = RecordContext(**{**meta["context"], "kind": ""})
+    stored = StoredCheckpoint(meta["generation"], name, (GOLDEN / f"{name}.agry").read_bytes())
+    return recover(golden_ring_v2(), base, [stored], []).restored
+
+
+def test_a_format_1_checkpoint_restores_as_the_anonymous_clients_sessions() -> None:
+    restored = restore_golden("checkpoint-format1")
+    assert restored.state == {
+        SessionKey(ANONYMOUS_CLIENT, "old-session"): [
+            {"role": "user", "content": "written before owners"}
+        ]
+    }
+
+
+def test_a_format_2_checkpoint_restores_each_session_with_its_owner() -> None:
+    meta = json.loads((GOLDEN / "checkpoint-format2.json").read_text())
+    restored = restore_golden("checkpoint-format2")
+    expected = {SessionKey(s["client"], s["session"]): s["messages"] for s in meta["sessions"]}
+    assert restored.state == expected

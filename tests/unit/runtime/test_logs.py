@@ -10,27 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from agent_runtime.crypto import KeyRing
-from agent_runtime.logs import configure_logging
 from tests.support.fake_provider import FakeProvider
 from tests.support.runtime import MakeClient
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    configure_logging(agent="demo", replica="demo-0", level="debug", stream=stream)
-    yield stream
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
 
 
 async def test_no_key_token_or_message_content_ever_reaches_a_log_line(

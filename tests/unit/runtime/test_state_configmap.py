@@ -7,7 +7,9 @@ appends and checkpoints are restored by a new process, that chunks stay under th
 object limit and alternate between slots behind one commit point, that conflicts are
 retried a bounded number of times, that another writer or a wrong key stops all writes
 with the objects left untouched, that a damaged checkpoint falls back a generation, that
-the journal compacts itself, and that no message text reaches the API server.
+the journal compacts itself, and that no message text reaches the API server. Sessions
+belong to their clients across a restart, and after a DELETE and the next checkpoint no
+ConfigMap holds the deleted session's sealed bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp.test_utils
@@ -26,15 +29,32 @@ import kmock
 import pytest
 from kubernetes_asyncio import client
 
+from agent_runtime.app import record_context
+from agent_runtime.config import Settings
 from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.services import SERVICES
 from agent_runtime.state import (
     ConfigMapStore,
     JournalEntry,
     MemoryState,
+    SessionKey,
     StateError,
     StateUnreadable,
+    codec,
 )
+from agent_runtime.state.sealing import BodySeal
+from tests.support.runtime import MakeClient, anon, make_settings
 from tests.support.state import check_an_unencodable_entry_fails_alone
+from tests.support.tenancy import (
+    ALICE,
+    BOB,
+    PRIVATE,
+    SECRET,
+    ownership_is_as_the_exchange_left_it,
+    play_the_issue_exchange,
+    post,
+    write_tokens,
+)
 
 NS = "team-a"
 REPLICA = "support-bot-0"
@@ -142,12 +162,12 @@ async def test_appends_and_checkpoints_are_restored_by_the_next_process(
 ) -> None:
     first = await store(api)
     await first.append(say("s", "one"))
-    info = await first.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    info = await first.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await first.append(say("s", "two"))
 
     second = ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE)
     restored = await second.load()
-    assert [m["content"] for m in restored.state["s"]] == ["one", "two"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "two"]
     assert restored.journal_entries_replayed == 1
     assert restored.checkpoint is not None
     assert restored.checkpoint.generation == info.generation
@@ -159,7 +179,7 @@ async def test_state_objects_carry_the_agent_labels_and_the_architecture_names(
     api: client.ApiClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
-    await s.checkpoint({"s": [{"role": "user", "content": "x"}]})
+    await s.checkpoint({anon("s"): [{"role": "user", "content": "x"}]})
     found = objects(kmock)
     assert set(found) == {f"{REPLICA}-state", f"{REPLICA}-state-a0"}
     for obj in found.values():
@@ -172,11 +192,11 @@ async def test_checkpoints_alternate_slots_behind_one_commit_point(
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
-    first = await s.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    first = await s.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     assert commit_of(kmock)["current"]["slot"] == "a"
     await s.append(say("s", "two"))
     second = await s.checkpoint(
-        {"s": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
+        {anon("s"): [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
     )
     commit = commit_of(kmock)
     assert commit["current"]["slot"] == "b"
@@ -193,7 +213,7 @@ async def test_a_large_state_is_chunked_under_the_object_size_limit(
     api: client.ApiClient, kmock: ApiServer
 ) -> None:
     state: MemoryState = {
-        f"s{i}": [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
+        anon(f"s{i}"): [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
     }  # about 2.4 MB of messages
     s = await store(api)
     info = await s.checkpoint(state)
@@ -212,7 +232,7 @@ async def test_state_beyond_eight_chunks_fails_naming_the_pvc_backend(
     api: client.ApiClient, kmock: ApiServer
 ) -> None:
     s = await store(api, chunk_bytes=1024)
-    state: MemoryState = {"s": [{"role": "user", "content": "x" * 20_000}]}
+    state: MemoryState = {anon("s"): [{"role": "user", "content": "x" * 20_000}]}
     with pytest.raises(StateError, match="pvc backend"):
         await s.checkpoint(state)
     assert f"{REPLICA}-state" not in objects(kmock)  # nothing committed
@@ -224,7 +244,7 @@ async def test_no_message_text_reaches_the_api_server(
     secret = "the launch code is TANGERINE-4417"
     s = await store(api)
     await s.append(JournalEntry("append", "session-XYZZY", ({"role": "user", "content": secret},)))
-    await s.checkpoint({"session-XYZZY": [{"role": "user", "content": secret}]})
+    await s.checkpoint({anon("session-XYZZY"): [{"role": "user", "content": secret}]})
     await s.append(say("session-XYZZY", secret))
     dumped = json.dumps(objects(kmock))
     decoded = b"".join(
@@ -247,7 +267,7 @@ async def test_an_update_conflict_is_retried_after_rereading(
     obj = objects(kmock)[f"{REPLICA}-state"]
     assert obj["metadata"]["annotations"]["someone/else"] == "touched"  # kept
     restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in restored.state["s"]] == ["one", "two"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "two"]
 
 
 async def test_endless_conflicts_give_up_with_a_state_error(
@@ -285,7 +305,7 @@ async def test_a_wrong_or_missing_key_refuses_and_leaves_every_object_untouched(
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
-    await s.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await s.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await s.append(say("s", "two"))
     before = objects(kmock)
     writes = len(kmock.puts)
@@ -315,7 +335,7 @@ async def test_a_malformed_commit_point_is_reported_as_unreadable_state(
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
-    await s.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await s.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     commit = kmock.objects[kmock.resource("v1/configmaps"), NS, f"{REPLICA}-state"]
     commit["data"] = {"commit": malformed}
     writes = len(kmock.puts)
@@ -333,10 +353,10 @@ async def test_a_damaged_newest_checkpoint_falls_back_one_generation(
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
-    await s.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await s.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await s.append(say("s", "two"))
     newest = await s.checkpoint(
-        {"s": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
+        {anon("s"): [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
     )
     await s.append(say("s", "three"))
     chunk = kmock.objects[kmock.resource("v1/configmaps"), NS, f"{REPLICA}-state-b0"]
@@ -350,7 +370,7 @@ async def test_a_damaged_newest_checkpoint_falls_back_one_generation(
     assert restored.checkpoint.generation < newest.generation
     assert any(f"generation {newest.generation}" in w for w in restored.warnings)
     # The journal since the failed generation survives; what lay between the two is lost.
-    assert [m["content"] for m in restored.state["s"]] == ["one", "three"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "three"]
     info = await fallback.checkpoint(restored.state)
     assert commit_of(kmock)["quarantined"]["generation"] == newest.generation
     assert commit_of(kmock)["current"]["generation"] == info.generation
@@ -367,7 +387,7 @@ async def test_the_journal_compacts_itself_before_outgrowing_its_object(
     assert "current" in commit_of(kmock)
     restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
     assert sum(len(v) for v in restored.state.values()) == 60
-    assert restored.state["s0"][0]["content"].startswith("message 0 ")
+    assert restored.state[anon("s0")][0]["content"].startswith("message 0 ")
 
 
 async def test_concurrent_appends_share_updates_and_all_survive(
@@ -396,13 +416,13 @@ async def test_appends_during_a_checkpoint_are_not_lost(
     s = await store(api)
     await s.append(say("s", "before"))
     checkpointing = asyncio.create_task(
-        s.checkpoint({"s": [{"role": "user", "content": "before"}]})
+        s.checkpoint({anon("s"): [{"role": "user", "content": "before"}]})
     )
     await asyncio.sleep(0)  # the checkpoint has started; this append comes after it
     await s.append(say("s", "during"))
     await checkpointing
     restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in restored.state["s"]] == ["before", "during"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["before", "during"]
 
 
 async def test_the_probe_passes_when_the_api_server_answers(
@@ -410,3 +430,100 @@ async def test_the_probe_passes_when_the_api_server_answers(
 ) -> None:
     s = await store(api)
     await s.probe()
+
+
+# -- sessions belong to their clients (issue 15) ---------------------------------------------
+
+
+def configmap_settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, auth_tokens_file=write_tokens(tmp_path))
+
+
+def app_store(api: client.ApiClient, keyring: KeyRing, settings: Settings) -> ConfigMapStore:
+    context = record_context(settings)
+    return ConfigMapStore(api, settings.namespace, settings.replica, keyring, context)
+
+
+async def test_ownership_survives_a_restart_on_the_configmap_backend(
+    api: client.ApiClient, make_client: MakeClient, tmp_path: Path, keyring: KeyRing
+) -> None:
+    settings = configmap_settings(tmp_path)
+    first = await make_client(settings=settings, store=app_store(api, keyring, settings))
+    await play_the_issue_exchange(first)
+    await first.close()  # the final checkpoint holds both owners' sessions
+    second = await make_client(settings=settings, store=app_store(api, keyring, settings))
+    await ownership_is_as_the_exchange_left_it(second)
+
+
+async def test_the_journal_replays_two_clients_sessions_of_one_id_apart(
+    api: client.ApiClient,
+) -> None:
+    first = await store(api)
+    for owner in ("alice", "bob"):
+        message = {"role": "user", "content": f"from {owner}"}
+        await first.append(JournalEntry("append", "s", (message,), client=owner))
+    await first.append(JournalEntry("delete", "s", client="bob"))
+    restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
+    assert restored.state == {SessionKey("alice", "s"): [{"role": "user", "content": "from alice"}]}
+
+
+def configmap_values_holding(
+    server: ApiServer, keyring: KeyRing, settings: Settings, owner: SessionKey
+) -> list[bytes]:
+    """The chunks of every checkpoint slot and the journal values that hold `owner`'s session."""
+    base = record_context(settings)
+    bodies = BodySeal(keyring, base)
+    found: list[bytes] = []
+    commit = json.loads(objects(server)[f"{settings.replica}-state"]["data"]["commit"])
+    for ref in (commit["current"], commit["previous"]):
+        names = [f"{settings.replica}-state-{ref['slot']}{i}" for i in range(ref["chunks"])]
+        chunks = [base64.b64decode(objects(server)[n]["binaryData"]["chunk"]) for n in names]
+        raw = keyring.open(b"".join(chunks), base.with_kind("checkpoint"))
+        if owner in codec.decode_checkpoint(raw, bodies).state:
+            found.extend(chunks)
+    journal = objects(server)[f"{settings.replica}-state"].get("binaryData", {})
+    for key, value in journal.items():
+        segment, index = (int(part) for part in key.split("-")[1:])
+        record = base64.b64decode(value)
+        raw = keyring.open(record, base.with_kind("journal"))
+        if codec.decode_entry(raw, segment, index, bodies).key == owner:
+            found.append(record)
+    return found
+
+
+def every_configmap_byte(server: ApiServer) -> bytes:
+    return b"".join(
+        base64.b64decode(value)
+        for obj in objects(server).values()
+        for value in (obj.get("binaryData") or {}).values()
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
+async def test_after_delete_and_the_next_checkpoint_no_configmap_holds_the_session(
+    api: client.ApiClient,
+    kmock: ApiServer,
+    make_client: MakeClient,
+    tmp_path: Path,
+    keyring: KeyRing,
+) -> None:
+    settings = configmap_settings(tmp_path)
+    app = await make_client(settings=settings, store=app_store(api, keyring, settings))
+    sessions = app.app[SERVICES].sessions
+    for turn in range(3):  # both slots and the journal hold alice's session
+        await post(app, ALICE, f"{SECRET} #{turn} " + "x" * 2000)
+        await sessions.checkpoint()
+    await post(app, ALICE, "still in the journal")
+    await post(app, BOB, "bob stays")
+    alices = SessionKey("alice", "alice-private")
+    sealed = configmap_values_holding(kmock, keyring, settings, alices)
+    assert len(sealed) >= 3
+    assert all(value in every_configmap_byte(kmock) for value in sealed)
+
+    assert (await app.delete(PRIVATE, headers=ALICE)).status == 204
+    await sessions.checkpoint()
+
+    stored = every_configmap_byte(kmock)
+    assert not [value for value in sealed if value in stored]
+    restored = await app_store(api, keyring, settings).load()
+    assert list(restored.state) == [SessionKey("bob", "alice-private")]

@@ -11,6 +11,7 @@ import pytest
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import JournalEntry, MemoryStore, StateError, StateUnreadable
 from agent_runtime.state.memory import MemoryRecords
+from tests.support.runtime import anon
 
 BASE = RecordContext("team-a", "support-bot", "support-bot-0", "")
 RING = KeyRing({"k1": bytes(range(32))}, "k1")
@@ -25,10 +26,10 @@ async def test_state_survives_a_simulated_restart() -> None:
     first = MemoryStore(RING, BASE, records=records)
     await first.load()
     await first.append(say("one"))
-    await first.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await first.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await first.append(say("two"))
     restored = await MemoryStore(RING, BASE, records=records).load()
-    assert [m["content"] for m in restored.state["s"]] == ["one", "two"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "two"]
     assert restored.journal_entries_replayed == 1
     assert first.describe() == "memory"
 
@@ -37,7 +38,7 @@ async def test_its_records_are_sealed() -> None:
     store = MemoryStore(RING, BASE)
     await store.load()
     await store.append(say("secret words"))
-    await store.checkpoint({"s": [{"role": "user", "content": "secret words"}]})
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "secret words"}]})
     blobs = [*store.records.checkpoints.values()]
     blobs += [r for seg in store.records.segments.values() for r in seg]
     assert blobs

@@ -28,6 +28,7 @@ from agent_runtime.state import (
     StateError,
     StateUnreadable,
 )
+from tests.support.runtime import anon
 from tests.support.state import check_an_unencodable_entry_fails_alone
 
 BASE = RecordContext("team-a", "support-bot", "support-bot-0", "")
@@ -87,18 +88,18 @@ async def test_acknowledged_appends_are_restored_by_the_next_process(tmp_path: P
     await store.append(JournalEntry("delete", "s2"))
     # No close(): the process just stops.
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert restored.state == {"s1": [{"role": "user", "content": "hello"}]}
+    assert restored.state == {anon("s1"): [{"role": "user", "content": "hello"}]}
     assert restored.journal_entries_replayed == 3
 
 
 async def test_a_checkpoint_plus_later_appends_restore_the_whole_state(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     await store.append(say("s1", "one"))
-    state: MemoryState = {"s1": [{"role": "user", "content": "one"}]}
+    state: MemoryState = {anon("s1"): [{"role": "user", "content": "one"}]}
     info = await store.checkpoint(state)
     await store.append(say("s1", "two"))
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in restored.state["s1"]] == ["one", "two"]
+    assert [m["content"] for m in restored.state[anon("s1")]] == ["one", "two"]
     assert restored.journal_entries_replayed == 1
     assert restored.checkpoint is not None
     assert restored.checkpoint.generation == info.generation
@@ -113,7 +114,7 @@ async def test_only_the_newest_generations_are_kept_with_the_journal_they_need(
     state: MemoryState = {}
     for turn in range(6):
         await store.append(say("s", f"turn {turn}"))
-        state.setdefault("s", []).append({"role": "user", "content": f"turn {turn}"})
+        state.setdefault(anon("s"), []).append({"role": "user", "content": f"turn {turn}"})
         await store.checkpoint(state)
     names = names_in(tmp_path)
     checkpoints = [n for n in names if n.startswith("checkpoint-")]
@@ -132,11 +133,11 @@ async def test_a_torn_last_journal_record_is_ignored_with_a_warning(tmp_path: Pa
     journal.write_bytes(journal.read_bytes()[:-7])  # killed halfway through the last write
     store2 = PvcStore(tmp_path, ring(k1=KEY1), BASE)
     restored = await store2.load()
-    assert restored.state == {"s": [{"role": "user", "content": "kept"}]}
+    assert restored.state == {anon("s"): [{"role": "user", "content": "kept"}]}
     assert any("torn record" in w for w in restored.warnings)
     await store2.append(say("s", "after"))
     again = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in again.state["s"]] == ["kept", "after"]
+    assert [m["content"] for m in again.state[anon("s")]] == ["kept", "after"]
     assert again.warnings == []
 
 
@@ -145,10 +146,10 @@ async def test_a_corrupt_newest_checkpoint_falls_back_and_is_kept_untouched(
 ) -> None:
     store = await open_store(tmp_path)
     await store.append(say("s", "one"))
-    await store.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await store.append(say("s", "two"))
     newest = await store.checkpoint(
-        {"s": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
+        {anon("s"): [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]}
     )
     await store.append(say("s", "three"))
     path = tmp_path / f"checkpoint-{newest.generation:08d}.agry"
@@ -158,7 +159,7 @@ async def test_a_corrupt_newest_checkpoint_falls_back_and_is_kept_untouched(
 
     store2 = PvcStore(tmp_path, ring(k1=KEY1), BASE)
     restored = await store2.load()
-    assert [m["content"] for m in restored.state["s"]] == ["one", "two", "three"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "two", "three"]
     assert restored.checkpoint is not None
     assert restored.checkpoint.generation < newest.generation
     assert any(
@@ -177,12 +178,12 @@ async def test_a_corrupt_newest_checkpoint_falls_back_and_is_kept_untouched(
 
 async def test_a_checkpoint_renamed_to_a_newer_generation_is_not_trusted(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
-    old = await store.checkpoint({"s": [{"role": "user", "content": "old"}]})
-    await store.checkpoint({"s": [{"role": "user", "content": "new"}]})
+    old = await store.checkpoint({anon("s"): [{"role": "user", "content": "old"}]})
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "new"}]})
     src = tmp_path / f"checkpoint-{old.generation:08d}.agry"
     (tmp_path / "checkpoint-00000099.agry").write_bytes(src.read_bytes())
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert restored.state["s"][0]["content"] == "new"
+    assert restored.state[anon("s")][0]["content"] == "new"
     assert any("checkpoint-00000099" in w for w in restored.warnings)
 
 
@@ -198,7 +199,7 @@ async def test_state_under_a_wrong_or_missing_key_is_refused_and_left_byte_for_b
 ) -> None:
     store = await open_store(tmp_path)
     await store.append(say("s", "one"))
-    await store.checkpoint({"s": [{"role": "user", "content": "one"}]})
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "one"}]})
     await store.append(say("s", "two"))
     journal = newest_journal(tmp_path)
     journal.write_bytes(journal.read_bytes() + b"\x00\x00")  # a torn tail it must not cut
@@ -223,7 +224,7 @@ async def test_no_message_text_reaches_any_file(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     user = {"role": "user", "content": secret}
     await store.append(JournalEntry("append", "session-XYZZY", (user,)))
-    await store.checkpoint({"session-XYZZY": [user]})
+    await store.checkpoint({anon("session-XYZZY"): [user]})
     await store.append(JournalEntry("append", "session-XYZZY", ({**user, "role": "assistant"},)))
     files = every_file_bytes(tmp_path)
     assert len(files) == 2  # a checkpoint and the journal after it
@@ -236,7 +237,7 @@ async def test_no_message_text_reaches_any_file(tmp_path: Path) -> None:
 async def test_after_rotation_one_checkpoint_lets_the_old_key_go(tmp_path: Path) -> None:
     store = await open_store(tmp_path, ring(k1=KEY1))
     await store.append(say("s", "under k1"))
-    await store.checkpoint({"s": [{"role": "user", "content": "under k1"}]})
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "under k1"}]})
     await store.append(say("s", "still k1"))
 
     rotated = PvcStore(tmp_path, ring(k1=KEY1, k2=KEY2), BASE)
@@ -246,7 +247,7 @@ async def test_after_rotation_one_checkpoint_lets_the_old_key_go(tmp_path: Path)
     await rotated.append(say("s", "under k2"))
 
     k2_only = await PvcStore(tmp_path, ring(k2=KEY2), BASE).load()
-    assert [m["content"] for m in k2_only.state["s"]] == ["under k1", "still k1", "under k2"]
+    assert [m["content"] for m in k2_only.state[anon("s")]] == ["under k1", "still k1", "under k2"]
 
 
 async def test_concurrent_appends_share_fsyncs_and_all_survive(
@@ -279,14 +280,14 @@ async def test_an_entry_that_cannot_be_encoded_fails_alone_and_its_batch_is_writ
 
 async def test_appends_during_a_checkpoint_are_not_lost(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
-    state: MemoryState = {"s": [{"role": "user", "content": "before"}]}
+    state: MemoryState = {anon("s"): [{"role": "user", "content": "before"}]}
     await store.append(say("s", "before"))
     checkpointing = asyncio.create_task(store.checkpoint(dict(state)))
     await asyncio.sleep(0)  # the checkpoint has started; the next append comes after it
     await store.append(say("s", "during"))
     await checkpointing
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in restored.state["s"]] == ["before", "during"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["before", "during"]
 
 
 async def test_writes_before_load_are_refused(tmp_path: Path) -> None:
@@ -303,6 +304,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     from agent_runtime.crypto import KeyRing, RecordContext
     from agent_runtime.state import JournalEntry, PvcStore
+    from tests.support.runtime import anon
 
     async def main() -> None:
         ring = KeyRing({"k1": bytes(range(32))}, "k1")
@@ -316,7 +318,7 @@ WRITER = textwrap.dedent(
             print(turn, flush=True)  # acknowledged
             turn += 1
             if turn % 50 == 0:
-                await store.checkpoint({"s": [{"role": "user", "content": f"m{i}"}
+                await store.checkpoint({anon("s"): [{"role": "user", "content": f"m{i}"}
                                               for i in range(turn)]})
 
     asyncio.run(main())
@@ -339,7 +341,7 @@ async def test_every_acknowledged_append_survives_kill_9(tmp_path: Path) -> None
     assert proc.returncode == -signal.SIGKILL
 
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    contents = [m["content"] for m in restored.state["s"]]
+    contents = [m["content"] for m in restored.state[anon("s")]]
     assert contents[: acknowledged + 1] == [f"m{i}" for i in range(acknowledged + 1)]
 
 
@@ -364,10 +366,10 @@ async def test_a_corrupt_journal_record_stops_replay_and_is_set_aside(tmp_path: 
 
     store2 = PvcStore(tmp_path, ring(k1=KEY1), BASE)
     restored = await store2.load()
-    assert [m["content"] for m in restored.state["s"]] == ["one"]
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one"]
     assert any("replay stopped" in w for w in restored.warnings)
     assert (tmp_path / (journal.name + ".corrupt")).read_bytes() == damaged
     await store2.append(say("s", "four"))
     again = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
-    assert [m["content"] for m in again.state["s"]] == ["one", "four"]
+    assert [m["content"] for m in again.state[anon("s")]] == ["one", "four"]
     assert again.warnings == []
