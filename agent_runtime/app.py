@@ -21,6 +21,7 @@ from aiohttp import web
 from agent_runtime import health
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.clock import Clock, SystemClock
+from agent_runtime.concurrency import ClientSlots
 from agent_runtime.config import Settings, env_name
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.errors import ConfigError
@@ -171,6 +172,7 @@ def create_app(
         heartbeat=heartbeat,
         limiter=limiter,
         tokens=tokens,
+        client_slots=ClientSlots(settings.max_concurrent_per_client),
     )
 
     metrics.in_flight.set_function(lambda: services.in_flight)

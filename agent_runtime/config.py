@@ -23,6 +23,7 @@ ENV_PREFIX = "AGENTRY_"
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+ClientKey = Literal["header", "token", "ip"]
 
 
 class Settings(BaseSettings):
@@ -61,10 +62,16 @@ class Settings(BaseSettings):
     """Each client's share of this replica's rate; 0 means half of RATE_LIMIT_RPS."""
     rate_limit_client_burst: int = Field(default=0, ge=0)
     """Each client's bucket size; 0 means half of RATE_LIMIT_BURST (at least 1)."""
-    rate_limit_client_key: Literal["header", "token", "ip"] = "header"
+    rate_limit_client_key: ClientKey | None = None
+    """How clients are told apart; unset means ``token`` with auth on, else ``header``."""
     rate_limit_max_clients: int = Field(default=10_000, ge=1)
     max_concurrent: int = Field(default=64, ge=1)
+    max_concurrent_per_client: int = Field(default=0, ge=0)
+    """One client's requests in flight (its body being read included); 0 means half of
+    MAX_CONCURRENT (at least 1)."""
     max_body_bytes: int = Field(default=65_536, ge=1024)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The whole request body must arrive within this; a slower one gets 408."""
 
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
@@ -119,8 +126,16 @@ class Settings(BaseSettings):
             raise _SettingError(
                 "keys_dir", f"required in {self.environment} (mount the key Secret there)"
             )
+        if self.rate_limit_client_key == "token" and self.auth_tokens_file is None:
+            raise _SettingError(
+                "rate_limit_client_key",
+                "token needs AGENTRY_AUTH_TOKENS_FILE: without auth every Authorization header "
+                "would get a bucket of its own (use header or ip)",
+            )
         if self.rate_limit_rps > 0 and self.rate_limit_burst == 0:
             object.__setattr__(self, "rate_limit_burst", max(1, math.ceil(self.rate_limit_rps)))
+        if self.max_concurrent_per_client == 0:
+            object.__setattr__(self, "max_concurrent_per_client", max(1, self.max_concurrent // 2))
         return self
 
     @property
@@ -128,6 +143,14 @@ class Settings(BaseSettings):
         if self.log_level is not None:
             return self.log_level
         return "debug" if self.environment == "development" else "info"
+
+    @property
+    def effective_client_key(self) -> ClientKey:
+        """``token`` by default with auth on: a caller cannot choose its token's identity,
+        while with ``header`` it picks its own bucket (and can drain another's)."""
+        if self.rate_limit_client_key is not None:
+            return self.rate_limit_client_key
+        return "token" if self.auth_tokens_file is not None else "header"
 
     @property
     def rate_limit_enabled(self) -> bool:
@@ -139,6 +162,7 @@ class Settings(BaseSettings):
         if self.model_endpoint:
             data["model_endpoint"] = _strip_userinfo(self.model_endpoint)
         data["log_level"] = self.effective_log_level
+        data["rate_limit_client_key"] = self.effective_client_key
         return {ENV_PREFIX + key.upper(): value for key, value in data.items()}
 
 

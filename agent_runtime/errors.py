@@ -26,6 +26,7 @@ class RequestError(AgentryRuntimeError):
 
     status = 400
     code = "bad_request"
+    closes_connection = False  # True when the rest of the request cannot be trusted
 
     def __init__(
         self,
@@ -78,6 +79,21 @@ class Throttled(RequestError):
 class BodyTooLarge(RequestError):
     status = 413
     code = "body_too_large"
+
+
+class BodyTimeout(RequestError):
+    """The body did not arrive within ``BODY_READ_TIMEOUT_SECONDS``; its rest is unread."""
+
+    status = 408
+    code = "body_timeout"
+    closes_connection = True
+
+
+class TooManyInFlight(RequestError):
+    """The client already has ``MAX_CONCURRENT_PER_CLIENT`` requests in flight."""
+
+    status = 429
+    code = "too_many_in_flight"
 
 
 class Overloaded(RequestError):

@@ -42,7 +42,10 @@ class Metrics:
             registry=r,
         )
         self.throttled = Counter(
-            f"{ns}_throttled", "Requests refused by the rate limiter", ["scope"], registry=r
+            f"{ns}_throttled",
+            "Requests refused by the rate limiter or the per-client in-flight cap",
+            ["scope"],
+            registry=r,
         )
         self.model_errors = Counter(
             f"{ns}_model_errors", "Failed model provider calls", ["kind"], registry=r

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_runtime.clock import Clock
+from agent_runtime.concurrency import ClientSlots
 from agent_runtime.config import Settings
 from agent_runtime.crypto import KeyRing
 from agent_runtime.health import Check, ModelKeyChecker
@@ -37,6 +38,7 @@ class Services:
     heartbeat: HeartbeatLoop
     limiter: RateLimiter | None
     tokens: TokenTable | None
+    client_slots: ClientSlots
     started: bool = False
     shutting_down: bool = False
     in_flight: int = 0

@@ -40,7 +40,12 @@ def response_for(request: web.Request, error: Exception) -> web.Response:
         if error.retry_after is not None:
             headers["Retry-After"] = str(error.retry_after)
         field = error.field if isinstance(error, InvalidRequest) else None
-        return error_response(error.status, error.code, error.message, field=field, headers=headers)
+        response = error_response(
+            error.status, error.code, error.message, field=field, headers=headers
+        )
+        if error.closes_connection:
+            response.force_close()
+        return response
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error

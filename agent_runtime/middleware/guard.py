@@ -3,8 +3,10 @@
 Each aiohttp middleware layer costs a coroutine frame and a handler partial on every
 request, so the concerns between the request context and the handler share one layer,
 applied in this order: errors (wrapping all the rest) → body limit → auth → rate limit →
-concurrency. Each concern keeps its own module; this one only sequences them. Only
-``/v1/`` paths are authenticated and limited.
+the client's in-flight slot → the body, read within its deadline → the replica's
+concurrency → handler. The body is read before a replica slot is taken, so a slow body
+holds only its own client's slot. Each concern keeps its own module; this one only
+sequences them. Only ``/v1/`` paths are authenticated and limited.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from aiohttp.typedefs import Handler
 
 from agent_runtime.middleware import API_PREFIX
 from agent_runtime.middleware.auth import authenticate
-from agent_runtime.middleware.bodylimit import check_body_size
+from agent_runtime.middleware.bodylimit import check_body_size, read_body
 from agent_runtime.middleware.errors import response_for
-from agent_runtime.middleware.limits import admit, check_concurrency
-from agent_runtime.services import SERVICES
+from agent_runtime.middleware.limits import admit, check_concurrency, client_key, client_slot
+from agent_runtime.services import SERVICES, Services
 
 
 @web.middleware
@@ -27,18 +29,28 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         check_body_size(request, services.settings.max_body_bytes)
         if not request.path.startswith(API_PREFIX):
             return await handler(request)
-        if services.tokens is not None:
-            authenticate(request, services.tokens)
-        limiter = services.limiter
-        decision = None if limiter is None else admit(request, services, limiter)
+        return await _limited(request, handler, services)
+    except Exception as error:
+        return response_for(request, error)
+
+
+async def _limited(
+    request: web.Request, handler: Handler, services: Services
+) -> web.StreamResponse:
+    """A ``/v1/`` request, through every limit in the order of the module docstring."""
+    if services.tokens is not None:
+        authenticate(request, services.tokens)
+    key = client_key(request, services.settings.effective_client_key)
+    limiter = services.limiter
+    decision = None if limiter is None else admit(key, services, limiter)
+    with client_slot(key, services):
+        await read_body(request, services.settings.body_read_timeout_seconds)
         check_concurrency(services)
         services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
         try:
             response = await handler(request)
         finally:
             services.in_flight -= 1
-        if decision is not None:
-            response.headers.update(decision.headers())
-        return response
-    except Exception as error:
-        return response_for(request, error)
+    if decision is not None:
+        response.headers.update(decision.headers())
+    return response

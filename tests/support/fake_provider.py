@@ -59,6 +59,10 @@ class FakeProvider:
     def release(self) -> None:
         self._release.set()
 
+    def runtime_overrides(self, **extra: Any) -> dict[str, Any]:
+        """Runtime settings that use this server as the openai provider, plus ``extra``."""
+        return {"model_provider": "openai", "model_endpoint": self.url, "model_name": "m", **extra}
+
     @property
     def completions(self) -> list[Call]:
         return [c for c in self.calls if c.path.endswith("/chat/completions")]

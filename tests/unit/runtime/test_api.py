@@ -135,6 +135,7 @@ async def test_more_requests_in_flight_than_max_concurrent_are_shed_with_503(
                 "model_endpoint": fake.url,
                 "model_name": "m",
                 "max_concurrent": 2,
+                "max_concurrent_per_client": 3,  # one client here; its own cap is tested apart
                 "model_timeout_seconds": 30,
             }
         )

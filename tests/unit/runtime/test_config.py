@@ -39,6 +39,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("AGENTRY_MAX_CONCURRENT", "0", "error: AGENTRY_MAX_CONCURRENT: "),
         ("AGENTRY_ENVIRONMENT", "production", "error: AGENTRY_KEYS_DIR: required in production"),
         ("AGENTRY_MODEL_PROVIDER", "openai", "error: AGENTRY_MODEL_ENDPOINT: required"),
+        (
+            "AGENTRY_RATE_LIMIT_CLIENT_KEY",
+            "token",
+            "error: AGENTRY_RATE_LIMIT_CLIENT_KEY: token needs AGENTRY_AUTH_TOKENS_FILE",
+        ),
+        ("AGENTRY_BODY_READ_TIMEOUT_SECONDS", "0", "error: AGENTRY_BODY_READ_TIMEOUT_SECONDS: "),
     ],
 )
 async def test_a_bad_setting_exits_2_with_one_line_naming_it(
@@ -67,6 +73,31 @@ async def test_an_endpoint_with_credentials_is_refused_at_startup_without_echoin
     assert err.startswith("error: AGENTRY_MODEL_ENDPOINT: must not contain user:password@")
     assert "SECRET" not in err
     assert "bob" not in err
+
+
+@pytest.mark.parametrize(
+    ("auth", "explicit", "effective"),
+    [
+        (False, None, "header"),
+        (True, None, "token"),
+        (True, "header", "header"),
+        (True, "ip", "ip"),
+    ],
+)
+async def test_the_client_key_is_the_token_with_auth_on_unless_set_explicitly(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    auth: bool,
+    explicit: str | None,
+    effective: str,
+) -> None:
+    if auth:
+        monkeypatch.setenv("AGENTRY_AUTH_TOKENS_FILE", str(tmp_path / "tokens"))
+    if explicit:
+        monkeypatch.setenv("AGENTRY_RATE_LIMIT_CLIENT_KEY", explicit)
+    settings = load_settings()
+    assert settings.effective_client_key == effective
+    assert settings.redacted()["AGENTRY_RATE_LIMIT_CLIENT_KEY"] == effective
 
 
 async def test_openai_without_an_api_key_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

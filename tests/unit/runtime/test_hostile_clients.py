@@ -2,7 +2,9 @@
 
 Checks, with the review's load shapes bounded to a few seconds: the poison rounds (posts
 of a lone surrogate next to innocent turns on the pvc store) leave every innocent turn
-acknowledged and stored.
+acknowledged and stored; the trickling sockets (as many connections as MAX_CONCURRENT,
+each sending its body a byte at a time) leave other clients served, and themselves get
+408 once their body is overdue; one client cannot hold more than its own in-flight slots.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from agent_runtime.app import record_context
 from agent_runtime.crypto import KeyRing
 from agent_runtime.state import PvcStore
+from tests.support.fake_provider import FakeProvider
 from tests.support.runtime import MakeClient, make_settings
 
 POISON = b'{"content": "\\ud800"}'
@@ -40,3 +43,79 @@ async def test_poison_posts_next_to_innocent_turns_fail_only_themselves(
     for i in range(innocent):
         stored = await (await client.get(f"/v1/sessions/innocent-{i}")).json()
         assert len(stored["messages"]) == 2 * rounds
+
+
+async def trickle(host: str, port: int, client_id: str, *, bytes_sent: int = 12) -> str:
+    """Send a POST's headers, then its body one byte every 0.25 s; the status line received."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        "POST /v1/sessions/slow/messages HTTP/1.1\r\nHost: agent\r\n"
+        f"X-Client-ID: {client_id}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n"
+    )
+    status = asyncio.ensure_future(reader.readline())
+    try:
+        writer.write(head.encode())
+        for _ in range(bytes_sent):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.wait({status}, timeout=0.25)
+            if status.done():
+                break
+        return (await asyncio.wait_for(status, timeout=2)).decode()
+    except (ConnectionError, TimeoutError):
+        return status.result().decode() if status.done() else "no answer"
+    finally:
+        status.cancel()
+        writer.close()
+
+
+async def test_trickling_bodies_do_not_take_the_slots_other_clients_need(
+    make_client: MakeClient,
+) -> None:
+    slots = 8
+    client = await make_client(
+        overrides={"max_concurrent": slots, "body_read_timeout_seconds": 1.0}
+    )
+    host, port = client.server.host, client.server.port
+    assert port is not None
+    tricklers = [asyncio.create_task(trickle(host, port, f"slow-{i}")) for i in range(slots)]
+    try:
+        await asyncio.sleep(0.2)  # every trickler's headers are in; its body is arriving
+        for n in range(10):
+            response = await client.post(
+                f"/v1/sessions/quick-{n}/messages",
+                json={"content": "hello"},
+                headers={"X-Client-ID": "quick"},
+            )
+            assert response.status == 200, await response.text()
+        status_lines = await asyncio.gather(*tricklers)
+    finally:
+        for task in tricklers:
+            task.cancel()
+    assert all(line.startswith("HTTP/1.1 408") for line in status_lines), status_lines
+
+
+async def test_one_client_cannot_hold_more_than_its_own_in_flight_slots(
+    make_client: MakeClient,
+) -> None:
+    async with FakeProvider() as fake:
+        fake.hang(2)
+        overrides = fake.runtime_overrides(max_concurrent=8, max_concurrent_per_client=2)
+        client = await make_client(overrides=overrides)
+
+        async def post(client_id: str, session: str) -> tuple[int, str]:
+            response = await client.post(
+                f"/v1/sessions/{session}/messages",
+                json={"content": "hi"},
+                headers={"X-Client-ID": client_id},
+            )
+            return response.status, (await response.json()).get("error", {}).get("code", "")
+
+        held = [asyncio.create_task(post("greedy", f"g{i}")) for i in range(2)]
+        await fake.wait_for_completions(2)
+        assert await post("greedy", "g3") == (429, "too_many_in_flight")
+        assert await post("other", "o1") == (200, "")
+        fake.release()
+        assert [status for status, _ in await asyncio.gather(*held)] == [200, 200]
+        assert await post("greedy", "g4") == (200, "")

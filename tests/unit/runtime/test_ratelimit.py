@@ -4,12 +4,14 @@ Checks: a client gets `burst` requests, then 429 with Retry-After (whole seconds
 and the IETF draft RateLimit/RateLimit-Policy fields; tokens come back with (injected)
 time; one client's flood does not throttle another, but the replica bucket caps the sum;
 a flood of 100,000 new client ids keeps the table at its bound; refusals are counted and
-the log is sampled (first per client per 10 s).
+the log is sampled (first per client per 10 s); with auth on, the default client key is
+the token, so rotating `X-Client-ID` neither escapes one's own bucket nor drains another's.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +123,29 @@ async def test_over_the_limit_the_api_answers_429_with_the_fields_and_counts_it(
     again = await client.post("/v1/sessions/s/messages", json={"content": "hi"}, headers=headers)
     assert again.status == 200
     assert (await client.get("/readyz")).status == 200  # probes are never limited
+
+
+async def test_with_auth_on_a_rotated_client_header_does_not_escape_the_token_bucket(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:tok-alice\nbob:tok-bob\n")
+    client = await make_client(
+        overrides={
+            "auth_tokens_file": tokens,
+            "rate_limit_rps": 20,
+            "rate_limit_burst": 20,
+            "rate_limit_client_burst": 10,
+        }
+    )
+
+    async def post(token: str, client_id: str) -> int:
+        headers = {"Authorization": f"Bearer {token}", "X-Client-ID": client_id}
+        response = await client.post(
+            "/v1/sessions/s/messages", json={"content": "hi"}, headers=headers
+        )
+        return response.status
+
+    alice = [await post("tok-alice", f"rotated-{i}") for i in range(20)]
+    assert alice.count(200) == 10
+    assert await post("tok-bob", "rotated-0") == 200  # alice's header names did not drain bob
