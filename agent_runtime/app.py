@@ -39,7 +39,7 @@ from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
 from agent_runtime.state import MemoryStore, PvcStore, StateError, StateStore, StateUnreadable
-from agent_runtime.tokens import TokenFileError, TokenTable
+from agent_runtime.tokens import TokenFile, TokenFileError
 
 log = logging.getLogger("agent_runtime.app")
 
@@ -75,12 +75,12 @@ def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
     raise ValueError("the configmap store is built by lifecycle.build_configmap_store")
 
 
-def load_tokens(settings: Settings) -> TokenTable | None:
-    """The tokens file's table, or None without auth; a file it cannot use is a ConfigError."""
+def load_tokens(settings: Settings, clock: Clock) -> TokenFile | None:
+    """The tokens file, or None without auth; a file it cannot use is a ConfigError."""
     if settings.auth_tokens_file is None:
         return None
     try:
-        return TokenTable.from_file(settings.auth_tokens_file)
+        return TokenFile(settings.auth_tokens_file, clock.monotonic)
     except TokenFileError as exc:
         raise ConfigError(env_name("auth_tokens_file"), str(exc)) from None
 
@@ -129,7 +129,7 @@ def create_app(
             max_clients=settings.rate_limit_max_clients,
             clock=clock.monotonic,
         )
-    tokens = load_tokens(settings)
+    tokens = load_tokens(settings, clock)
 
     async def state_check() -> health.CheckResult:
         if sessions.unavailable_reason is not None:

@@ -22,7 +22,7 @@ from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.sessions import SessionService
-from agent_runtime.tokens import TokenTable
+from agent_runtime.tokens import TokenFile
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Services:
     checks: dict[str, Check]
     heartbeat: HeartbeatLoop
     limiter: RateLimiter | None
-    tokens: TokenTable | None
+    tokens: TokenFile | None
     client_slots: ClientSlots
     started: bool = False
     shutting_down: bool = False

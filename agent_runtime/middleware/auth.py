@@ -12,14 +12,14 @@ from aiohttp import web
 
 from agent_runtime.errors import Unauthorized
 from agent_runtime.middleware import ADMIN, CLIENT_ID
-from agent_runtime.tokens import TokenTable
+from agent_runtime.tokens import TokenFile
 
 # The Kubernetes API server's proxy removes ``Authorization`` once it has authenticated
 # the caller (kubectl), so a token sent through it travels in this header instead.
 PROXIED_AUTHORIZATION = "X-Agentry-Authorization"
 
 
-def authenticate(request: web.Request, tokens: TokenTable) -> None:
+def authenticate(request: web.Request, tokens: TokenFile) -> None:
     headers = request.headers
     credentials = headers.get(PROXIED_AUTHORIZATION) or headers.get("Authorization") or ""
     scheme, _, token = credentials.partition(" ")
