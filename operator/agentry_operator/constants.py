@@ -24,6 +24,13 @@ CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
 HEARTBEAT_ANNOTATION: Final = f"{GROUP}/heartbeat"
 RETAINED_LABEL: Final = f"{GROUP}/retained"
 AGENT_LABEL: Final = f"{GROUP}/agent"
+# Key ids the pods were given (pod template), and the one-shot consent to a fresh start.
+ACTIVE_KEY_ANNOTATION: Final = f"{GROUP}/active-key-id"
+KEY_IDS_ANNOTATION: Final = f"{GROUP}/key-ids"
+ACCEPT_NEW_KEYS_ANNOTATION: Final = f"{GROUP}/accept-new-keys"
+# State that a fresh start moved aside: never read, never deleted by the operator.
+SET_ASIDE_LABEL: Final = f"{GROUP}/set-aside"
+NEEDS_KEYS_ANNOTATION: Final = f"{GROUP}/needs-key-ids"
 
 MANAGED_BY: Final = "agentry-operator"
 APP_NAME: Final = "agentry-agent"

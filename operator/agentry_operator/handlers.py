@@ -19,9 +19,9 @@ from agentry_operator import metrics
 from agentry_operator.alerting import Notifier
 from agentry_operator.kube import Kube, KubeError, load_configuration
 from agentry_operator.models import Agent
-from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler
+from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler, blocked_by
 from agentry_operator.settings import OperatorSettings
-from agentry_operator.status import StatusUpdate
+from agentry_operator.status import Blocked, StatusUpdate
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -89,6 +89,12 @@ def _alerts(memo: kopf.Memo, reconciler: Reconciler, agent: Agent, status: Any) 
         state = reconciler.alert_state(agent, dict(status or {}))
         memo["alerts"] = state
     return state
+
+
+def _blocked(memo: kopf.Memo) -> Blocked | None:
+    """What stopped the last converge, kept so the status timer does not paper over it."""
+    value = memo.get("blocked")
+    return value if isinstance(value, Blocked) else None
 
 
 def register(
@@ -165,8 +171,9 @@ def register(
     ) -> None:
         agent = Agent.from_body(body)
         rec: Reconciler = memo["reconciler"]
+        alerts = _alerts(memo, rec, agent, status)
         with metrics.timed("status"):
-            update = await rec.observe(agent, dict(status or {}), _alerts(memo, rec, agent, status))
+            update = await rec.observe(agent, dict(status or {}), alerts, blocked=_blocked(memo))
         _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
 
     @kopf.timer(
@@ -176,9 +183,12 @@ def register(
         when=_converged_once,
         registry=registry,
     )
-    async def put_back_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def put_back_drift(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
+    ) -> None:
         with metrics.timed("drift"):
-            await memo["reconciler"].converge(Agent.from_body(body))
+            agent, rec = Agent.from_body(body), memo["reconciler"]
+            await _reconcile(agent, rec, body, patch, memo, status, retry_when_blocked=False)
 
 
 async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -208,8 +218,11 @@ async def _reconcile(
     status: Any,
     *,
     new: bool = False,
+    retry_when_blocked: bool = True,
 ) -> None:
-    """Converge, then write the status; a blocked Agent shows Failed and is retried."""
+    """Converge and write the status. A blocked Agent says why in the status and in
+    `memo` (where the status timer finds it until a converge succeeds) and, from a
+    handler, is retried in 30 s; the drift timer simply tries again at its next tick."""
     previous = dict(status or {})
     alerts = _alerts(memo, rec, agent, status)
     key = f"{agent.namespace}/{agent.name}"
@@ -217,10 +230,14 @@ async def _reconcile(
         with metrics.timed("converge"):
             sts = await rec.converge(agent, new=new)
     except ReconcileError as exc:
-        update = await rec.observe(agent, previous, alerts, failure=str(exc))
+        memo["blocked"] = blocked_by(exc)
+        update = await rec.observe(agent, previous, alerts, blocked=memo["blocked"])
         _write(update, patch, body, key, previous)
-        raise kopf.TemporaryError(str(exc), delay=30) from exc
+        if retry_when_blocked:
+            raise kopf.TemporaryError(str(exc), delay=30) from exc
+        return
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=10) from exc
+    memo["blocked"] = None
     update = await rec.observe(agent, previous, alerts, statefulset=sts)
     _write(update, patch, body, key, previous)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -201,11 +201,19 @@ class Kube:
             raise
         return True
 
-    async def apply(self, desired: Mapping[str, Any], *, likely_absent: bool = False) -> Applied:
+    async def apply(
+        self,
+        desired: Mapping[str, Any],
+        *,
+        likely_absent: bool = False,
+        guard: Callable[[str, Mapping[str, Any]], None] | None = None,
+    ) -> Applied:
         """Create the object, or patch it back to the desired fields when it drifted.
 
         `likely_absent` (a new Agent's children) tries the create first and reads the
         object only when it exists: one request instead of two in the common case.
+        `guard` sees an object that already exists before anything is written to it and
+        raises to leave it alone (an object of the same name that is someone else's).
         """
         kind = desired["kind"]
         meta = desired["metadata"]
@@ -217,6 +225,8 @@ class Kube:
                 if exc.status != 409:  # created meanwhile (a replayed event): fall through
                     raise
             live = await self.get(kind, meta["namespace"], meta["name"]) or {}
+        if guard is not None:
+            guard(kind, live)
         if contains(live, desired):
             return Applied("unchanged", live)
         patch = _without(desired, IMMUTABLE.get(kind, ()))

@@ -21,11 +21,22 @@ from typing import Any
 from agentry_operator import builders
 from agentry_operator import constants as c
 from agentry_operator.alerting import ErrorWindow, Incident, Notifier, payload
-from agentry_operator.kube import Kube, KubeError
+from agentry_operator.keyrings import Ring, ring_of
+from agentry_operator.kube import Applied, Kube, KubeError
 from agentry_operator.models import Agent
+from agentry_operator.ownership import (
+    Conflict,
+    NameConflict,
+    check,
+    claim,
+    guard_for,
+    holder,
+    unowned_state_of,
+)
 from agentry_operator.settings import OperatorSettings
 from agentry_operator.status import (
     ALERTING,
+    Blocked,
     Heartbeat,
     Observation,
     StatusUpdate,
@@ -37,7 +48,34 @@ logger = logging.getLogger(__name__)
 
 
 class ReconcileError(Exception):
-    """The Agent cannot converge until something outside the operator changes."""
+    """The Agent cannot converge until something outside the operator changes.
+
+    `reason` becomes the Ready condition's reason; `pods_serve` says the running pods were
+    left alone and keep serving (phase Degraded rather than Failed).
+    """
+
+    reason = "ReconcileFailed"
+    pods_serve = False
+
+
+def blocked_by(exc: ReconcileError) -> Blocked:
+    """The status form of a reconcile error."""
+    return Blocked(exc.reason, str(exc), pods_serve=exc.pods_serve)
+
+
+class NameConflictError(ReconcileError):
+    """Objects with the names of this Agent's children belong to someone else."""
+
+    reason = "NameConflict"
+
+    def __init__(self, agent: Agent, conflicts: list[Conflict]) -> None:
+        names = ", ".join(conflict.describe() for conflict in conflicts)
+        super().__init__(
+            f"{names} already exist in namespace {agent.namespace} and are not controlled by "
+            f"Agent {agent.name}; the operator leaves them untouched. Rename the Agent, or "
+            "delete or rename those objects"
+        )
+        self.conflicts = conflicts
 
 
 @dataclass
@@ -79,30 +117,65 @@ class Reconciler:
             return await self._converge(agent, new)
 
     async def _converge(self, agent: Agent, new: bool) -> dict[str, Any]:
+        conflicts: list[Conflict] = []
         for child in (
             builders.build_service_account(agent),
             builders.build_role(agent),
             builders.build_role_binding(agent),
         ):
-            await self.kube.apply(child, likely_absent=new)
-        key_data = await self.ensure_key_secret(agent)
+            await self._apply_or_note(agent, child, new, conflicts)
+        try:
+            key_data = await self.ensure_key_secret(agent)
+        except NameConflict as exc:
+            conflicts.append(exc.conflict)
+        # The Service comes last (its existence says "all children exist"), but a foreign
+        # one must stop the Agent before any pod runs: check it now, and name every
+        # conflict in one message instead of one per retry.
+        service = await self.kube.get("Service", agent.namespace, agent.name)
+        if service is not None and claim(service, agent.name, agent.metadata.uid) == "foreign":
+            conflicts.append(Conflict("Service", agent.name, holder(service)))
+        if conflicts:
+            raise NameConflictError(agent, conflicts)
         config_map = builders.build_config_map(agent)
-        await self.kube.apply(config_map, likely_absent=new)
+        await self._apply(agent, config_map, new)
         digest = builders.config_hash(config_map["data"], key_data)
-        sts = await self.kube.apply(
-            builders.build_statefulset(agent, self.settings, digest), likely_absent=new
+        sts = await self._apply(
+            agent, builders.build_statefulset(agent, self.settings, digest), new
         )
         pdb = builders.build_pdb(agent)
         if pdb is not None:
-            await self.kube.apply(pdb, likely_absent=new)
+            await self._apply(agent, pdb, new)
         elif not new:
-            await self.kube.delete("PodDisruptionBudget", agent.namespace, agent.name)
+            await self._delete_own(agent, "PodDisruptionBudget", agent.name)
         # last: "all children exist"
-        await self.kube.apply(builders.build_service(agent), likely_absent=new)
+        await self._apply(agent, builders.build_service(agent), new)
         return sts.obj
 
-    async def ensure_key_secret(self, agent: Agent) -> dict[str, str]:
-        """The key Secret's data; the generated one is created once and adopted, never rewritten."""
+    async def _apply(self, agent: Agent, child: Mapping[str, Any], new: bool) -> Applied:
+        """`Kube.apply` that never writes to an object this Agent may not touch."""
+        guard = guard_for(agent.name, agent.metadata.uid)
+        try:
+            return await self.kube.apply(child, likely_absent=new, guard=guard)
+        except NameConflict as exc:
+            raise NameConflictError(agent, [exc.conflict]) from None
+
+    async def _apply_or_note(
+        self, agent: Agent, child: Mapping[str, Any], new: bool, conflicts: list[Conflict]
+    ) -> None:
+        """Apply, or record the conflict and go on (to report every conflict at once)."""
+        try:
+            await self._apply(agent, child, new)
+        except NameConflictError as exc:
+            conflicts.extend(exc.conflicts)
+
+    async def _delete_own(self, agent: Agent, kind: str, name: str) -> None:
+        """Delete a child only when this Agent controls it."""
+        live = await self.kube.get(kind, agent.namespace, name)
+        if live is not None and claim(live, agent.name, agent.metadata.uid) == "controlled":
+            await self.kube.delete(kind, agent.namespace, name)
+
+    async def ensure_key_secret(self, agent: Agent) -> Ring:
+        """The key Secret's ids; the generated one is created once and adopted, never rewritten."""
         name = builders.key_secret_name_for(agent)
         live = await self.kube.get("Secret", agent.namespace, name)
         if name != c.keys_secret_name(agent.name):
@@ -110,7 +183,7 @@ class Reconciler:
                 raise ReconcileError(
                     f"spec.state.encryption.keySecretRef: Secret {name!r} does not exist"
                 )
-            return dict(live.get("data") or {})
+            return ring_of(live)
         if live is None:
             try:
                 live = await self.kube.create(builders.build_key_secret(agent, self.random_bytes))
@@ -118,11 +191,10 @@ class Reconciler:
                 if exc.status != 409:
                     raise
                 live = await self.kube.get("Secret", agent.namespace, name) or {}
-        meta = live.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        owners = meta.get("ownerReferences") or []
-        owned = any(ref.get("uid") == agent.metadata.uid for ref in owners)
-        if not owned or c.RETAINED_LABEL in labels:
+        mine = claim(live, agent.name, agent.metadata.uid)
+        check("Secret", live, agent.name, agent.metadata.uid)  # a foreign one: NameConflict
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        if mine == "left-behind" or c.RETAINED_LABEL in labels:
             patch = {
                 "metadata": {
                     "labels": {**c.labels(agent.name), c.RETAINED_LABEL: None},
@@ -130,7 +202,7 @@ class Reconciler:
                 }
             }
             live = await self.kube.patch("Secret", agent.namespace, name, patch)
-        return dict(live.get("data") or {})
+        return ring_of(live)
 
     async def adopt_retained_state(self, agent: Agent) -> int:
         """Unlabel state a deleted Agent of the same name left behind; returns how many."""
@@ -150,9 +222,12 @@ class Reconciler:
 
     @staticmethod
     def _is_state_of(agent: Agent, kind: str, obj: Mapping[str, Any]) -> bool:
+        """State this Agent's pods wrote, by its label. ConfigMaps (the runtime's) also by
+        name and without a controller; claims come from our StatefulSet's template."""
         meta = obj.get("metadata") or {}
         if kind == "ConfigMap":
-            return bool(_state_config_map_pattern(agent.name).match(meta.get("name", "")))
+            name_fits = bool(_state_config_map_pattern(agent.name).match(meta.get("name", "")))
+            return name_fits and unowned_state_of(obj, agent.name)
         return (meta.get("labels") or {}).get(c.AGENT_LABEL) == agent.name
 
     # ---- delete ---------------------------------------------------------------------------
@@ -169,14 +244,13 @@ class Reconciler:
         generated_keys = builders.key_secret_name_for(agent) == c.keys_secret_name(agent.name)
         if agent.spec.state.retain_on_delete:
             keep = {"metadata": {"labels": {c.RETAINED_LABEL: "true"}, "ownerReferences": None}}
-            if generated_keys:
-                try:
-                    await self.kube.patch(
-                        "Secret", agent.namespace, c.keys_secret_name(agent.name), keep
-                    )
-                except KubeError as exc:
-                    if exc.status != 404:
-                        raise
+            name = c.keys_secret_name(agent.name)
+            secret = (
+                await self.kube.get("Secret", agent.namespace, name) if generated_keys else None
+            )
+            # Only this Agent's own Secret: a same-named foreign one keeps its owner.
+            if secret is not None and claim(secret, agent.name, agent.metadata.uid) == "controlled":
+                await self.kube.patch("Secret", agent.namespace, name, keep)
             for kind, obj in state:
                 await self.kube.patch(kind, agent.namespace, obj["metadata"]["name"], keep)
             logger.info("kept %d state objects and the keys of %s", len(state), agent.name)
@@ -215,10 +289,10 @@ class Reconciler:
         previous: Mapping[str, Any] | None,
         alerts: AlertState,
         statefulset: Mapping[str, Any] | None = None,
-        failure: str | None = None,
+        blocked: Blocked | None = None,
     ) -> StatusUpdate:
         """Read the StatefulSet and heartbeats, evaluate alerting, compute the status."""
-        if statefulset is None and failure is None:
+        if statefulset is None:
             statefulset = await self.kube.get("StatefulSet", agent.namespace, agent.name)
         sts_replicas = int(((statefulset or {}).get("spec") or {}).get("replicas") or 0)
         beats = await self.heartbeats(agent, max(sts_replicas, agent.spec.replicas))
@@ -240,7 +314,7 @@ class Reconciler:
             error_rate=rate,
             alerting=alerts.incident.open,
             alert_message=message,
-            failure=failure,
+            blocked=blocked,
         )
         update = compute_status(agent, observation, previous, self.now())
         if transition is not None:

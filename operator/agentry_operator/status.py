@@ -39,6 +39,19 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """Why the operator cannot converge the Agent; shown as Ready=False with `reason`.
+
+    `pods_serve`: the pods already running are left alone and keep serving (the keys are
+    missing, or a roll is held), so the phase is Degraded rather than Failed.
+    """
+
+    reason: str
+    message: str
+    pods_serve: bool = False
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the status is computed from."""
 
@@ -47,7 +60,7 @@ class Observation:
     error_rate: float
     alerting: bool
     alert_message: str = ""
-    failure: str | None = None  # a reason the operator could not converge
+    blocked: Blocked | None = None  # the operator could not converge
 
 
 @dataclass
@@ -197,8 +210,11 @@ def compute_status(
     model_down = any(hb.circuit != "closed" for hb in beats)
     unhealthy = [f"{hb.pod}: {k} {v}" for hb in beats for k, v in hb.health.items() if v != "ok"]
 
-    if observation.failure:
+    blocked = observation.blocked
+    if blocked and not blocked.pods_serve:
         phase = "Failed"
+    elif blocked:
+        phase = "Degraded"
     elif spec.suspend:
         # Only once the StatefulSet exists and reports no pods: before the first converge
         # there is nothing to show, and "Suspended" would claim the children are in place.
@@ -212,10 +228,10 @@ def compute_status(
     else:
         phase = "Running"
 
-    if spec.suspend:
+    if blocked:
+        ready_cond = (False, blocked.reason, blocked.message)
+    elif spec.suspend:
         ready_cond = (False, "Suspended", "the Agent is suspended")
-    elif observation.failure:
-        ready_cond = (False, "ReconcileFailed", observation.failure)
     elif desired == 0:
         ready_cond = (True, "ScaledToZero", "replicas is 0")
     elif ready >= desired:
@@ -268,14 +284,26 @@ def compute_status(
         status["lastCheckpoint"] = checkpoint
 
     update = StatusUpdate(status)
+    if blocked and _is_news(prev_conditions, blocked):
+        update.transitions.append(("Warning", blocked.reason, blocked.message))
     if previous.get("phase") != phase:
         update.transitions.append(("Normal", "PhaseChanged", f"phase is now {phase}"))
     for cond in conditions:
         old = next((x for x in prev_conditions if x.get("type") == cond["type"]), None)
-        if old is not None and old.get("status") != cond["status"]:
+        announced = blocked is not None and cond["type"] == READY
+        if old is not None and old.get("status") != cond["status"] and not announced:
             bad = cond["type"] in (DEGRADED, ALERTING) and cond["status"] == "True"
             kind = "Warning" if bad else "Normal"
             update.transitions.append(
                 (kind, cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}")
             )
     return update
+
+
+def _is_news(previous: Sequence[Mapping[str, Any]], blocked: Blocked) -> bool:
+    """A Warning Event only when the Ready condition did not already say this."""
+    old = next((cond for cond in previous if cond.get("type") == READY), None)
+    return old is None or (old.get("reason"), old.get("message")) != (
+        blocked.reason,
+        blocked.message,
+    )

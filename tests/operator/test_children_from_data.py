@@ -9,6 +9,7 @@ change with `AGENTRY_REGEN_GOLDEN=1 pytest tests/operator` and review the diff.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,28 @@ RESOURCE_OF = {
 }
 
 
+RANDOM_ID = re.compile(r"k-[0-9a-f]{8}")
+
+
 def _normalise(obj: dict[str, Any]) -> dict[str, Any]:
+    """Replace what is random in a generated key ring: the bytes, the id, and the hash and
+    annotations of the StatefulSet that follow from the id."""
     if obj.get("kind") == "Secret":
         data = obj.get("stringData") or {}
         for key in list(data):
             if key.startswith("key."):
                 assert len(data[key]) == 44, "a key is base64 of 32 bytes"
-                data[key] = "<32 random bytes, base64>"
+                del data[key]
+                data[RANDOM_ID.sub("<random id>", key)] = "<32 random bytes, base64>"
+            else:
+                data[key] = RANDOM_ID.sub("<random id>", data[key])
+    if obj.get("kind") == "StatefulSet":
+        notes = obj["spec"]["template"]["metadata"].get("annotations") or {}
+        for key in list(notes):
+            notes[key] = RANDOM_ID.sub("<random id>", notes[key])
+        if "agentry.dev/config-hash" in notes:
+            assert re.fullmatch(r"[0-9a-f]{64}", notes["agentry.dev/config-hash"])
+            notes["agentry.dev/config-hash"] = "<sha256 of config and key ids>"
     return obj
 
 

@@ -120,7 +120,8 @@ async def test_an_existing_key_secret_is_adopted_and_never_regenerated(
             "metadata": {
                 "name": "bot-keys",
                 "namespace": "ns",
-                "labels": {"agentry.dev/retained": "true"},
+                # what the finalizer leaves: the Agent's label and the retained mark
+                "labels": {"agentry.dev/retained": "true", "agentry.dev/agent": "bot"},
             },
             "data": keys,
         },
@@ -240,7 +241,11 @@ async def test_delete_with_retain_keeps_keys_and_state_and_a_new_agent_adopts_th
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "bot-0-state", "namespace": "ns"},
+            "metadata": {
+                "name": "bot-0-state",
+                "namespace": "ns",
+                "labels": {"agentry.dev/agent": "bot"},  # as the runtime labels it
+            },
             "binaryData": {"commit": "AAAA"},
         },
     )

@@ -18,10 +18,10 @@ from typing import Any
 from agentry_operator import constants as c
 from agentry_operator.builders.common import metadata
 from agentry_operator.builders.profiles import profile_for
+from agentry_operator.keyrings import Ring, new_key_id
 from agentry_operator.models import Agent
 
 HEARTBEAT_INTERVAL_SECONDS = 10
-FIRST_KEY_ID = "k1"
 
 
 def _number(value: float) -> str:
@@ -106,20 +106,23 @@ def build_config_map(agent: Agent) -> dict[str, Any]:
 def build_key_secret(
     agent: Agent, random_bytes: Callable[[int], bytes] = secrets.token_bytes
 ) -> dict[str, Any]:
-    """A fresh key ring `<agent>-keys`; created only when absent, never regenerated."""
+    """A fresh key ring `<agent>-keys` under a random id `k-<8 hex>`; created only when
+    absent and never regenerated while sealed state needs the old one."""
+    key_id = new_key_id(random_bytes)
     key = base64.b64encode(random_bytes(32)).decode("ascii")
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata(agent, c.keys_secret_name(agent.name)),
         "type": "Opaque",
-        "stringData": {"active-key-id": FIRST_KEY_ID, f"key.{FIRST_KEY_ID}": key},
+        "stringData": {"active-key-id": key_id, f"key.{key_id}": key},
     }
 
 
-def config_hash(config_data: Mapping[str, str], key_data: Mapping[str, str] | None) -> str:
-    """sha256 over the runtime config and the key Secret's data: a change rolls the pods."""
-    payload = json.dumps(
-        {"config": dict(config_data), "keys": dict(key_data or {})}, sort_keys=True
-    ).encode()
+def config_hash(config_data: Mapping[str, str], ring: Ring | None) -> str:
+    """sha256 over the runtime config and the key ids (not the key bytes): a change rolls
+    the pods. New bytes under an id the pods already hold do not roll them, so a running
+    pod keeps the key it loaded instead of restarting onto one that cannot read its state."""
+    keys = {"active": ring.active, "ids": list(ring.ids)} if ring else {}
+    payload = json.dumps({"config": dict(config_data), "keys": keys}, sort_keys=True).encode()
     return hashlib.sha256(payload).hexdigest()

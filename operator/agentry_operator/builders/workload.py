@@ -6,6 +6,7 @@ the pod security is the Kubernetes "restricted" profile.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agentry_operator import constants as c
@@ -126,12 +127,20 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
 
 
 def build_statefulset(
-    agent: Agent, settings: OperatorSettings, config_hash: str = ""
+    agent: Agent,
+    settings: OperatorSettings,
+    config_hash: str = "",
+    key_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The StatefulSet `<agent>`; replicas 0 while suspended."""
+    """The StatefulSet `<agent>`; replicas 0 while suspended.
+
+    `key_annotations` record on the pod template which key ids the pods were given, so a
+    later reconcile knows what their state needs even when the key Secret is gone.
+    """
     spec = agent.spec
     volumes, _ = _volumes(agent)
     pod_annotations = {c.CONFIG_HASH_ANNOTATION: config_hash} if config_hash else {}
+    pod_annotations.update(key_annotations or {})
     sts_spec: dict[str, Any] = {
         "replicas": 0 if spec.suspend else spec.replicas,
         "serviceName": agent.name,

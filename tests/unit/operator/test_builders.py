@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from agentry_operator import builders
+from agentry_operator.keyrings import Ring, ring_of
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
@@ -129,18 +131,29 @@ def test_secrets_are_mounted_as_files_at_the_contract_paths() -> None:
     assert env["AGENTRY_AUTH_TOKENS_FILE"] == "/etc/agentry/auth/tokens"
 
 
-def test_a_config_or_key_change_changes_the_hash_that_rolls_the_pods() -> None:
-    base = builders.config_hash({"A": "1"}, {"key.k1": "x"})
-    assert base == builders.config_hash({"A": "1"}, {"key.k1": "x"})
-    assert base != builders.config_hash({"A": "2"}, {"key.k1": "x"})
-    assert base != builders.config_hash({"A": "1"}, {"key.k1": "y"})
+def test_a_config_or_key_id_change_changes_the_hash_that_rolls_the_pods() -> None:
+    ring = Ring("k-1", ("k-1",))
+    base = builders.config_hash({"A": "1"}, ring)
+    assert base == builders.config_hash({"A": "1"}, Ring("k-1", ("k-1",)))
+    assert base != builders.config_hash({"A": "2"}, ring)
+    assert base != builders.config_hash({"A": "1"}, Ring("k-2", ("k-1", "k-2")))
 
 
-def test_the_generated_key_is_base64_of_32_random_bytes() -> None:
+def test_new_bytes_under_the_same_key_id_do_not_roll_the_pods() -> None:
+    """The hash sees ids only: a running pod keeps the key it loaded."""
+    old = ring_of({"data": {"active-key-id": "ay0x", "key.k-1": "eA=="}})
+    new = ring_of({"data": {"active-key-id": "ay0x", "key.k-1": "eQ=="}})
+    assert builders.config_hash({"A": "1"}, old) == builders.config_hash({"A": "1"}, new)
+
+
+def test_the_generated_key_is_base64_of_32_random_bytes_under_a_random_id() -> None:
     secret = builders.build_key_secret(agent(), random_bytes=lambda n: b"\x01" * n)
     data = secret["stringData"]
-    assert data["active-key-id"] == "k1"
-    assert base64.b64decode(data["key.k1"]) == b"\x01" * 32
+    assert data["active-key-id"] == "k-01010101"
+    assert base64.b64decode(data["key.k-01010101"]) == b"\x01" * 32
+    ids = {builders.build_key_secret(agent())["stringData"]["active-key-id"] for _ in range(20)}
+    assert len(ids) == 20
+    assert all(re.fullmatch(r"k-[0-9a-f]{8}", i) for i in ids)
 
 
 def test_a_pdb_protects_agents_with_more_than_one_replica() -> None:

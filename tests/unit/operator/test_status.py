@@ -8,6 +8,7 @@ from typing import Any
 
 from agentry_operator.models import Agent
 from agentry_operator.status import (
+    Blocked,
     Heartbeat,
     Observation,
     compute_status,
@@ -156,10 +157,26 @@ def test_alerting_shows_as_a_condition_with_a_warning_event() -> None:
 
 def test_a_failure_to_converge_is_failed_with_the_reason() -> None:
     a = agent(replicas=1)
-    obs = observe(a, None, [], failure="Secret 'k' does not exist")
-    status = compute_status(a, obs, None, NOW).status
-    assert status["phase"] == "Failed"
-    assert "does not exist" in cond(status, "Ready")["message"]
+    obs = observe(a, None, [], blocked=Blocked("NameConflict", "Role/bot (not ours)"))
+    update = compute_status(a, obs, None, NOW)
+    assert update.status["phase"] == "Failed"
+    assert cond(update.status, "Ready")["reason"] == "NameConflict"
+    assert ("Warning", "NameConflict", "Role/bot (not ours)") in update.transitions
+
+
+def test_a_block_that_leaves_the_pods_serving_is_degraded_and_warned_once() -> None:
+    a = agent(replicas=1)
+    blocked = Blocked("KeysMissing", "Secret bot-keys is missing", pods_serve=True)
+    first = compute_status(a, observe(a, sts(1, 1), [beat("bot-0")], blocked=blocked), None, NOW)
+    assert first.status["phase"] == "Degraded"
+    assert cond(first.status, "Ready")["status"] == "False"
+    assert [t for t in first.transitions if t[0] == "Warning"] == [
+        ("Warning", "KeysMissing", "Secret bot-keys is missing")
+    ]
+    again = compute_status(
+        a, observe(a, sts(1, 1), [beat("bot-0")], blocked=blocked), first.status, NOW
+    )
+    assert not [t for t in again.transitions if t[0] == "Warning"]
 
 
 def test_the_heartbeat_annotation_of_the_contract_is_parsed() -> None:
