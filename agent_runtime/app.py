@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_runtime import health
+from agent_runtime import disclosure, health
+from agent_runtime.authfailures import FailedAuthentications
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.clock import Clock, SystemClock
 from agent_runtime.concurrency import ClientSlots
@@ -83,6 +84,15 @@ def load_tokens(settings: Settings, clock: Clock) -> TokenFile | None:
         return TokenFile(settings.auth_tokens_file, clock.monotonic)
     except TokenFileError as exc:
         raise ConfigError(env_name("auth_tokens_file"), str(exc)) from None
+
+
+def failed_authentications(
+    settings: Settings, tokens: TokenFile | None, clock: Clock
+) -> FailedAuthentications | None:
+    """The per-address throttle of failed authentications, with auth on and a limit set."""
+    if tokens is None or settings.auth_failures_per_minute == 0:
+        return None
+    return FailedAuthentications(settings.auth_failures_per_minute, clock=clock.monotonic)
 
 
 def create_app(
@@ -173,6 +183,7 @@ def create_app(
         limiter=limiter,
         tokens=tokens,
         client_slots=ClientSlots(settings.max_concurrent_per_client),
+        auth_failures=failed_authentications(settings, tokens, clock),
     )
 
     metrics.in_flight.set_function(lambda: services.in_flight)
@@ -230,6 +241,7 @@ def create_app(
     app[SERVICES] = services
     app.add_routes(routes)
     app.cleanup_ctx.append(lifecycle)
+    disclosure.install(app)
     return app
 
 

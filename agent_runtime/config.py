@@ -9,10 +9,11 @@ the command line prints as one line and exits 2. The table of variables lives in
 from __future__ import annotations
 
 import math
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
     auth_tokens_file: Path | None = None
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+    """Failed authentications one address may make a minute before it gets 429; 0 is off."""
 
     heartbeat: Literal["auto", "lease", "none"] = "auto"
     heartbeat_interval_seconds: float = Field(default=10.0, gt=0)
@@ -160,7 +163,7 @@ class Settings(BaseSettings):
         """The effective settings for people: file paths shown, secret contents never."""
         data = self.model_dump(mode="json")
         if self.model_endpoint:
-            data["model_endpoint"] = _strip_userinfo(self.model_endpoint)
+            data["model_endpoint"] = redact_url(self.model_endpoint)
         data["log_level"] = self.effective_log_level
         data["rate_limit_client_key"] = self.effective_client_key
         return {ENV_PREFIX + key.upper(): value for key, value in data.items()}
@@ -175,13 +178,32 @@ class _SettingError(ValueError):
         self.reason = reason
 
 
-def _strip_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url
+_SECRET_PARAMETER = re.compile(
+    r"(?i).*(key|token|secret|passw|pwd|auth|credential|signature|^sig$|^code$).*"
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: no ``user:password@``, no value of a secret-looking query parameter.
+
+    ``?api_key=…``, ``?access_token=…`` or an Azure ``?sig=…`` become ``=***``; other
+    parameters (``api-version``) stay readable; a URL too broken to take apart is ``***``.
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.username or parts.password:
+            netloc = f"***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "***"
+    query = urlencode(
+        [
+            (name, "***" if _SECRET_PARAMETER.fullmatch(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def env_name(field: str) -> str:
@@ -206,6 +228,8 @@ def _to_config_error(exc: ValidationError) -> ConfigError:
     message = message[:1].lower() + message[1:]
     raw = error.get("input")
     got = raw if isinstance(raw, str) else repr(raw)
+    if field == "model_endpoint":
+        got = redact_url(got)
     return ConfigError(env_name(field), f"{message} (got {got})")
 
 

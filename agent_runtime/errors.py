@@ -64,6 +64,13 @@ class Forbidden(RequestError):
     code = "forbidden"
 
 
+class AuthThrottled(RequestError):
+    """Too many failed authentications from this address; its token is not looked at."""
+
+    status = 429
+    code = "auth_throttled"
+
+
 class SessionNotFound(RequestError):
     status = 404
     code = "not_found"

@@ -22,6 +22,7 @@ from agent_runtime.config import Settings, check_files
 from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import HeartbeatPublisher, LeasePublisher, NullPublisher
 from agent_runtime.keys import load_keyring
+from agent_runtime.secretfiles import warn_about_exposed_secrets
 from agent_runtime.state import ConfigMapStore, StateStore
 
 log = logging.getLogger("agent_runtime.lifecycle")
@@ -60,6 +61,7 @@ async def build_any_store(settings: Settings, keyring: KeyRing) -> StateStore:
 async def run(settings: Settings, *, ready_fd: int | None = None) -> int:
     """Run the runtime until a termination signal; the exit code."""
     check_files(settings)
+    warn_about_exposed_secrets(settings)
     keyring = load_keyring(settings)
     store = await build_any_store(settings, keyring)
     publisher = await build_publisher(settings)

@@ -38,6 +38,38 @@ class TokenBucket:
         return 0.0 if missing <= 0 else missing / self.rate
 
 
+class BucketTable:
+    """Token buckets by key, alike, in an LRU bounded at ``max_entries``.
+
+    A flood of new keys evicts the least recently seen buckets instead of growing memory.
+    """
+
+    def __init__(self, rate: float, burst: int, max_entries: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_entries = max_entries
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def get(self, key: str) -> TokenBucket | None:
+        """The bucket of ``key`` if it has one; looking does not count as a use."""
+        return self._buckets.get(key)
+
+    def use(self, key: str, now: float) -> TokenBucket:
+        """The bucket of ``key``, made full if new, as the most recently used."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst, now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_entries:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket
+
+
 class Decision(NamedTuple):
     """Immutable; a named tuple because one is built per limited request (cheaper to make)."""
 
@@ -90,22 +122,11 @@ class RateLimiter:
         self._clock = clock
         self._log_every = log_every_seconds
         self._replica = TokenBucket(rate, burst, clock())
-        self._clients: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._clients = BucketTable(self.client_rate, self.client_burst, max_clients)
 
     @property
     def tracked_clients(self) -> int:
         return len(self._clients)
-
-    def _client_bucket(self, client: str, now: float) -> TokenBucket:
-        bucket = self._clients.get(client)
-        if bucket is None:
-            bucket = TokenBucket(self.client_rate, self.client_burst, now)
-            self._clients[client] = bucket
-            if len(self._clients) > self.max_clients:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(client)
-        return bucket
 
     def decide(self, client: str) -> Decision:
         now = self._clock()
@@ -116,7 +137,7 @@ class RateLimiter:
                 return self._decision(False, replica, scope="replica", log=self._warn(replica, now))
             replica.tokens -= 1.0
             return self._decision(True, replica, scope="")
-        bucket = self._client_bucket(client, now)
+        bucket = self._clients.use(client, now)
         bucket.refill(now)
         # The client bucket is checked first; when both admit, both take a token and the
         # one with fewer left (the client's on a tie) describes the decision.

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_runtime.authfailures import FailedAuthentications
 from agent_runtime.clock import Clock
 from agent_runtime.concurrency import ClientSlots
 from agent_runtime.config import Settings
@@ -39,6 +40,7 @@ class Services:
     limiter: RateLimiter | None
     tokens: TokenFile | None
     client_slots: ClientSlots
+    auth_failures: FailedAuthentications | None
     started: bool = False
     shutting_down: bool = False
     in_flight: int = 0

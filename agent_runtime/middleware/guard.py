@@ -39,7 +39,7 @@ async def _limited(
 ) -> web.StreamResponse:
     """A ``/v1/`` request, through every limit in the order of the module docstring."""
     if services.tokens is not None:
-        authenticate(request, services.tokens)
+        authenticate(request, services.tokens, services.auth_failures)
     key = client_key(request, services.settings.effective_client_key)
     limiter = services.limiter
     decision = None if limiter is None else admit(key, services, limiter)

@@ -135,6 +135,41 @@ async def test_check_config_shows_paths_but_never_secret_contents(
     assert json.loads(capsys.readouterr().out)["AGENTRY_MODEL_NAME"] == "gpt-test"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        (
+            "https://api.example/v1?api_key=SECRET-1&api-version=2024-06-01",
+            "https://api.example/v1?api_key=***&api-version=2024-06-01",
+        ),
+        (
+            "https://blob.example/v1?sv=2024&sig=SECRET-2&access_token=SECRET-3",
+            "https://blob.example/v1?sv=2024&sig=***&access_token=***",
+        ),
+    ],
+)
+async def test_check_config_redacts_secrets_in_the_endpoints_query(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    endpoint: str,
+    shown: str,
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text("sk-test")
+    monkeypatch.setenv("AGENTRY_MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", endpoint)
+    monkeypatch.setenv("AGENTRY_MODEL_NAME", "m")
+    monkeypatch.setenv("AGENTRY_MODEL_API_KEY_FILE", str(key_file))
+    assert main(["check-config", "-o", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "SECRET" not in out
+    assert json.loads(out)["AGENTRY_MODEL_ENDPOINT"] == shown
+    monkeypatch.setenv("AGENTRY_MODEL_ENDPOINT", endpoint.replace("https", "ftp"))
+    assert main(["check-config"]) == 2
+    assert "SECRET" not in capsys.readouterr().err
+
+
 async def test_staging_with_a_keys_dir_is_accepted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,10 +1,11 @@
-"""One hostile client must not fail other clients' requests (issue 16, items 1 and 2).
+"""One hostile client must not fail other clients' requests (issue 16, items 1, 2 and 16).
 
 Checks, with the review's load shapes bounded to a few seconds: the poison rounds (posts
 of a lone surrogate next to innocent turns on the pvc store) leave every innocent turn
 acknowledged and stored; the trickling sockets (as many connections as MAX_CONCURRENT,
 each sending its body a byte at a time) leave other clients served, and themselves get
-408 once their body is overdue; one client cannot hold more than its own in-flight slots.
+408 once their body is overdue; one client cannot hold more than its own in-flight slots;
+an address that keeps failing authentication gets 429 before its token is looked at.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from pathlib import Path
 
 from agent_runtime.app import record_context
+from agent_runtime.clock import ManualClock
 from agent_runtime.crypto import KeyRing
 from agent_runtime.state import PvcStore
 from tests.support.fake_provider import FakeProvider
@@ -119,3 +121,29 @@ async def test_one_client_cannot_hold_more_than_its_own_in_flight_slots(
         fake.release()
         assert [status for status, _ in await asyncio.gather(*held)] == [200, 200]
         assert await post("greedy", "g4") == (200, "")
+
+
+async def test_failed_authentications_from_one_address_are_throttled_until_time_passes(
+    make_client: MakeClient, tmp_path: Path, clock: ManualClock
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice:tok-alice\n")
+    client = await make_client(
+        overrides={"auth_tokens_file": tokens, "auth_failures_per_minute": 3}
+    )
+
+    async def post(token: str) -> tuple[int, str, str | None]:
+        response = await client.post(
+            "/v1/sessions/s/messages",
+            json={"content": "hi"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        code = (await response.json()).get("error", {}).get("code", "")
+        return response.status, code, response.headers.get("Retry-After")
+
+    guesses = [await post(f"guess-{i}") for i in range(3)]
+    assert [status for status, _, _ in guesses] == [401, 401, 401]
+    assert await post("guess-3") == (429, "auth_throttled", "20")
+    assert (await post("tok-alice"))[:2] == (429, "auth_throttled")  # not even looked at
+    await clock.advance(20)
+    assert (await post("tok-alice"))[0] == 200
