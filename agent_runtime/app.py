@@ -35,6 +35,7 @@ from agent_runtime.providers.base import ModelProvider
 from agent_runtime.providers.builtin import BuiltinProvider
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.providers.openai import OpenAIProvider
+from agent_runtime.quotas import Quotas, SessionLimits
 from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
@@ -74,6 +75,16 @@ def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
             settings.state_dir, keyring, record_context(settings), settings.state_generations
         )
     raise ValueError("the configmap store is built by lifecycle.build_configmap_store")
+
+
+def session_limits(settings: Settings) -> SessionLimits:
+    return SessionLimits(
+        max_turns=settings.max_turns,
+        max_session_bytes=settings.max_session_bytes,
+        max_sessions=settings.max_sessions,
+        max_state_bytes=settings.max_state_bytes,
+        idle_ttl_seconds=settings.session_idle_ttl_seconds,
+    )
 
 
 def load_tokens(settings: Settings, clock: Clock) -> TokenFile | None:
@@ -126,7 +137,9 @@ def create_app(
         metrics=metrics,
         timeout_seconds=settings.model_timeout_seconds,
     )
-    sessions = SessionService(store, model, metrics)
+    sessions = SessionService(
+        store, model, metrics, Quotas(session_limits(settings), clock.monotonic)
+    )
     key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
     limiter = None
     if settings.rate_limit_enabled:
@@ -201,6 +214,10 @@ def create_app(
     async def checkpoint_loop() -> None:
         while True:
             await clock.sleep(settings.checkpoint_interval_seconds)
+            try:  # first, so that this checkpoint completes their erasure
+                await sessions.expire_idle()
+            except Exception:
+                log.exception("expiring idle sessions failed; they stay until the next try")
             with contextlib.suppress(Exception):  # logged and counted by the service
                 await sessions.checkpoint()
 

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """The whole request body must arrive within this; a slower one gets 408."""
 
+    max_turns: int = Field(default=1000, ge=0)
+    """Turns one session may hold; more are refused with 409. 0: no limit."""
+    max_session_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    """UTF-8 bytes of one session's messages; a question past it is refused with 413."""
+    max_sessions: int = Field(default=10_000, ge=0)
+    """Sessions this replica holds; a new one beyond it is refused with 507. 0: no limit."""
+    max_state_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """UTF-8 bytes of all sessions' messages on this replica; beyond it, 507. 0: no limit."""
+    session_idle_ttl_seconds: float = Field(default=0.0, ge=0)
+    """Sessions idle this long are erased as by DELETE. 0: kept until deleted."""
+
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
     auth_tokens_file: Path | None = None

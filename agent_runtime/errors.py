@@ -128,6 +128,27 @@ class ModelRefusedRequest(RequestError):
     code = "model_refused_request"
 
 
+class SessionTurnLimit(RequestError):
+    """The session has ``MAX_TURNS`` turns: it takes no more."""
+
+    status = 409
+    code = "session_turn_limit"
+
+
+class SessionTooLarge(RequestError):
+    """The question would take the session past ``MAX_SESSION_BYTES``."""
+
+    status = 413
+    code = "session_too_large"
+
+
+class StateFull(RequestError):
+    """The replica holds ``MAX_SESSIONS`` sessions or ``MAX_STATE_BYTES`` of them."""
+
+    status = 507
+    code = "state_full"
+
+
 class StateUnavailable(RequestError):
     """The stored state could not be read (wrong or missing key): sessions are off."""
 

@@ -12,6 +12,10 @@ session is looked up by (client, session id). Another client's session and a ses
 that does not exist take the same path and raise the same ``SessionNotFound``, so no
 answer tells them apart.
 
+Before a turn reaches the model, ``quotas.Quotas`` refuses it if it would break a limit
+(turns, bytes, sessions); idle sessions are erased by ``expire_idle``, which the
+checkpoint loop calls.
+
 If the stored state could not be read (wrong or missing key) the service is
 ``unavailable``: every session call raises ``StateUnavailable`` and no checkpoint is ever
 written, so the unreadable state stays byte-for-byte as it was.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from agent_runtime.errors import InvalidRequest, SessionNotFound, StateUnavailable
 from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
+from agent_runtime.quotas import Quotas, SessionLimits
 from agent_runtime.state import (
     CheckpointInfo,
     JournalEntry,
@@ -55,10 +60,17 @@ class TurnResult:
 
 
 class SessionService:
-    def __init__(self, store: StateStore, model: GuardedModel, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        model: GuardedModel,
+        metrics: Metrics,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.store = store
         self.model = model
         self._metrics = metrics
+        self.quotas = quotas or Quotas(SessionLimits(), time.monotonic)
         self._sessions: MemoryState = {}
         self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -77,6 +89,7 @@ class SessionService:
         """Take the restored state as the starting point and open for requests."""
         self.restored = restored
         self._sessions = restored.state
+        self.quotas.reset(restored.state)
         self.last_checkpoint = restored.checkpoint
         self.unavailable_reason = None
         self.dirty = restored.journal_entries_replayed > 0
@@ -108,6 +121,7 @@ class SessionService:
         deadline = self.model.deadline()  # from arrival: waiting for the lock counts too
         key = SessionKey(client, session_id)
         async with self._lock(key):
+            self.quotas.admit(key, content)
             history = self._sessions.get(key, [])
             question: Message = {"role": "user", "content": content}
             reply = await self.model.reply([*history, question], deadline=deadline)
@@ -123,6 +137,7 @@ class SessionService:
                 if not messages:
                     self._sessions.pop(key, None)
                 raise
+            self.quotas.record(key, (question, answer))
             turn = sum(1 for m in messages if m["role"] == "user")
             return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
 
@@ -139,15 +154,33 @@ class SessionService:
         self._check(session_id)
         key = SessionKey(client, session_id)
         async with self._lock(key):
-            messages = self._sessions.pop(key, None)
-            if messages is None:
+            if not await self._erase(key):
                 raise _not_found(session_id)
-            self.dirty = True
-            try:
-                await self.store.append(JournalEntry("delete", session_id, client=client))
-            except BaseException:
-                self._sessions[key] = messages
-                raise
+
+    async def expire_idle(self) -> int:
+        """Erase the sessions idle past the TTL, as a DELETE would; how many went."""
+        expired = 0
+        for key in self.quotas.idle():
+            async with self._lock(key):
+                if self.quotas.is_idle(key) and await self._erase(key):
+                    expired += 1
+        if expired:
+            log.info("idle sessions expired", extra={"fields": {"sessions": expired}})
+        return expired
+
+    async def _erase(self, key: SessionKey) -> bool:
+        """Remove a session and journal the deletion; False if there was none. Hold its lock."""
+        messages = self._sessions.pop(key, None)
+        if messages is None:
+            return False
+        self.dirty = True
+        try:
+            await self.store.append(JournalEntry("delete", key.session, client=key.client))
+        except BaseException:
+            self._sessions[key] = messages
+            raise
+        self.quotas.forget(key)
+        return True
 
     @property
     def session_count(self) -> int:

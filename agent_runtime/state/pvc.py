@@ -102,7 +102,7 @@ class PvcStore(SealedStore):
             if match.group(3):
                 continue  # quarantined: counted for numbering, never read
             if match.group(1) == "checkpoint":
-                checkpoints.append(StoredCheckpoint(number, path.name, path.read_bytes()))
+                checkpoints.append(StoredCheckpoint(number, path.name, reader=path.read_bytes))
             else:
                 records, torn = framing.split(path.read_bytes())
                 segments.append(StoredSegment(number, path.name, records, torn))

@@ -17,7 +17,7 @@ order) and hands them here; this module decides, without touching storage:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
@@ -32,11 +32,21 @@ JOURNAL_KIND = "journal"
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
-    """One checkpoint as stored: its generation, a name for messages, the sealed bytes."""
+    """One checkpoint as stored: its generation, a name for messages, the sealed bytes.
+
+    A store that reads from disk passes `reader` instead of `data`: recovery reads
+    checkpoints newest first and stops at the first that opens, so older generations
+    are never loaded into memory (a restore must not need several times the state's
+    size, or a large state crash-loops on out-of-memory at every restart).
+    """
 
     generation: int
     name: str
-    data: bytes
+    data: bytes = b""
+    reader: Callable[[], bytes] | None = None
+
+    def read(self) -> bytes:
+        return self.data if self.reader is None else self.reader()
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,12 @@ def recover(
     corrupt: list[str] = []
 
     chosen: StoredCheckpoint | None = None
+    chosen_bytes, chosen_key_id = 0, ""
     payload: codec.CheckpointPayload | None = None
     for stored in sorted(checkpoints, key=lambda c: c.generation, reverse=True):
+        data = stored.read()
         try:
-            payload = _open_checkpoint(keyring, checkpoint_context, bodies, stored)
+            payload = _open_checkpoint(keyring, checkpoint_context, bodies, stored, data)
         except DecryptionError as exc:
             if exc.reason == "unknown-key":
                 raise StateUnreadable(f"{stored.name}: {exc}") from None
@@ -97,11 +109,11 @@ def recover(
             corrupt.append(stored.name)
             continue
         except codec.MalformedRecord as exc:
-            failures.append(_Failure(stored.name, KeyRing.key_id_of(stored.data), str(exc)))
+            failures.append(_Failure(stored.name, KeyRing.key_id_of(data), str(exc)))
             corrupt.append(stored.name)
             continue
-        chosen = stored
-        proven.add(KeyRing.key_id_of(stored.data))
+        chosen, chosen_bytes, chosen_key_id = stored, len(data), KeyRing.key_id_of(data)
+        proven.add(chosen_key_id)
         break
     if checkpoints and chosen is None:
         raise StateUnreadable(
@@ -169,8 +181,8 @@ def recover(
         info = CheckpointInfo(
             generation=chosen.generation,
             time=payload.time,
-            bytes=len(chosen.data),
-            key_id=KeyRing.key_id_of(chosen.data),
+            bytes=chosen_bytes,
+            key_id=chosen_key_id,
             duration_seconds=time.perf_counter() - started,
         )
     numbers = [c.generation for c in checkpoints] + [s.number for s in segments]
@@ -184,9 +196,13 @@ def recover(
 
 
 def _open_checkpoint(
-    keyring: KeyRing, context: RecordContext, bodies: BodySeal, stored: StoredCheckpoint
+    keyring: KeyRing,
+    context: RecordContext,
+    bodies: BodySeal,
+    stored: StoredCheckpoint,
+    data: bytes,
 ) -> codec.CheckpointPayload:
-    payload = codec.decode_checkpoint(keyring.open(stored.data, context), bodies)
+    payload = codec.decode_checkpoint(keyring.open(data, context), bodies)
     if payload.generation != stored.generation:
         raise codec.MalformedRecord(
             f"holds generation {payload.generation}, stored as {stored.generation}"

@@ -1,0 +1,128 @@
+"""Limits on what sessions may hold, so memory has a bound (issue 16, item 6).
+
+The runtime keeps every session in memory and in each checkpoint, so without limits one
+client could grow a session (or many) until the pod runs out of memory, and a restart
+would then crash-loop while restoring it. ``Quotas`` accounts for each session's bytes
+(UTF-8 of its messages), turns and last activity, and ``SessionService`` asks it before
+a turn reaches the model:
+
+- ``max_turns``: a session with that many turns refuses more (409 ``session_turn_limit``);
+- ``max_session_bytes``: a question that would take the session past it is refused (413
+  ``session_too_large``); the reply is stored whatever its size, so a session may exceed
+  the limit by one reply;
+- ``max_sessions`` and ``max_state_bytes``: a new session beyond the count, or a turn
+  beyond the replica's total, is refused (507 ``state_full``);
+- ``idle_ttl_seconds``: sessions idle that long are erased like a DELETE (the service's
+  checkpoint loop asks ``idle()``). Idle time is counted in this process: after a restart
+  it starts again from the restore.
+
+Refusing keeps the stored history whole: nothing is trimmed or silently dropped. A limit
+of 0 means none. Error messages name the setting, never contents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from agent_runtime.errors import SessionTooLarge, SessionTurnLimit, StateFull
+from agent_runtime.state import MemoryState, Message, SessionKey
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """The limits from the settings (``AGENTRY_MAX_TURNS`` and so on); 0 means none."""
+
+    max_turns: int = 0
+    max_session_bytes: int = 0
+    max_sessions: int = 0
+    max_state_bytes: int = 0
+    idle_ttl_seconds: float = 0.0
+
+
+@dataclass
+class _Usage:
+    bytes: int = 0
+    turns: int = 0
+    last_active: float = 0.0
+
+
+def size_of(messages: Iterable[Message]) -> int:
+    """The bytes a session's limit counts: the UTF-8 of every message's content."""
+    return sum(len(m["content"].encode("utf-8")) for m in messages)
+
+
+class Quotas:
+    """Usage per session against the limits; `clock` is monotonic seconds."""
+
+    def __init__(self, limits: SessionLimits, clock: Callable[[], float]) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._usage: dict[SessionKey, _Usage] = {}
+        self.total_bytes = 0
+
+    def reset(self, state: MemoryState) -> None:
+        """Account for restored sessions; their idle time starts now."""
+        now = self._clock()
+        self._usage = {
+            key: _Usage(size_of(messages), _turns(messages), now) for key, messages in state.items()
+        }
+        self.total_bytes = sum(u.bytes for u in self._usage.values())
+
+    def admit(self, key: SessionKey, question: str) -> None:
+        """Raise the refusal for a turn that would break a limit; return if it may run."""
+        limits = self.limits
+        usage = self._usage.get(key)
+        if usage is None and 0 < limits.max_sessions <= len(self._usage):
+            raise StateFull(
+                f"this replica holds AGENTRY_MAX_SESSIONS={limits.max_sessions} sessions; "
+                "delete one, or wait for idle sessions to expire"
+            )
+        size = len(question.encode("utf-8"))
+        current = usage or _Usage()
+        if 0 < limits.max_turns <= current.turns:
+            raise SessionTurnLimit(
+                f"session {key.session!r} has reached AGENTRY_MAX_TURNS={limits.max_turns} "
+                "turns; delete it or start a new session"
+            )
+        if 0 < limits.max_session_bytes < current.bytes + size:
+            raise SessionTooLarge(
+                f"session {key.session!r} would exceed AGENTRY_MAX_SESSION_BYTES="
+                f"{limits.max_session_bytes}; delete it or start a new session"
+            )
+        if 0 < limits.max_state_bytes < self.total_bytes + size:
+            raise StateFull(
+                f"this replica's sessions would exceed AGENTRY_MAX_STATE_BYTES="
+                f"{limits.max_state_bytes}; delete sessions, or wait for idle ones to expire"
+            )
+
+    def record(self, key: SessionKey, added: Iterable[Message]) -> None:
+        """A turn was stored: count its messages and mark the session active."""
+        usage = self._usage.setdefault(key, _Usage())
+        messages = list(added)
+        size = size_of(messages)
+        usage.bytes += size
+        usage.turns += _turns(messages)
+        usage.last_active = self._clock()
+        self.total_bytes += size
+
+    def forget(self, key: SessionKey) -> None:
+        usage = self._usage.pop(key, None)
+        if usage is not None:
+            self.total_bytes -= usage.bytes
+
+    def idle(self) -> list[SessionKey]:
+        """Sessions idle for `idle_ttl_seconds` or longer (none when the TTL is 0)."""
+        if self.limits.idle_ttl_seconds <= 0:
+            return []
+        return [key for key in self._usage if self.is_idle(key)]
+
+    def is_idle(self, key: SessionKey) -> bool:
+        """Checked again under the session's lock: a turn may have come meanwhile."""
+        usage = self._usage.get(key)
+        ttl = self.limits.idle_ttl_seconds
+        return usage is not None and ttl > 0 and usage.last_active <= self._clock() - ttl
+
+
+def _turns(messages: Iterable[Message]) -> int:
+    return sum(1 for m in messages if m["role"] == "user")
