@@ -27,15 +27,30 @@ _KEPT = {
     "items",
     "enum",
     "default",
+    "format",
     "minimum",
     "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
     "minLength",
     "maxLength",
+    "minItems",
     "maxItems",
     "pattern",
     "additionalProperties",
     "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
 }
+
+# The Agent's name becomes the StatefulSet's and the Service's. The StatefulSet controller
+# labels each pod `controller-revision-hash: <name>-<hash of up to 10 characters>`, and a
+# label value is at most 63 characters, so 52 is the longest name whose pods can be
+# created. Pods `<name>-<ordinal>` (up to 55 here) and the Service (DNS-1035, at most 63)
+# fit within it.
+NAME_MAX = 52
+DNS_1035_LABEL = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 CRD_FILE = f"{c.CRD_NAME}.yaml"
 
@@ -55,10 +70,15 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(options) == 1:
             return _resolve({**options[0], **rest}, defs)
-        # str | int values (resource quantities): let the API server take either.
+        # str | int values (resource quantities): let the API server take either, and keep
+        # the string branch's pattern (the pattern does not apply to integers).
         rest.pop("default", None)
-        return {**_resolve(rest, defs), "x-kubernetes-int-or-string": True}
-    out: dict[str, Any] = {}
+        patterns = [o["pattern"] for o in options if o.get("type") == "string" and "pattern" in o]
+        out = {**_resolve(rest, defs), "x-kubernetes-int-or-string": True}
+        if patterns:
+            out["pattern"] = patterns[0]
+        return out
+    out = {}
     for key, value in node.items():
         if key not in _KEPT:
             continue
@@ -72,7 +92,20 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = copy.deepcopy(value)
     if out.get("type") == "integer" and "default" in out and isinstance(out["default"], float):
         out["default"] = int(out["default"])
-    return out
+    return _openapi_v3_bounds(out)
+
+
+def _openapi_v3_bounds(node: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema's `exclusiveMinimum: 0` is OpenAPI v3's `minimum: 0` plus
+    `exclusiveMinimum: true`; the CRD API accepts only the latter, and dropping the key would
+    let `gt=0` fields take 0 (issue 18)."""
+    for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        bound = node.get(exclusive)
+        if isinstance(bound, bool) or bound is None:
+            continue
+        node[inclusive] = bound
+        node[exclusive] = True
+    return node
 
 
 def _complete_defaults(node: Any) -> Any:
@@ -143,13 +176,7 @@ def build_crd() -> dict[str, Any]:
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": "An AI agent run by the Agentry operator.",
-                            "x-kubernetes-validations": [
-                                {
-                                    "rule": "self.metadata.name.size() <= 40",
-                                    "message": "metadata.name must be at most 40 characters "
-                                    "(pod, Lease and ConfigMap names are derived from it)",
-                                },
-                            ],
+                            "x-kubernetes-validations": _name_rules(),
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
@@ -165,13 +192,43 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+def _name_rules() -> list[dict[str, str]]:
+    """metadata.name is checked before any child exists: a name that no Service or pod
+    could take would otherwise fail every reconcile."""
+    return [
+        {
+            "rule": f"self.metadata.name.size() <= {NAME_MAX}",
+            "message": f"metadata.name must be at most {NAME_MAX} characters (the StatefulSet "
+            "labels its pods with the name plus a 10-character revision hash, and a label "
+            "value is at most 63)",
+        },
+        {
+            "rule": f"self.metadata.name.matches('{DNS_1035_LABEL}')",
+            "message": "metadata.name must be a DNS-1035 label: lower-case letters, digits "
+            "and '-', starting with a letter and ending with a letter or digit (it names "
+            "the Agent's Service)",
+        },
+    ]
+
+
 def _printer_columns() -> list[dict[str, Any]]:
+    """Counters only at `-o wide` (priority 1): plain `kubectl get` stays narrow."""
     return [
         {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        {"name": "Requests", "type": "integer", "jsonPath": ".status.metrics.requests"},
-        {"name": "Throttled", "type": "integer", "jsonPath": ".status.metrics.throttled"},
-        {"name": "Errors", "type": "integer", "jsonPath": ".status.metrics.errors"},
+        {
+            "name": "Requests",
+            "type": "integer",
+            "jsonPath": ".status.metrics.requests",
+            "priority": 1,
+        },
+        {
+            "name": "Throttled",
+            "type": "integer",
+            "jsonPath": ".status.metrics.throttled",
+            "priority": 1,
+        },
+        {"name": "Errors", "type": "integer", "jsonPath": ".status.metrics.errors", "priority": 1},
         {"name": "Checkpoint age", "type": "date", "jsonPath": ".status.lastCheckpoint.time"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
@@ -180,7 +237,15 @@ def _printer_columns() -> list[dict[str, Any]]:
 def render() -> str:
     """The CRD as the YAML text that is committed."""
     header = "# Generated by `python -m agentry_operator.crd --write` (make crds). Do not edit.\n"
-    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=100)
+    return header + yaml.dump(build_crd(), Dumper=_PlainDumper, sort_keys=False, width=100)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a repeated object out in full: `&id001` anchors confuse readers and some
+    tools (kubectl explain, Helm post-renderers, diff reviews)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def output_paths(root: Path) -> list[Path]:

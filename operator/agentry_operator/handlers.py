@@ -13,15 +13,22 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from agentry_operator import constants as c
 from agentry_operator import metrics
 from agentry_operator.alerting import Notifier
 from agentry_operator.kube import Kube, KubeError, load_configuration
-from agentry_operator.models import Agent
+from agentry_operator.models import Agent, field_errors
 from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler, blocked_by
 from agentry_operator.settings import OperatorSettings
-from agentry_operator.status import Blocked, StatusUpdate
+from agentry_operator.status import (
+    Blocked,
+    StatusUpdate,
+    invalid_spec_status,
+    refused_generation,
+    spec_is_invalid,
+)
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -62,12 +69,17 @@ def _converged_once(status: kopf.Status, **_: Any) -> bool:
     return bool(status.get("phase"))
 
 
+def _drifts(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """Converged once, and the spec of this generation is not one the models refuse."""
+    return _converged_once(status) and not spec_is_invalid(status, meta.get("generation"))
+
+
 def _polls_status(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
-    """False before the first converge, and for a suspended Agent whose status already says
-    Suspended for its generation: it has no pods and no heartbeats, so there is nothing to
-    observe until the spec changes (an update handler writes the status then, and this
-    timer starts again)."""
-    if not _converged_once(status):
+    """False before the first converge, for a refused spec, and for a suspended Agent whose
+    status already says Suspended for its generation: it has no pods and no heartbeats, so
+    there is nothing to observe until the spec changes (an update handler writes the status
+    then, and this timer starts again)."""
+    if not _drifts(status, meta):
         return False
     settled = (
         bool(spec.get("suspend"))
@@ -81,6 +93,31 @@ def _spread(interval: float) -> Callable[..., float]:
     """A random first delay within one interval, so Agents created together (or resumed
     together after a restart) do not all tick in the same second."""
     return lambda **_: random.uniform(0, interval)  # noqa: S311 - not security-relevant
+
+
+def _validated(body: kopf.Body, patch: kopf.Patch, rec: Reconciler, status: Any) -> Agent | None:
+    """The Agent, or None after recording Ready=False/InvalidSpec for a spec that got past
+    the CRD but not the models. Returning (not raising) ends kopf's handling: retries would
+    fail the same way, and a changed spec runs the update handler anyway."""
+    try:
+        return Agent.from_body(body)
+    except ValidationError as exc:
+        meta = body.get("metadata", {})
+        generation = int(meta.get("generation") or 0)
+        update = invalid_spec_status(dict(status or {}), field_errors(exc), generation, rec.now())
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        _write(update, patch, body, key, status)
+        logger.warning("Agent %s: invalid spec: %s", key, update.status["conditions"][0]["message"])
+        return None
+
+
+def _agent_to_delete(body: kopf.Body) -> Agent:
+    """The Agent being deleted; with a spec the models refuse, its defaults, whose
+    retainOnDelete=true keeps state and keys: the safe side when the spec cannot be read."""
+    try:
+        return Agent.from_body(body)
+    except ValidationError:
+        return Agent.model_validate({"metadata": dict(body.get("metadata", {}))})
 
 
 def _alerts(memo: kopf.Memo, reconciler: Reconciler, agent: Agent, status: Any) -> AlertState:
@@ -139,8 +176,10 @@ def register(
     async def create(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
     ) -> None:
-        agent = Agent.from_body(body)
         rec: Reconciler = memo["reconciler"]
+        agent = _validated(body, patch, rec, status)
+        if agent is None:
+            return
         with metrics.timed("adopt"):
             await rec.adopt_retained_state(agent)
         await _reconcile(agent, rec, body, patch, memo, status, new=True)
@@ -150,11 +189,19 @@ def register(
     async def update(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
     ) -> None:
-        await _reconcile(Agent.from_body(body), memo["reconciler"], body, patch, memo, status)
+        rec: Reconciler = memo["reconciler"]
+        agent = _validated(body, patch, rec, status)
+        if agent is None:
+            return
+        if refused_generation(status) is not None:
+            # Created with a refused spec, so the create handler never adopted retained state.
+            with metrics.timed("adopt"):
+                await rec.adopt_retained_state(agent)
+        await _reconcile(agent, rec, body, patch, memo, status)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        agent = Agent.from_body(body)
+        agent = _agent_to_delete(body)
         with metrics.timed("finalize"):
             await memo["reconciler"].finalize(agent)
         metrics.set_phase(f"{agent.namespace}/{agent.name}", None)
@@ -180,7 +227,7 @@ def register(
         *RESOURCE,
         interval=settings.drift_interval_seconds,
         initial_delay=_spread(settings.drift_interval_seconds),
-        when=_converged_once,
+        when=_drifts,
         registry=registry,
     )
     async def put_back_drift(

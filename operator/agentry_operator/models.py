@@ -7,9 +7,9 @@ Field names follow ../shared/DESIGN.md ("The Agent resource") in camelCase on th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 Environment = Literal["development", "staging", "production"]
@@ -18,6 +18,20 @@ Fallback = Literal["builtin", "reject"]
 ClientKey = Literal["header", "token", "ip"]
 Backend = Literal["configmap", "pvc"]
 Phase = Literal["Pending", "Running", "Degraded", "Suspended", "Failed"]
+
+# A Kubernetes quantity as the API server parses it (k8s.io/apimachinery resource.Quantity).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+# The operator owns the runtime's settings; pydantic-settings reads env names without
+# regard to case, so `agentry_port` would override AGENTRY_PORT as well.
+RESERVED_ENV_PREFIX = "AGENTRY_"
+# Condition limits of the Kubernetes API conventions (metav1.Condition).
+CONDITION_TYPE_MAX = 316
+CONDITION_REASON_MAX = 1024
+CONDITION_MESSAGE_MAX = 32768
 
 
 def _rules(*rules: tuple[str, str, str | None]) -> dict[str, Any]:
@@ -128,8 +142,10 @@ class RateLimitSpec(_Model):
     requestsPerSecond, so one noisy client cannot starve the others."""
     per_client_burst: int | None = Field(default=None, ge=1)
     """Bucket size of one client across the Agent; unset gives half of burst."""
-    client_key: ClientKey = "header"
-    """How a client is identified: header (X-Client-ID), token or ip."""
+    client_key: ClientKey | None = None
+    """How a client is identified: header (X-Client-ID), token or ip. Unset: token when
+    spec.auth is enabled, else header. token needs auth; header with auth on lets each
+    client pick its own bucket."""
     max_concurrent: int = Field(default=64, ge=1)
     """In-flight requests per replica before new ones are shed with 503."""
 
@@ -211,23 +227,54 @@ class AlertingSpec(_Model):
 class EnvVar(_Model):
     """An extra environment variable for the agent container."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    """Variable name."""
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                f"!self.name.upperAscii().startsWith('{RESERVED_ENV_PREFIX}')",
+                f"spec.env[].name must not start with {RESERVED_ENV_PREFIX} "
+                "(the operator sets the runtime's settings)",
+                ".name",
+            ),
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Variable name; not AGENTRY_* in any case, which the operator sets."""
     value: str = ""
     """Literal value."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.upper().startswith(RESERVED_ENV_PREFIX):
+            raise ValueError(f"must not start with {RESERVED_ENV_PREFIX} (the operator sets it)")
+        return name
 
 
 class ResourcesSpec(_Model):
     """Compute resources of the agent container."""
 
-    requests: dict[str, str | int] | None = None
-    """Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."""
-    limits: dict[str, str | int] | None = None
-    """Maximum resources."""
+    requests: dict[str, Quantity] | None = None
+    """Minimum resources, e.g. {cpu: 100m, memory: 128Mi}; each a Kubernetes quantity."""
+    limits: dict[str, Quantity] | None = None
+    """Maximum resources; each a Kubernetes quantity."""
 
 
 class AgentSpec(_Model):
     """The desired state of an Agent."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.rateLimit) || !has(self.rateLimit.clientKey) || "
+                "self.rateLimit.clientKey != 'token' || "
+                "(has(self.auth) && has(self.auth.enabled) && self.auth.enabled)",
+                "spec.rateLimit.clientKey may be token only when spec.auth.enabled is true "
+                "(without auth any Authorization header would pick its own bucket)",
+                ".rateLimit.clientKey",
+            ),
+        )
+    )
 
     replicas: int = Field(default=1, ge=0, le=100)
     """Number of agent pods."""
@@ -253,24 +300,54 @@ class AgentSpec(_Model):
     """Compute resources of the agent container."""
     image: str | None = Field(default=None, min_length=1)
     """Agent image; empty uses the operator's default runtime image."""
-    env: list[EnvVar] = Field(default_factory=list, max_length=64)
-    """Extra environment variables (AGENTRY_* ones are set by the operator)."""
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Extra environment variables, one per name (AGENTRY_* ones are set by the operator)."""
+
+    @field_validator("env")
+    @classmethod
+    def _unique_env_names(cls, env: list[EnvVar]) -> list[EnvVar]:
+        names = [var.name for var in env]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"names must be unique, repeated: {', '.join(duplicates)}")
+        return env
+
+    @model_validator(mode="after")
+    def _token_key_needs_auth(self) -> AgentSpec:
+        if self.rate_limit.client_key == "token" and not self.auth.enabled:
+            raise ValueError(
+                "spec.rateLimit.clientKey: token needs spec.auth.enabled "
+                "(without auth any Authorization header would pick its own bucket)"
+            )
+        return self
+
+    @property
+    def effective_client_key(self) -> ClientKey:
+        """The key the runtime buckets clients by: the explicit one, else token with auth
+        (a caller cannot choose its identity) and header without."""
+        if self.rate_limit.client_key is not None:
+            return self.rate_limit.client_key
+        return "token" if self.auth.enabled else "header"
 
 
 class Condition(_Model):
     """A condition in the Kubernetes API conventions."""
 
-    type: str
+    type: str = Field(min_length=1, max_length=CONDITION_TYPE_MAX)
     """Ready, Progressing, Degraded or Alerting."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
-    reason: str
+    reason: str = Field(min_length=1, max_length=CONDITION_REASON_MAX)
     """CamelCase reason of the last transition."""
-    message: str = ""
+    message: str = Field(default="", max_length=CONDITION_MESSAGE_MAX)
     """Human-readable detail."""
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
     """The Agent generation this condition was computed for."""
-    last_transition_time: str
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
     """When status last changed, RFC 3339."""
 
 
@@ -307,7 +384,7 @@ class MetricsSummary(_Model):
 class CheckpointInfo(_Model):
     """The newest checkpoint over the replicas."""
 
-    time: str | None = None
+    time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     """When it was written, RFC 3339."""
     generation: int = 0
     """Checkpoint generation."""
@@ -332,8 +409,11 @@ class AgentStatus(_Model):
     """Ready/desired, for the printer column."""
     selector: str = ""
     """Label selector of the pods (scale subresource)."""
-    conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Progressing, Degraded, Alerting."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Progressing, Degraded, Alerting; one of each type."""
     health: Health | None = None
     """Worst health over the replicas."""
     metrics: MetricsSummary | None = None
@@ -342,6 +422,23 @@ class AgentStatus(_Model):
     """Newest checkpoint."""
     endpoint: str = ""
     """In-cluster URL of the agent's Service."""
+
+
+def field_errors(exc: ValidationError) -> str:
+    """Each error on one line part, led by its field path as on the wire
+    (`spec.env[0].name: ...`), so a status message tells the user what to fix."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        path = ""
+        for item in error["loc"]:
+            if isinstance(item, int):
+                path += f"[{item}]"
+            else:
+                path += f".{item}" if path else str(item)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # A rule across fields (clientKey and auth) names its own field in its message.
+        parts.append(message if message.startswith("spec.") else f"{path}: {message}")
+    return "; ".join(parts)
 
 
 class AgentMeta(_Model):

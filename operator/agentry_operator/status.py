@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentry_operator import constants as c
-from agentry_operator.models import Agent
+from agentry_operator.models import CONDITION_MESSAGE_MAX, Agent
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 ALERTING = "Alerting"
 CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, ALERTING)
+INVALID_SPEC = "InvalidSpec"
 HEALTH_COMPONENTS = ("state", "model", "disk", "encryption")
 
 
@@ -175,7 +176,7 @@ def condition(
         "type": type_,
         "status": value,
         "reason": reason,
-        "message": message,
+        "message": message[:CONDITION_MESSAGE_MAX],
         "observedGeneration": generation,
         "lastTransitionTime": rfc3339(now) if moved or old is None else old["lastTransitionTime"],
     }
@@ -307,3 +308,36 @@ def _is_news(previous: Sequence[Mapping[str, Any]], blocked: Blocked) -> bool:
         blocked.reason,
         blocked.message,
     )
+
+
+def invalid_spec_status(
+    previous: Mapping[str, Any] | None, message: str, generation: int, now: datetime
+) -> StatusUpdate:
+    """Failed with Ready=False, reason InvalidSpec, for a spec the models refuse although
+    the CRD let it in. Retrying cannot help: the handler records this once and waits for
+    the spec to change. The other conditions keep what they last said."""
+    prev_conditions: list[Mapping[str, Any]] = list((previous or {}).get("conditions") or [])
+    ready = condition(prev_conditions, READY, False, INVALID_SPEC, message, generation, now)
+    others = [dict(cond) for cond in prev_conditions if cond.get("type") != READY]
+    update = StatusUpdate(
+        {"phase": "Failed", "observedGeneration": generation, "conditions": [ready, *others]}
+    )
+    old = next((cond for cond in prev_conditions if cond.get("type") == READY), None)
+    if old is None or (old.get("reason"), old.get("message")) != (INVALID_SPEC, ready["message"]):
+        update.transitions.append(("Warning", INVALID_SPEC, ready["message"]))
+    return update
+
+
+def refused_generation(status: Mapping[str, Any] | None) -> int | None:
+    """The generation whose spec the models refused, while Ready says InvalidSpec."""
+    for cond in (status or {}).get("conditions") or []:
+        if cond.get("type") == READY and cond.get("reason") == INVALID_SPEC:
+            generation = cond.get("observedGeneration")
+            return int(generation) if generation is not None else None
+    return None
+
+
+def spec_is_invalid(status: Mapping[str, Any] | None, generation: int | None) -> bool:
+    """The status says this very generation of the spec was refused (see above)."""
+    refused = refused_generation(status)
+    return refused is not None and refused == generation

@@ -52,6 +52,23 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("auth without tokens", {"auth": {"enabled": True}}, "spec.auth.tokenSecretRef"),
     ("zero maxConcurrent", {"rateLimit": {"maxConcurrent": 0}}, "spec.rateLimit.maxConcurrent"),
     ("endpoint that is not a URL", {"model": {"endpoint": "llm.local"}}, "spec.model.endpoint"),
+    # Issue 18: what the models refuse, the API server refuses too.
+    (
+        "zero per-client rate (exclusive bound)",
+        {"rateLimit": {"requestsPerSecond": 10, "burst": 10, "perClientRequestsPerSecond": 0}},
+        "spec.rateLimit.perClientRequestsPerSecond",
+    ),
+    (
+        "negative per-client rate",
+        {"rateLimit": {"requestsPerSecond": 10, "burst": 10, "perClientRequestsPerSecond": -5}},
+        "spec.rateLimit.perClientRequestsPerSecond",
+    ),
+    ("a quantity that is not one", {"resources": {"requests": {"cpu": "lots"}}}, "spec.resources"),
+    ("env overriding a setting", {"env": [{"name": "AGENTRY_PORT", "value": "1"}]}, "spec.env"),
+    ("env in lower case", {"env": [{"name": "agentry_port", "value": "1"}]}, "spec.env"),
+    ("env name twice", {"env": [{"name": "X"}, {"name": "X", "value": "2"}]}, "spec.env"),
+    # Issue 16, item 4: without auth any Authorization header would be its own bucket.
+    ("token client key without auth", {"rateLimit": {"clientKey": "token"}}, "spec.rateLimit"),
 ]
 
 
@@ -91,16 +108,71 @@ def test_the_api_server_rejects_a_bad_spec_naming_the_field(
     assert field in result.stderr, result.stderr
 
 
-def test_a_too_long_name_is_rejected(crd_installed: Any, namespace: str) -> None:
-    result = _apply(crd_installed, namespace, {}, name="a" * 41)
-    assert result.returncode != 0
+@pytest.mark.parametrize("name", ["a" * 53, "1st", "a.b", "end-"])
+def test_a_name_no_service_or_pod_could_take_is_rejected(
+    crd_installed: Any, namespace: str, name: str
+) -> None:
+    result = _apply(crd_installed, namespace, {}, name=name)
+    assert result.returncode != 0, f"{name}: accepted"
     assert "metadata.name" in result.stderr
 
 
-def test_an_empty_spec_is_accepted_and_defaulted(crd_installed: Any, namespace: str) -> None:
-    result = _apply(crd_installed, namespace, {}, name="good")
+def test_the_longest_allowed_name_and_real_quantities_are_accepted(
+    crd_installed: Any, namespace: str
+) -> None:
+    spec = {
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": 2}},
+        "env": [{"name": "EXTRA", "value": "1"}],
+    }
+    result = _apply(crd_installed, namespace, spec, name="a" * 52)
     assert result.returncode == 0, result.stderr
-    spec = json.loads(result.stdout)["spec"]
-    assert spec["replicas"] == 1
-    assert spec["state"]["backend"] == "pvc"
-    assert spec["rateLimit"]["maxConcurrent"] == 64
+
+
+def test_header_client_key_with_auth_is_allowed_when_set_explicitly(
+    crd_installed: Any, namespace: str
+) -> None:
+    auth = {"enabled": True, "tokenSecretRef": {"name": "t", "key": "tokens"}}
+    for key in ("header", "token"):
+        result = _apply(crd_installed, namespace, {"auth": auth, "rateLimit": {"clientKey": key}})
+        assert result.returncode == 0, result.stderr
+    defaulted = json.loads(_apply(crd_installed, namespace, {"auth": auth}).stdout)
+    assert "clientKey" not in defaulted["spec"]["rateLimit"]  # the operator picks token
+
+
+def _patch_status(cluster: Any, namespace: str, name: str, status: dict[str, Any]) -> Any:
+    return cluster.kubectl(
+        *("patch", "agents.agentry.dev", name, "-n", namespace, "--subresource=status"),
+        *("--type=merge", "-p", json.dumps({"status": status})),
+        check=False,
+    )
+
+
+def test_conditions_are_one_per_type_and_wide_output_shows_the_counters(
+    crd_installed: Any, namespace: str
+) -> None:
+    body = {"apiVersion": "agentry.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "wide"}}
+    crd_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+    condition = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "AllReplicasReady",
+        "message": "",
+        "lastTransitionTime": "2026-11-29T00:00:00Z",
+    }
+    twice = _patch_status(crd_installed, namespace, "wide", {"conditions": [condition] * 2})
+    assert twice.returncode != 0
+    assert "status.conditions" in twice.stderr, twice.stderr
+    not_a_time = {**condition, "lastTransitionTime": "yesterday"}
+    bad_time = _patch_status(crd_installed, namespace, "wide", {"conditions": [not_a_time]})
+    assert bad_time.returncode != 0
+    assert "lastTransitionTime" in bad_time.stderr, bad_time.stderr
+    long_reason = {**condition, "reason": "R" * 1025}
+    too_long = _patch_status(crd_installed, namespace, "wide", {"conditions": [long_reason]})
+    assert too_long.returncode != 0
+    assert "reason" in too_long.stderr, too_long.stderr
+    narrow = crd_installed.kubectl("get", "agents.agentry.dev", "wide", "-n", namespace).stdout
+    wide = crd_installed.kubectl(
+        "get", "agents.agentry.dev", "wide", "-n", namespace, "-o", "wide"
+    ).stdout
+    assert "REQUESTS" not in narrow
+    assert all(column in wide for column in ("REQUESTS", "THROTTLED", "ERRORS"))

@@ -74,7 +74,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "RATE_LIMIT_RPS": rps,
         "RATE_LIMIT_BURST": burst,
         "RATE_LIMIT_PER_CLIENT": "true" if spec.rate_limit.per_client else "false",
-        "RATE_LIMIT_CLIENT_KEY": spec.rate_limit.client_key,
+        "RATE_LIMIT_CLIENT_KEY": spec.effective_client_key,
         **client_share(agent),
         "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),

@@ -181,3 +181,13 @@ def test_every_child_is_labelled_and_owned_by_the_agent() -> None:
         assert meta["labels"]["agentry.dev/agent"] == "bot"
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "agentry-operator"
         assert meta["ownerReferences"][0]["uid"] == "u1"
+
+
+def test_with_auth_on_clients_are_bucketed_by_token_unless_header_is_chosen() -> None:
+    """A caller cannot pick its own bucket by default once it must authenticate."""
+    auth = {"enabled": True, "tokenSecretRef": {"name": "t", "key": "tokens"}}
+    key = "AGENTRY_RATE_LIMIT_CLIENT_KEY"
+    assert builders.runtime_environment(agent(auth=auth))[key] == "token"
+    assert builders.runtime_environment(agent())[key] == "header"
+    explicit = agent(auth=auth, rateLimit={"clientKey": "header"})
+    assert builders.runtime_environment(explicit)[key] == "header"

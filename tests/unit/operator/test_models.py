@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from agentry_operator.models import Agent, AgentSpec
+from agentry_operator.models import Agent, AgentSpec, field_errors
 from pydantic import ValidationError
 
 
@@ -40,3 +40,47 @@ def test_a_threshold_outside_zero_to_one_is_rejected() -> None:
 def test_negative_replicas_are_rejected() -> None:
     with pytest.raises(ValidationError):
         AgentSpec.model_validate({"replicas": -1})
+
+
+def _body(**spec: object) -> dict[str, object]:
+    return {"metadata": {"name": "a", "namespace": "n"}, "spec": spec}
+
+
+@pytest.mark.parametrize("name", ["AGENTRY_PORT", "agentry_port", "Agentry_Log_Level"])
+def test_env_may_not_override_the_operators_settings_in_any_case(name: str) -> None:
+    """pydantic-settings reads env names without regard to case, so each would override."""
+    with pytest.raises(ValidationError, match=r"spec\.env\.0\.name|AGENTRY_"):
+        Agent.from_body(_body(env=[{"name": name, "value": "1"}]))
+
+
+def test_env_names_are_unique() -> None:
+    with pytest.raises(ValidationError, match="repeated: X"):
+        Agent.from_body(_body(env=[{"name": "X"}, {"name": "X", "value": "2"}]))
+
+
+def test_a_resource_that_is_not_a_quantity_is_refused() -> None:
+    with pytest.raises(ValidationError, match="requests"):
+        Agent.from_body(_body(resources={"requests": {"cpu": "lots"}}))
+    ok = Agent.from_body(_body(resources={"requests": {"cpu": "100m", "memory": 134217728}}))
+    assert ok.spec.resources is not None
+
+
+def test_the_client_key_is_the_token_when_auth_is_on_unless_set() -> None:
+    auth = {"enabled": True, "tokenSecretRef": {"name": "t", "key": "tokens"}}
+    assert Agent.from_body(_body()).spec.effective_client_key == "header"
+    assert Agent.from_body(_body(auth=auth)).spec.effective_client_key == "token"
+    explicit = Agent.from_body(_body(auth=auth, rateLimit={"clientKey": "header"}))
+    assert explicit.spec.effective_client_key == "header"
+
+
+def test_the_token_client_key_without_auth_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"spec\.rateLimit\.clientKey"):
+        Agent.from_body(_body(rateLimit={"clientKey": "token"}))
+
+
+def test_field_errors_name_each_field_as_it_is_on_the_wire() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Agent.from_body(_body(rateLimit={"perClientRequestsPerSecond": 0}, env=[{"name": "1x"}]))
+    text = field_errors(caught.value)
+    assert "spec.rateLimit.perClientRequestsPerSecond: Input should be greater than 0" in text
+    assert "spec.env[0].name: " in text
