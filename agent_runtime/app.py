@@ -158,10 +158,12 @@ def create_app(
         if sessions.unavailable_reason is not None:
             return health.CheckResult("state", False, sessions.unavailable_reason)
         try:
-            await store.probe()
+            room = await store.probe()
         except StateError as error:
             return health.CheckResult("state", False, str(error))
-        warnings = sessions.restored.warnings if sessions.restored else []
+        warnings = list(sessions.restored.warnings) if sessions.restored else []
+        if room is not None:
+            warnings.append(room)
         return health.CheckResult("state", True, warning="; ".join(warnings))
 
     disk_paths = [settings.log_dir]

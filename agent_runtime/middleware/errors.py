@@ -2,7 +2,8 @@
 
 ``RequestError`` subclasses carry their status and code; aiohttp's own HTTP exceptions
 (unknown route, wrong method, body over ``client_max_size``) get the same JSON shape:
-``{"error": {"code", "message", "field"?}}``. Anything else is a 500 whose log line has
+``{"error": {"code", "message", "field"?}}``. A full state store (``StateFull``) is 507
+Insufficient Storage with its reason, not a 500. Anything else is a 500 whose log line has
 the exception type and message, never the request body. Used by ``middleware/guard.py``.
 """
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from agent_runtime.errors import InvalidRequest, RequestError
 from agent_runtime.middleware import ERROR_CODE
+from agent_runtime.state import StateFull
 
 log = logging.getLogger("agent_runtime.errors")
 
@@ -46,6 +48,11 @@ def response_for(request: web.Request, error: Exception) -> web.Response:
         if error.closes_connection:
             response.force_close()
         return response
+    if isinstance(error, StateFull):
+        request[ERROR_CODE] = "insufficient_storage"
+        log.warning("state store full", extra={"fields": {"reason": str(error)}})
+        message = f"this replica cannot store more state: {error}"
+        return error_response(507, "insufficient_storage", message)
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error

@@ -8,7 +8,12 @@ docs/state-and-encryption.md.
 """
 
 from agent_runtime.state.configmap import ConfigMapStore
-from agent_runtime.state.errors import EntryNotWritable, StateError, StateUnreadable
+from agent_runtime.state.errors import (
+    EntryNotWritable,
+    StateError,
+    StateFull,
+    StateUnreadable,
+)
 from agent_runtime.state.memory import MemoryStore
 from agent_runtime.state.model import (
     ANONYMOUS_CLIENT,
@@ -35,6 +40,7 @@ __all__ = [
     "Restored",
     "SessionKey",
     "StateError",
+    "StateFull",
     "StateStore",
     "StateUnreadable",
 ]

@@ -13,17 +13,19 @@ the state (the last checkpoint plus the entries since) and, when the journal pas
 budget, checkpoints that copy by itself before appending (compaction). Concurrent appends
 share one update of the commit point.
 
-Limits: eight chunks per slot (about 7 MiB sealed); beyond that checkpoints fail with a
-StateError that points at the pvc backend. With two slots the store can fall back one
-generation; the next checkpoint after such a fallback reuses the failed slot (the other
-one holds the only good copy), so the failed chunks are kept only until then, and the
-commit point records them under `quarantined`.
+Limits: eight chunks per slot (about 7 MiB sealed); beyond that checkpoints fail with
+StateFull (507, readiness fails) naming the pvc backend, from 80% of it readiness warns,
+and while full only deletes are journaled until a checkpoint fits again. With two slots
+the store can fall back one generation; the next checkpoint after such a fallback reuses
+the failed slot (the other one holds the only good copy), so the failed chunks are kept
+only until then, and the commit point records them under `quarantined`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
 from agent_runtime.state.batching import GroupCommit, Pending, seal_each
-from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.errors import StateError, StateFull, StateUnreadable
 from agent_runtime.state.kube import ConfigMaps, Conflict
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import (
@@ -54,7 +56,11 @@ from agent_runtime.state.recovery import (
 )
 from agent_runtime.state.sealing import SealedStore
 
+log = logging.getLogger("agent_runtime.state.configmap")
+
 JOURNAL_BUDGET_BYTES = 640 * 1024
+JOURNAL_HARD_LIMIT_BYTES = 960 * 1024  # deletes may still go in while the state is too big
+WARN_FRACTION = 0.8  # of the chunks' capacity: readiness warns and a log line says so
 CONFLICT_RETRIES = 5
 
 
@@ -235,14 +241,7 @@ class ConfigMapStore(SealedStore):
             return
         incoming = sum(len(k) + len(v) * 4 // 3 + 4 for k, v in additions.items())
         if self._journal and self._journal_bytes() + incoming > self._journal_budget:
-            old_segment = self._segment
-            generation, now, plaintext = self._rotate(self._shadow)
-            for item in (*live, *self._batches.pending):
-                if item.segment == old_segment:
-                    item.segment = generation
-            await self._write_checkpoint(generation, now, plaintext)
-            live = [p for p in live if p.segment >= self._committed_generation]
-            additions = self._seal_batch(live)
+            live, additions = await self._compact(live, additions, incoming)
 
         def change(
             commit: layout.Commit, journal: dict[str, bytes]
@@ -253,6 +252,30 @@ class ConfigMapStore(SealedStore):
         for item in live:
             if item.segment == self._segment:  # newer than the last rotation's state
                 apply_entry(self._shadow, item.entry)
+
+    async def _compact(
+        self, live: list[Pending], additions: dict[str, bytes], incoming: int
+    ) -> tuple[list[Pending], dict[str, bytes]]:
+        """Checkpoint the shadow state so the journal starts over; the batch renumbered.
+
+        Once the state is known not to fit, compaction is not retried by every append (each
+        try encodes and seals the whole state): appends fail at once with StateFull, except
+        deletes, let in while the commit point has room so that clients can free space. The
+        periodic checkpoint tries again and clears the condition when the state fits.
+        """
+        if self._gate.full is not None:
+            deletes_only = all(p.entry.op == "delete" for p in live)
+            if deletes_only and self._journal_bytes() + incoming <= JOURNAL_HARD_LIMIT_BYTES:
+                return live, additions
+            raise StateFull(f"{self.describe()}: {self._gate.full}")
+        old_segment = self._segment
+        generation, now, plaintext = self._rotate(self._shadow)
+        for item in (*live, *self._batches.pending):
+            if item.segment == old_segment:
+                item.segment = generation
+        await self._write_checkpoint(generation, now, plaintext)
+        live = [p for p in live if p.segment >= self._committed_generation]
+        return live, self._seal_batch(live)
 
     def _seal_batch(self, batch: list[Pending]) -> dict[str, bytes]:
         """Seal entries under their journal keys, numbered after what is stored.
@@ -308,13 +331,8 @@ class ConfigMapStore(SealedStore):
     ) -> CheckpointInfo:
         started = time.perf_counter()
         sealed = await asyncio.to_thread(self._seal, plaintext, CHECKPOINT_KIND)
+        self._check_room(len(sealed))
         chunks = layout.split_chunks(sealed, self._chunk_bytes)
-        if len(chunks) > layout.MAX_CHUNKS:
-            raise StateError(
-                f"sealed state is {len(sealed)} bytes, more than {layout.MAX_CHUNKS} "
-                f"ConfigMaps of {self._chunk_bytes} bytes can hold; use the pvc backend "
-                "(spec.state.backend: pvc) for agents with this much memory"
-            )
         slot = layout.other_slot(self._good.slot if self._good else None)
         for index, chunk in enumerate(chunks):
             await self._put_chunk(layout.chunk_name(self._replica, slot, index), chunk)
@@ -363,6 +381,26 @@ class ConfigMapStore(SealedStore):
             for index in range(count if each == slot else 0, layout.MAX_CHUNKS):
                 name = layout.chunk_name(self._replica, each, index)
                 await self._maps.replace(layout.configmap(name, self._namespace, self._labels))
+
+    def _check_room(self, size: int) -> None:
+        """Refuse a checkpoint the chunks cannot hold; warn from WARN_FRACTION of them."""
+        capacity = layout.MAX_CHUNKS * self._chunk_bytes
+        if size > capacity:
+            raise self._gate.out_of_space(
+                f"sealed state is {size} bytes, more than {layout.MAX_CHUNKS} ConfigMaps of "
+                f"{self._chunk_bytes} bytes can hold; delete sessions, or use the pvc backend "
+                "(spec.state.backend: pvc) for agents with this much memory"
+            )
+        self._gate.full = None
+        warning = None
+        if size >= WARN_FRACTION * capacity:
+            warning = (
+                f"sealed state uses {size * 100 // capacity}% of the {capacity} bytes the "
+                "configmap backend holds; consider the pvc backend"
+            )
+            if self._gate.warning is None:
+                log.warning("state store nearly full: %s", warning)
+        self._gate.warning = warning
 
     async def _put_chunk(self, name: str, chunk: bytes) -> None:
         body = layout.configmap(name, self._namespace, self._labels, binary={"chunk": chunk})
@@ -435,12 +473,13 @@ class ConfigMapStore(SealedStore):
 
     # -- the rest ---------------------------------------------------------------------
 
-    async def probe(self) -> None:
-        self._gate.check_ready()
+    async def probe(self) -> str | None:
+        warning = self._gate.check_ready()
         try:
             await self._maps.get(self._name)
         except (StateError, client.ApiException, OSError) as exc:
             raise StateError(f"API server unreachable: {exc}") from exc
+        return warning
 
     async def close(self) -> None:
         await self._batches.drain()

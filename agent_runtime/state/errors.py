@@ -18,6 +18,14 @@ class StateUnreadable(StateError):
     """Stored state exists but cannot be read with the key ring (wrong or missing key)."""
 
 
+class StateFull(StateError):
+    """The backend has no room for what must be written (ConfigMap budget, full disk).
+
+    Answered 507 Insufficient Storage, and the `state` readiness check fails with the same
+    reason until a later write succeeds.
+    """
+
+
 class EntryNotWritable(StateError):
     """One journal entry cannot be encoded (text that is not valid UTF-8, a record too big).
 

@@ -3,11 +3,15 @@
 After `load()` raised StateUnreadable the gate refuses every write with that same error,
 so a runtime started with the wrong key cannot overwrite state it could not read, even if
 some code path forgets to check readiness first.
+
+It also carries what readiness reports about space: `full` (the last write found no room:
+the probe fails with that reason until a write succeeds) and `warning` (close to the
+limit: the probe passes and says so).
 """
 
 from __future__ import annotations
 
-from agent_runtime.state.errors import StateError, StateUnreadable
+from agent_runtime.state.errors import StateError, StateFull, StateUnreadable
 
 
 class WriteGate:
@@ -19,6 +23,8 @@ class WriteGate:
         self.closed = False
         self.unreadable: StateUnreadable | None = None
         self.failure: str | None = None
+        self.full: str | None = None
+        self.warning: str | None = None
 
     def begin_load(self) -> None:
         """Refuse a second load (a store replays its journal once)."""
@@ -40,6 +46,14 @@ class WriteGate:
         if self.failure is not None:
             raise StateError(f"{self._description}: {self.failure}")
 
-    def check_ready(self) -> None:
-        """What `probe()` reports; the same as writability."""
+    def out_of_space(self, reason: str) -> StateFull:
+        """Remember that a write found no room, for readiness; the error to raise."""
+        self.full = reason
+        return StateFull(f"{self._description}: {reason}")
+
+    def check_ready(self) -> str | None:
+        """What `probe()` reports: writability, then room; a warning when close to full."""
         self.check_writable()
+        if self.full is not None:
+            raise StateFull(f"{self._description}: {self.full}")
+        return self.warning

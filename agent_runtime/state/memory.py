@@ -106,8 +106,8 @@ class MemoryStore(SealedStore):
                 del self.records.segments[num]
         return CheckpointInfo(generation, now, len(sealed), self._keyring.active_key_id, 0.0)
 
-    async def probe(self) -> None:
-        self._gate.check_ready()
+    async def probe(self) -> str | None:
+        return self._gate.check_ready()
 
     async def close(self) -> None:
         self._gate.closed = True

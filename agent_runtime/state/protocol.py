@@ -31,8 +31,9 @@ class StateStore(Protocol):
         """Write a new generation with the active key, then trim the journal."""
         ...
 
-    async def probe(self) -> None:
-        """Raise StateError with a short reason when the store cannot serve."""
+    async def probe(self) -> str | None:
+        """Raise StateError with a short reason when the store cannot serve; else a
+        warning when it serves but is close to a limit (or None)."""
         ...
 
     async def close(self) -> None:

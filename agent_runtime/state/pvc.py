@@ -17,6 +17,7 @@ written and fsynced together (group commit). All file I/O runs in worker threads
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import time
@@ -42,6 +43,7 @@ from agent_runtime.state.sealing import SealedStore
 
 _NAME = re.compile(r"(checkpoint|journal)-(\d{8,})\.agry(\.corrupt(\.\d+)?)?")
 _TEMP_PREFIX = ".checkpoint-"
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # answered 507, shown by readiness
 
 
 class PvcStore(SealedStore):
@@ -160,8 +162,13 @@ class PvcStore(SealedStore):
             (number, b"".join(records), self._stored_records(number) + len(records))
             for number, records in sorted(frames.items())
         ]
-        if writes:
+        if not writes:
+            return
+        try:
             await asyncio.get_running_loop().run_in_executor(None, self._write_segments, writes)
+        except OSError as exc:
+            raise self._write_failure(exc, "the journal") from exc
+        self._gate.full = None
 
     def _stored_records(self, segment: int) -> int:
         return self._record_counts.get(segment, 0)
@@ -224,7 +231,8 @@ class PvcStore(SealedStore):
             try:
                 size = await asyncio.to_thread(self._write_checkpoint, generation, plaintext, erase)
             except OSError as exc:
-                raise StateError(f"{self.describe()}: checkpoint failed: {exc}") from exc
+                raise self._write_failure(exc, "a checkpoint") from exc
+            self._gate.full = None
             return CheckpointInfo(
                 generation=generation,
                 time=now,
@@ -239,6 +247,12 @@ class PvcStore(SealedStore):
         _write_atomically(final, sealed, self._dir, temp_name=f"{_TEMP_PREFIX}{generation:08d}.tmp")
         self._trim(erase)
         return len(sealed)
+
+    def _write_failure(self, exc: OSError, what: str) -> StateError:
+        """A full disk or quota is StateFull (507, readiness fails); anything else not."""
+        if exc.errno in _NO_SPACE:
+            return self._gate.out_of_space(f"no space left for {what} ({exc.strerror})")
+        return StateError(f"{self.describe()}: writing {what} failed: {exc}")
 
     def _trim(self, erase: bool) -> None:
         """Keep the newest generations and the journal segments they need.
@@ -268,11 +282,12 @@ class PvcStore(SealedStore):
 
     # -- the rest ---------------------------------------------------------------------
 
-    async def probe(self) -> None:
-        self._gate.check_ready()
+    async def probe(self) -> str | None:
+        warning = self._gate.check_ready()
         writable = await asyncio.to_thread(os.access, self._dir, os.W_OK)
         if not writable:
             raise StateError(f"{self._dir} is not writable")
+        return warning
 
     async def close(self) -> None:
         await self._batches.drain()

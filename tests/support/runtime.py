@@ -8,7 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from agent_runtime.clock import ManualClock
 from agent_runtime.config import Settings
+from agent_runtime.heartbeat import NullPublisher
 from agent_runtime.state import ANONYMOUS_CLIENT, SessionKey
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -33,3 +35,20 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def anon(session: str) -> SessionKey:
     """The key of a session of the anonymous client (every caller without auth)."""
     return SessionKey(ANONYMOUS_CLIENT, session)
+
+
+async def readiness_of_state(client: TestClient[Any, Any]) -> tuple[int, str]:
+    """The /readyz status and its `state` line (`[+]state ok ...` or `[-]state failed: ...`)."""
+    response = await client.get("/readyz?verbose")
+    text = await response.text()
+    line = next(line for line in text.splitlines() if line[3:].startswith("state "))
+    return response.status, line
+
+
+async def next_heartbeat(publisher: NullPublisher, clock: ManualClock) -> dict[str, Any]:
+    """Advance the clock one heartbeat interval and return the beat that follows."""
+    beats = len(publisher.published)
+    await clock.advance(10)
+    while len(publisher.published) == beats:  # the beat's health checks run in a thread
+        await clock.advance(0)
+    return publisher.published[-1]

@@ -7,9 +7,11 @@ appends and checkpoints are restored by a new process, that chunks stay under th
 object limit and alternate between slots behind one commit point, that conflicts are
 retried a bounded number of times, that another writer or a wrong key stops all writes
 with the objects left untouched, that a damaged checkpoint falls back a generation, that
-the journal compacts itself, and that no message text reaches the API server. Sessions
-belong to their clients across a restart, and after a DELETE and the next checkpoint no
-ConfigMap holds the deleted session's sealed bytes.
+the journal compacts itself, that no message text reaches the API server, and that at
+its chunk budget a runtime on this store warns from 80%, answers 507 and fails readiness,
+still takes deletes, and recovers once a checkpoint fits. Sessions belong to their
+clients across a restart, and after a DELETE and the next checkpoint no ConfigMap holds
+the deleted session's sealed bytes.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from agent_runtime.state import (
     codec,
 )
 from agent_runtime.state.sealing import BodySeal
-from tests.support.runtime import MakeClient, anon, make_settings
+from tests.support.runtime import MakeClient, anon, make_settings, readiness_of_state
 from tests.support.state import check_an_unencodable_entry_fails_alone
 from tests.support.tenancy import (
     ALICE,
@@ -527,3 +529,39 @@ async def test_after_delete_and_the_next_checkpoint_no_configmap_holds_the_sessi
     assert not [value for value in sealed if value in stored]
     restored = await app_store(api, keyring, settings).load()
     assert list(restored.state) == [SessionKey("bob", "alice-private")]
+
+
+async def test_at_its_size_limit_the_backend_warns_then_answers_507_and_recovers_after_deletes(
+    api: client.ApiClient, kmock: ApiServer, make_client: MakeClient
+) -> None:
+    """The review's configmap at its chunk budget: later appends were 500, /readyz green."""
+    budgeted = ConfigMapStore(
+        api, NS, REPLICA, ring(k1=KEY1), BASE, chunk_bytes=1024, journal_budget_bytes=2048
+    )
+    runtime = await make_client(store=budgeted)
+    statuses: list[int] = []
+    warned = False
+    for turn in range(60):  # 8 chunks of 1 KiB fill up within a few dozen turns
+        response = await runtime.post(
+            f"/v1/sessions/s{turn % 4}/messages", json={"content": f"{turn} " + "x" * 300}
+        )
+        statuses.append(response.status)
+        if response.status != 200:
+            break
+        warned = warned or "% of the 8192 bytes" in (await readiness_of_state(runtime))[1]
+    assert statuses[-1] == 507, statuses
+    assert warned  # readiness warned before the limit
+    error = (await response.json())["error"]
+    assert error["code"] == "insufficient_storage"
+    assert "pvc backend" in error["message"]
+    status, line = await readiness_of_state(runtime)
+    assert status == 500
+    assert line.startswith("[-]state failed: ")
+    assert "sealed state is " in line
+
+    for session in ("s0", "s1", "s2"):  # deletes still go in, so clients can free space
+        assert (await runtime.delete(f"/v1/sessions/{session}")).status == 204
+    await runtime.app[SERVICES].sessions.checkpoint()  # what the periodic checkpoint does
+    assert (await readiness_of_state(runtime))[0] == 200
+    answer = await runtime.post("/v1/sessions/s3/messages", json={"content": "room again"})
+    assert answer.status == 200
