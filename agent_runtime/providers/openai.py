@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import parsedate_to_datetime
@@ -96,7 +97,7 @@ class OpenAIProvider:
         }
         loop = asyncio.get_running_loop()
         if deadline is None:
-            deadline = loop.time() + self._timeout_seconds * (self.max_retries + 1)
+            deadline = math.inf  # called alone: only the per-attempt timeout applies
         attempt = 0
         while True:
             try:
