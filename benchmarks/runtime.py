@@ -178,14 +178,17 @@ def limiter_benchmark(decisions: int = 200_000) -> float:
 
 async def checkpoint_benchmark(runs: int = 5) -> float:
     from agent_runtime.crypto import KeyRing, RecordContext
-    from agent_runtime.state import PvcStore
+    from agent_runtime.state import ANONYMOUS_CLIENT, PvcStore, SessionKey
 
     with tempfile.TemporaryDirectory() as tmp:
         keyring = KeyRing.generate_development(Path(tmp) / "keys")
         store = PvcStore(Path(tmp) / "state", keyring, RecordContext("ns", "a", "a-0", ""))
         await store.load()
         text = "x" * 1000
-        state = {f"s{i}": [{"role": "user", "content": text}] for i in range(1040)}
+        state = {
+            SessionKey(ANONYMOUS_CLIENT, f"s{i}"): [{"role": "user", "content": text}]
+            for i in range(1040)
+        }
         timings = []
         for _ in range(runs):
             started = time.perf_counter()

@@ -39,6 +39,12 @@ def _encode_v1(namespace: str, agent: str, replica: str, kind: str) -> bytes:
     return _length_prefixed(_AAD_LABEL_V1, (namespace, agent, replica, kind))
 
 
+@lru_cache(maxsize=64)
+def _v2_prefix(namespace: str, agent: str, replica: str, kind: str) -> bytes:
+    # A checkpoint seals one body per session: only client and session differ between them.
+    return _length_prefixed(_AAD_LABEL_V2, (namespace, agent, replica, kind))
+
+
 @dataclass(frozen=True)
 class RecordContext:
     """The owner and kind of a record; `kind` is "" in a base context that stores derive from.
@@ -58,8 +64,8 @@ class RecordContext:
         """Encode the context unambiguously (each field length-prefixed), for use as AAD."""
         if self.client is None or self.session is None:
             return _encode_v1(self.namespace, self.agent, self.replica, self.kind)
-        fields = (self.namespace, self.agent, self.replica, self.kind, self.client, self.session)
-        return _length_prefixed(_AAD_LABEL_V2, fields)
+        prefix = _v2_prefix(self.namespace, self.agent, self.replica, self.kind)
+        return _length_prefixed(prefix, (self.client, self.session))
 
     def with_kind(self, kind: str) -> RecordContext:
         """The same owner, another kind of record (stores call this on their base context)."""
