@@ -142,11 +142,11 @@ class SessionTooLarge(RequestError):
     code = "session_too_large"
 
 
-class StateFull(RequestError):
+class SessionCapacityReached(RequestError):
     """The replica holds ``MAX_SESSIONS`` sessions or ``MAX_STATE_BYTES`` of them."""
 
     status = 507
-    code = "state_full"
+    code = "session_capacity"
 
 
 class StateUnavailable(RequestError):

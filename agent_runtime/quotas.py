@@ -11,7 +11,7 @@ a turn reaches the model:
   ``session_too_large``); the reply is stored whatever its size, so a session may exceed
   the limit by one reply;
 - ``max_sessions`` and ``max_state_bytes``: a new session beyond the count, or a turn
-  beyond the replica's total, is refused (507 ``state_full``);
+  beyond the replica's total, is refused (507 ``session_capacity``);
 - ``idle_ttl_seconds``: sessions idle that long are erased like a DELETE (the service's
   checkpoint loop asks ``idle()``). Idle time is counted in this process: after a restart
   it starts again from the restore.
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from agent_runtime.errors import SessionTooLarge, SessionTurnLimit, StateFull
+from agent_runtime.errors import SessionCapacityReached, SessionTooLarge, SessionTurnLimit
 from agent_runtime.state import MemoryState, Message, SessionKey
 
 
@@ -74,7 +74,7 @@ class Quotas:
         limits = self.limits
         usage = self._usage.get(key)
         if usage is None and 0 < limits.max_sessions <= len(self._usage):
-            raise StateFull(
+            raise SessionCapacityReached(
                 f"this replica holds AGENTRY_MAX_SESSIONS={limits.max_sessions} sessions; "
                 "delete one, or wait for idle sessions to expire"
             )
@@ -91,7 +91,7 @@ class Quotas:
                 f"{limits.max_session_bytes}; delete it or start a new session"
             )
         if 0 < limits.max_state_bytes < self.total_bytes + size:
-            raise StateFull(
+            raise SessionCapacityReached(
                 f"this replica's sessions would exceed AGENTRY_MAX_STATE_BYTES="
                 f"{limits.max_state_bytes}; delete sessions, or wait for idle ones to expire"
             )
