@@ -28,6 +28,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/*
+watchNamespaces as a JSON list: a YAML list as it is, or one comma-separated string
+(`--set watchNamespaces=team-a`, or "team-a, team-b") split and trimmed. Callers read it
+with `include "agentry.watchNamespaces" . | fromJsonArray`.
+*/}}
+{{- define "agentry.watchNamespaces" -}}
+{{- $raw := .Values.watchNamespaces -}}
+{{- $namespaces := list -}}
+{{- if kindIs "string" $raw -}}
+{{- range splitList "," $raw -}}
+{{- if trim . -}}{{- $namespaces = append $namespaces (trim .) -}}{{- end -}}
+{{- end -}}
+{{- else if $raw -}}
+{{- $namespaces = $raw -}}
+{{- end -}}
+{{- toJson $namespaces -}}
+{{- end -}}
+
 {{/* Rules the operator needs in a namespace it watches. */}}
 {{- define "agentry.namespacedRules" -}}
 - apiGroups: ["agentry.dev"]

@@ -1,6 +1,9 @@
-"""The Helm chart: lint, render with default values, validate against Kubernetes schemas.
+"""The Helm chart: lint, render every documented value combination, validate the result.
 
-Uses the helm binary built by hack/build-binaries.sh; skipped with a reason until it exists.
+Checks the RBAC of both modes, watchNamespaces as a list or a comma-separated string,
+metricsPort 0, the monitoring objects, and that values.schema.json refuses bad values
+with a message naming them. Uses the helm binary built by hack/build-binaries.sh;
+skipped with a reason until it exists.
 """
 
 from __future__ import annotations
@@ -13,40 +16,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.chart import CHART, KUBE_VERSION, render, template
+from tests.support.chart import helm as _helm
+
 ROOT = Path(__file__).resolve().parents[3]
-CHART = ROOT / "charts" / "agentry"
-KUBE_VERSION = "1.35.4"
-
-
-def _helm() -> Path:
-    out = subprocess.run(
-        [str(ROOT / "hack" / "build-binaries.sh"), "--print-dir"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    helm = Path(out.stdout.strip()) / "helm"
-    if out.returncode != 0 or not helm.exists():
-        pytest.skip("helm not built yet (hack/build-binaries.sh)")
-    return helm
-
-
-def render(*values: str) -> list[dict[str, Any]]:
-    args = [
-        str(_helm()),
-        "template",
-        "agentry",
-        str(CHART),
-        "--namespace",
-        "agentry-system",
-        "--kube-version",
-        KUBE_VERSION,
-        "--include-crds",
-    ]
-    for value in values:
-        args += ["--set", value]
-    out = subprocess.run(args, capture_output=True, text=True, check=True)
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+# Prometheus Operator kinds: kubernetes_validate has no schema for them.
+MONITORING = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 def test_helm_lint_is_clean() -> None:
@@ -141,3 +116,90 @@ def test_monitoring_objects_render_when_enabled() -> None:
         alerts
     )
     assert any(d["kind"] == "ServiceMonitor" for d in docs)
+
+
+# ---- every documented value combination (values.yaml) -------------------------------------
+
+COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "defaults": (),
+    "watch a list": ("watchNamespaces={team-a,team-b}",),
+    "watch one name": ("watchNamespaces=team-a",),
+    "watch a comma-separated string": ("watchNamespaces=team-a\\, team-b",),
+    "metrics off": ("operator.metricsPort=0",),
+    "monitoring on": (
+        "serviceMonitor.enabled=true",
+        "podMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+    ),
+    "monitoring in watched namespaces": (
+        "watchNamespaces=team-a",
+        "podMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+    ),
+    "own images and service account": (
+        "image.tag=1.2.3",
+        "agentDefaults.image=registry.local/agent:1",
+        "serviceAccount.name=ops",
+        "logLevel=debug",
+    ),
+}
+
+
+@pytest.mark.parametrize("values", COMBINATIONS.values(), ids=COMBINATIONS.keys())
+def test_each_documented_combination_renders_valid_manifests(values: tuple[str, ...]) -> None:
+    docs = render(*values)
+    for doc in docs:
+        if doc["kind"] not in MONITORING:
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def _watched(docs: list[dict[str, Any]]) -> tuple[list[str], str]:
+    env = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    setting = next(e["value"] for e in env if e["name"] == "AGENTRY_OPERATOR_WATCH_NAMESPACES")
+    roles = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role")
+    return roles, setting
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["watchNamespaces=team-a\\,team-b", "watchNamespaces=team-a\\, team-b ",
+     "watchNamespaces={team-a,team-b}"],
+)  # fmt: skip
+def test_watch_namespaces_may_be_a_list_or_a_comma_separated_string(value: str) -> None:
+    """`--set watchNamespaces=team-a` used to fail with "range can't iterate"."""
+    assert _watched(render(value)) == (["team-a", "team-b"], "team-a,team-b")
+
+
+def test_one_watched_namespace_given_as_a_string_gets_its_role() -> None:
+    assert _watched(render("watchNamespaces=team-a")) == (["team-a"], "team-a")
+
+
+def test_metrics_port_zero_renders_no_metrics_service_or_port() -> None:
+    docs = render("operator.metricsPort=0")
+    assert not [d for d in docs if d["kind"] == "Service"]
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert [p["name"] for p in container["ports"]] == ["healthz"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AGENTRY_OPERATOR_METRICS_PORT"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("logLevel=verbose", "/logLevel"),
+        ("operator.metricsPort=-1", "/operator/metricsPort"),
+        ("operator.metricsPort=70000", "/operator/metricsPort"),
+        ("watchNamespaces=Team_A", "/watchNamespaces"),
+        ("prometheusRule.errorRate=2", "/prometheusRule/errorRate"),
+        ("replicas=2", "replicas"),
+        ("serviceMonitor.enabled=true,operator.metricsPort=0", "operator.metricsPort"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_value(value: str, named: str) -> None:
+    out = template("--set", value)
+    assert out.returncode != 0, f"{value}: rendered"
+    assert named in out.stderr, out.stderr
