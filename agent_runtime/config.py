@@ -87,6 +87,11 @@ class Settings(BaseSettings):
 
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    """After the listener closes: how long in-flight requests may take to finish."""
+    shutdown_delay_seconds: float | None = Field(default=None, ge=0, le=120)
+    """After SIGTERM: how long to keep serving while /readyz fails, before the listener
+    closes, so that every proxy has dropped the pod from its endpoints; unset means 5 in
+    staging and production, 0 in development."""
     auth_tokens_file: Path | None = None
     auth_failures_per_minute: int = Field(default=20, ge=0)
     """Failed authentications one address may make a minute before it gets 429; 0 is off."""
@@ -165,6 +170,12 @@ class Settings(BaseSettings):
         if self.rate_limit_client_key is not None:
             return self.rate_limit_client_key
         return "token" if self.auth_tokens_file is not None else "header"
+
+    @property
+    def effective_shutdown_delay_seconds(self) -> float:
+        if self.shutdown_delay_seconds is not None:
+            return self.shutdown_delay_seconds
+        return 0.0 if self.environment == "development" else 5.0
 
     @property
     def rate_limit_enabled(self) -> bool:

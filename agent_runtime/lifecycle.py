@@ -3,9 +3,17 @@
 Initialisation validates the configuration (exit 2 with one line naming the setting),
 loads the key ring and self-tests encryption, builds the store (an API client for the
 configmap backend) and the heartbeat publisher, then starts the app, whose cleanup
-context restores the state before the port opens. SIGTERM or SIGINT: the listener closes,
-aiohttp waits for in-flight requests up to ``SHUTDOWN_GRACE_SECONDS``, then the app's
-cleanup writes the final checkpoint and the last heartbeat.
+context restores the state before the port opens.
+
+SIGTERM or SIGINT (``stop_gracefully``): first ``/readyz`` fails while requests are still
+served, for ``SHUTDOWN_DELAY_SECONDS``. Kubernetes removes a terminating pod from the
+Service's endpoints at the same time as it signals it, and kube-proxy, ingress
+controllers and load balancers catch up over the next seconds: a listener closed at once
+turns the requests they still route into refused connections. The process node of the
+local cluster may not run preStop hooks, so the delay lives here, where it works on every
+cluster. Then the listener closes, aiohttp waits for in-flight requests up to
+``SHUTDOWN_GRACE_SECONDS``, and the app's cleanup writes the final checkpoint and the last
+heartbeat. The pod's terminationGracePeriodSeconds covers all three (operator profiles).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -23,9 +32,12 @@ from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import HeartbeatPublisher, LeasePublisher, NullPublisher
 from agent_runtime.keys import load_keyring
 from agent_runtime.secretfiles import warn_about_exposed_secrets
+from agent_runtime.services import SERVICES
 from agent_runtime.state import ConfigMapStore, StateStore
 
 log = logging.getLogger("agent_runtime.lifecycle")
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def in_cluster() -> bool:
@@ -81,12 +93,23 @@ async def run(settings: Settings, *, ready_fd: int | None = None) -> int:
     await site.start()
     log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
     await stop.wait()
+    await stop_gracefully(app, runner, settings)
+    return 0
+
+
+async def stop_gracefully(
+    app: web.Application, runner: web.AppRunner, settings: Settings, sleep: Sleep = asyncio.sleep
+) -> None:
+    """Unready but serving for the shutdown delay, then stop accepting and drain."""
+    delay = settings.effective_shutdown_delay_seconds
+    app[SERVICES].shutting_down = True  # /readyz fails from now on; requests are served
     log.info(
-        "termination signal: draining in-flight requests",
+        "termination signal: unready, still serving until endpoints are updated",
+        extra={"fields": {"delay_seconds": delay}},
+    )
+    await sleep(delay)
+    log.info(
+        "closing the listener, draining in-flight requests",
         extra={"fields": {"grace_seconds": settings.shutdown_grace_seconds}},
     )
-    from agent_runtime.services import SERVICES
-
-    app[SERVICES].shutting_down = True
     await runner.cleanup()
-    return 0

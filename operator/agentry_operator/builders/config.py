@@ -57,6 +57,7 @@ def client_share(agent: Agent) -> dict[str, str]:
 def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
+    profile = profile_for(spec.environment)
     rps, burst = replica_share(agent)
     env = {
         "ENVIRONMENT": spec.environment,
@@ -80,7 +81,9 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
         "HEARTBEAT": "lease",
         "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
-        "LOG_LEVEL": profile_for(spec.environment).log_level,
+        "LOG_LEVEL": profile.log_level,
+        "SHUTDOWN_DELAY_SECONDS": str(profile.shutdown_delay_seconds),
+        "SHUTDOWN_GRACE_SECONDS": str(profile.drain_seconds),
     }
     if spec.model.endpoint:
         env["MODEL_ENDPOINT"] = spec.model.endpoint

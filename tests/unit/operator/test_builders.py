@@ -1,4 +1,5 @@
-"""Pure builders: the share of the rate limit, RBAC scope, pod security, hash and PDB."""
+"""Pure builders: the share of the rate limit, RBAC scope, pod security, hash, PDB, and a
+grace period that covers the runtime's shutdown delay, drain and final checkpoint."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import re
 from typing import Any
 
+import pytest
 from agentry_operator import builders
 from agentry_operator.keyrings import Ring, ring_of
 from agentry_operator.models import Agent
@@ -191,3 +193,15 @@ def test_with_auth_on_clients_are_bucketed_by_token_unless_header_is_chosen() ->
     assert builders.runtime_environment(agent())[key] == "header"
     explicit = agent(auth=auth, rateLimit={"clientKey": "header"})
     assert builders.runtime_environment(explicit)[key] == "header"
+
+
+@pytest.mark.parametrize("environment", ["development", "staging", "production"])
+def test_the_grace_period_covers_the_shutdown_delay_the_drain_and_a_final_checkpoint(
+    environment: str,
+) -> None:
+    a = agent(environment=environment, auth={"enabled": False})
+    env = builders.runtime_environment(a)
+    delay = int(env["AGENTRY_SHUTDOWN_DELAY_SECONDS"])
+    drain = int(env["AGENTRY_SHUTDOWN_GRACE_SECONDS"])
+    assert delay >= (0 if environment == "development" else 5)  # endpoints need to catch up
+    assert pod_spec(a)["terminationGracePeriodSeconds"] >= delay + drain + 10

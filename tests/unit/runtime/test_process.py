@@ -1,8 +1,10 @@
 """The real process: `python -m agent_runtime serve` with the pvc backend in tmp_path.
 
 Checks: SIGTERM during a request closes the listener, lets the request finish with 200,
-writes the final checkpoint and exits 0; after `kill -9` following N acknowledged POSTs,
-a restarted runtime has all N turns (the journal); a bad setting exits 2 with one line.
+writes the final checkpoint and exits 0; with a shutdown delay, SIGTERM first fails
+`/readyz` while turns are still answered, then exits 0; after `kill -9` following N
+acknowledged POSTs, a restarted runtime has all N turns (the journal); a bad setting
+exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -135,6 +137,27 @@ async def test_sigterm_mid_request_drains_it_checkpoints_and_exits_0(tmp_path: P
     checkpoints = list((tmp_path / "state").rglob("*"))
     assert checkpoints, "a final checkpoint was written"
     assert not any(b"slow" in p.read_bytes() for p in checkpoints if p.is_file())
+
+
+async def test_sigterm_keeps_serving_unready_for_the_shutdown_delay_then_exits_0(
+    tmp_path: Path,
+) -> None:
+    """The review saw /readyz refused 0.3 s after SIGTERM: traffic still routed was lost."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = environment(tmp_path, port, AGENTRY_SHUTDOWN_DELAY_SECONDS="3")
+    async with runtime(env) as process, aiohttp.ClientSession() as http:
+        process.send_signal(signal.SIGTERM)
+
+        async def unready() -> bool:
+            async with http.get(f"{base}/readyz") as response:
+                return response.status == 500
+
+        await wait_until(unready)
+        async with http.post(f"{base}/v1/sessions/s/messages", json={"content": "2+2"}) as turn:
+            assert turn.status == 200
+        assert process.returncode is None
+        assert await asyncio.wait_for(process.wait(), 20) == 0
 
 
 async def test_after_kill_9_every_acknowledged_turn_is_recovered(tmp_path: Path) -> None:
