@@ -31,10 +31,11 @@ test-unit: install ## fast suites only: unit and operator handler tests (no clus
 test-cluster: install cluster-binaries ## suites on the local cluster (builds it the first time)
 	$(BIN)/pytest -m "cluster or e2e or kind" tests/cluster tests/e2e
 
-lint: install ## ruff and mypy on our packages
+lint: install ## ruff and mypy on our packages; promtool check rules on the chart's alerts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHON=$(BIN)/python hack/check-alert-rules.sh
 
 bench: install cluster-binaries ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
 	$(BIN)/python -m benchmarks --cluster --operator
@@ -43,7 +44,7 @@ run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8
 	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \
 	  $(BIN)/agentry-runtime serve
 
-cluster-binaries: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
+cluster-binaries: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached; promtool: make lint)
 	hack/build-binaries.sh >/dev/null
 
 cluster-up: install cluster-binaries ## start the local cluster (real control plane + process node)

@@ -62,6 +62,12 @@ class Metrics:
         self.checkpoint_bytes = Gauge(
             f"{ns}_checkpoint_bytes", "Size of the last checkpoint", registry=r
         )
+        # The stale-checkpoint alert reads this (charts/agentry PrometheusRule).
+        self.checkpoint_last_success = Gauge(
+            f"{ns}_checkpoint_last_success_timestamp_seconds",
+            "Unix time of the last checkpoint written successfully; 0 before the first",
+            registry=r,
+        )
         self.checkpoint_failures = Counter(
             f"{ns}_checkpoint_failures", "Checkpoints that failed", registry=r
         )

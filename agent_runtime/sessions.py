@@ -209,6 +209,7 @@ class SessionService:
                 raise
         self._metrics.checkpoint_duration.observe(time.perf_counter() - started)
         self._metrics.checkpoint_bytes.set(info.bytes)
+        self._metrics.checkpoint_last_success.set(info.time.timestamp())
         self.last_checkpoint = info
         log.info(
             "checkpoint written",

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from the Go module proxy: etcd, kube-apiserver,
-# kube-controller-manager, kubectl and helm. Versions are pinned in hack/build/*/go.mod.
+# kube-controller-manager, kubectl and helm; and, on request, promtool for `make lint`.
+# Versions are pinned in hack/build/*/go.mod.
 #
 # Binaries go to a cache outside the repository and are rebuilt only when a pinned
-# version (any go.mod, go.sum or main.go under hack/build) changes. Go's module and
-# build caches are reused, so a rebuild after a version bump recompiles only what moved.
+# version (any go.mod, go.sum or main.go under hack/build) changes. promtool has a stamp
+# of its own: a cluster build never waits for it, and bumping it rebuilds nothing else.
+# Go's module and build caches are reused, so a rebuild after a version bump recompiles
+# only what moved.
 #
-#   hack/build-binaries.sh              build if needed, print the directory
+#   hack/build-binaries.sh              build the cluster binaries if needed, print the directory
 #   hack/build-binaries.sh --print-dir  print the directory only (no build)
+#   hack/build-binaries.sh promtool     build promtool if needed, print its path
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +21,7 @@ version_of() { awk -v m="$1" '{for (i = 1; i < NF; i++) if ($i == m && $(i+1) ~ 
 k8s_version=$(version_of k8s.io/kubernetes "$build/kube/go.mod")
 etcd_version=$(version_of go.etcd.io/etcd/server/v3 "$build/etcd/go.mod")
 helm_version=$(version_of helm.sh/helm/v3 "$build/helm/go.mod")
+promtool_version=$(version_of github.com/prometheus/prometheus "$build/promtool/go.mod")
 out=${AGENTRY_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agentry/bin/$k8s_version}
 
 if [[ "${1:-}" == "--print-dir" ]]; then
@@ -24,14 +29,40 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   exit 0
 fi
 
-stamp=$(cd "$build" && find . -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+# A digest of the pinned sources under hack/build; `find` arguments pick the part.
+stamp_of() { (cd "$build" && find "$@" | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16); }
+sources=(\( -name go.mod -o -name go.sum -o -name '*.go' \) -print)
+
+command -v go >/dev/null || need_go=1
+build_promtool() {
+  local stamp
+  stamp=$(stamp_of ./promtool "${sources[@]}")
+  if [[ -x "$out/promtool" && -f "$out/.stamp-promtool" && "$(cat "$out/.stamp-promtool")" == "$stamp" ]]; then
+    echo "$out/promtool"
+    return
+  fi
+  [[ -z "${need_go:-}" ]] || { echo "error: Go is needed to build promtool (https://go.dev/dl)" >&2; exit 1; }
+  mkdir -p "$out"
+  echo "building promtool $promtool_version (first build: about 15 minutes on 2 busy cores)" >&2
+  (cd "$build/promtool" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath" go build \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$promtool_version" \
+    -o "$out/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  echo "$stamp" > "$out/.stamp-promtool"
+  echo "$out/promtool"
+}
+if [[ "${1:-}" == "promtool" ]]; then
+  build_promtool
+  exit 0
+fi
+
+stamp=$(stamp_of . -path ./promtool -prune -o "${sources[@]}")
 if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" ]]; then
   echo "cluster binaries up to date in $out (kubernetes $k8s_version, etcd $etcd_version, helm $helm_version)" >&2
   echo "$out"
   exit 0
 fi
 
-command -v go >/dev/null || { echo "error: Go is needed to build the local cluster (https://go.dev/dl)" >&2; exit 1; }
+[[ -z "${need_go:-}" ]] || { echo "error: Go is needed to build the local cluster (https://go.dev/dl)" >&2; exit 1; }
 mkdir -p "$out"
 export GOFLAGS="${GOFLAGS:-} -trimpath" GOTOOLCHAIN=local
 started=$SECONDS

@@ -1,8 +1,10 @@
 """Shared fixtures of the end-to-end suite: the operator installed once per session by
-the Helm chart, running on the process node under the chart's own ServiceAccount."""
+the Helm chart, running on the process node under the chart's own ServiceAccount; and
+the CRD alone, for tests of what the API server does with Agents."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "agentry"
 RELEASE_NS = "agentry-system"
+CRD = ROOT / "crds" / "agents.agentry.dev.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,18 @@ def operator(cluster: Any) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.helm("uninstall", "agentry", "--namespace", RELEASE_NS, check=False)
+
+
+@pytest.fixture(scope="module")
+def crd_installed(cluster: Any) -> Any:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/agents.agentry.dev", "--timeout=60s"
+    )
+    # Discovery catches up a moment after Established.
+    deadline = time.monotonic() + 30
+    while cluster.kubectl("get", "agents.agentry.dev", "-A", check=False).returncode:
+        if time.monotonic() > deadline:
+            raise TimeoutError("agents.agentry.dev not served")
+        time.sleep(0.2)
+    return cluster

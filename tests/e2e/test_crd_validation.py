@@ -8,14 +8,9 @@ the namespace clean.
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "agents.agentry.dev.yaml"
 
 pytestmark = pytest.mark.cluster
 
@@ -70,21 +65,6 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     # Issue 16, item 4: without auth any Authorization header would be its own bucket.
     ("token client key without auth", {"rateLimit": {"clientKey": "token"}}, "spec.rateLimit"),
 ]
-
-
-@pytest.fixture(scope="module")
-def crd_installed(cluster: Any) -> Any:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/agents.agentry.dev", "--timeout=60s"
-    )
-    # Discovery catches up a moment after Established.
-    deadline = time.monotonic() + 30
-    while cluster.kubectl("get", "agents.agentry.dev", "-A", check=False).returncode:
-        if time.monotonic() > deadline:
-            raise TimeoutError("agents.agentry.dev not served")
-        time.sleep(0.2)
-    return cluster
 
 
 def _apply(cluster: Any, namespace: str, spec: dict[str, Any], name: str = "bad") -> Any:

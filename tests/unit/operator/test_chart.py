@@ -203,3 +203,19 @@ def test_bad_values_are_refused_naming_the_value(value: str, named: str) -> None
     out = template("--set", value)
     assert out.returncode != 0, f"{value}: rendered"
     assert named in out.stderr, out.stderr
+
+
+def test_the_pod_monitor_labels_agent_series_with_the_agent_name() -> None:
+    """The agent alerts group by `agent`: it comes from the pod label agentry.dev/agent."""
+    monitor = next(d for d in render("podMonitor.enabled=true") if d["kind"] == "PodMonitor")
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert {
+        "sourceLabels": ["__meta_kubernetes_pod_label_agentry_dev_agent"],
+        "targetLabel": "agent",
+        "action": "replace",
+    } in endpoint["relabelings"]
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    watched = render("podMonitor.enabled=true", "watchNamespaces=team-a\\,team-b")
+    selector = next(d for d in watched if d["kind"] == "PodMonitor")["spec"]["namespaceSelector"]
+    assert selector == {"matchNames": ["team-a", "team-b"]}
