@@ -208,7 +208,9 @@ class AuthSpec(_Model):
     enabled: bool = False
     """Require a bearer token on every request."""
     token_secret_ref: SecretKeyRef | None = None
-    """Secret key with the tokens, one per line, optional `client-id:` prefix."""
+    """Secret key with the tokens, one per line: `client-id:token`, `[admin] client-id:token`
+    (may read and delete any client's sessions) or a bare token. Each client sees only its
+    own sessions; the file is re-read when the Secret changes."""
 
 
 class AlertingSpec(_Model):
