@@ -137,9 +137,7 @@ def create_app(
         metrics=metrics,
         timeout_seconds=settings.model_timeout_seconds,
     )
-    sessions = SessionService(
-        store, model, metrics, Quotas(session_limits(settings), clock.monotonic)
-    )
+    sessions = SessionService(store, model, metrics, Quotas(session_limits(settings), clock))
     key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
     limiter = None
     if settings.rate_limit_enabled:

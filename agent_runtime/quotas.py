@@ -13,8 +13,10 @@ a turn reaches the model:
 - ``max_sessions`` and ``max_state_bytes``: a new session beyond the count, or a turn
   beyond the replica's total, is refused (507 ``session_capacity``);
 - ``idle_ttl_seconds``: sessions idle that long are erased like a DELETE (the service's
-  checkpoint loop asks ``idle()``). Idle time is counted in this process: after a restart
-  it starts again from the restore.
+  checkpoint loop asks ``idle()``). Every stored message carries the time it was added
+  (``at``, UTC ISO 8601, sealed with it), so idle time survives a restart: a restored
+  session is as idle as its last message is old. Messages stored before ``at`` existed
+  count as active at the restore.
 
 Refusing keeps the stored history whole: nothing is trimmed or silently dropped. A limit
 of 0 means none. Error messages name the setting, never contents.
@@ -22,9 +24,11 @@ of 0 means none. Error messages name the setting, never contents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
+from agent_runtime.clock import Clock
 from agent_runtime.errors import SessionCapacityReached, SessionTooLarge, SessionTurnLimit
 from agent_runtime.state import MemoryState, Message, SessionKey
 
@@ -53,21 +57,35 @@ def size_of(messages: Iterable[Message]) -> int:
 
 
 class Quotas:
-    """Usage per session against the limits; `clock` is monotonic seconds."""
+    """Usage per session against the limits; idle time on the clock's monotonic seconds."""
 
-    def __init__(self, limits: SessionLimits, clock: Callable[[], float]) -> None:
+    def __init__(self, limits: SessionLimits, clock: Clock) -> None:
         self.limits = limits
-        self._clock = clock
+        self._wall = clock.now
+        self._clock = clock.monotonic
         self._usage: dict[SessionKey, _Usage] = {}
         self.total_bytes = 0
 
+    def timestamp(self) -> str:
+        """The `at` of a message added now."""
+        return self._wall().isoformat()
+
     def reset(self, state: MemoryState) -> None:
-        """Account for restored sessions; their idle time starts now."""
-        now = self._clock()
+        """Account for restored sessions, each as idle as its last message is old."""
         self._usage = {
-            key: _Usage(size_of(messages), _turns(messages), now) for key, messages in state.items()
+            key: _Usage(size_of(messages), _turns(messages), self._last_active(messages))
+            for key, messages in state.items()
         }
         self.total_bytes = sum(u.bytes for u in self._usage.values())
+
+    def _last_active(self, messages: list[Message]) -> float:
+        now = self._clock()
+        try:
+            added = datetime.fromisoformat(messages[-1]["at"])
+            age = (self._wall() - added).total_seconds()
+        except (IndexError, KeyError, TypeError, ValueError):
+            return now  # stored before messages had times, or unreadable: active now
+        return now - max(age, 0.0)
 
     def admit(self, key: SessionKey, question: str) -> None:
         """Raise the refusal for a turn that would break a limit; return if it may run."""

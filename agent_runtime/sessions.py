@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agent_runtime.clock import SystemClock
 from agent_runtime.errors import InvalidRequest, SessionNotFound, StateUnavailable
 from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
@@ -70,7 +71,7 @@ class SessionService:
         self.store = store
         self.model = model
         self._metrics = metrics
-        self.quotas = quotas or Quotas(SessionLimits(), time.monotonic)
+        self.quotas = quotas or Quotas(SessionLimits(), SystemClock())
         self._sessions: MemoryState = {}
         self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -123,9 +124,13 @@ class SessionService:
         async with self._lock(key):
             self.quotas.admit(key, content)
             history = self._sessions.get(key, [])
-            question: Message = {"role": "user", "content": content}
+            question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
             reply = await self.model.reply([*history, question], deadline=deadline)
-            answer: Message = {"role": "assistant", "content": reply.text}
+            answer: Message = {
+                "role": "assistant",
+                "content": reply.text,
+                "at": self.quotas.timestamp(),
+            }
             messages = self._sessions.setdefault(key, [])
             messages.extend((question, answer))
             self.dirty = True

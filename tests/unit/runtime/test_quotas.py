@@ -138,3 +138,27 @@ async def test_restore_reads_the_newest_checkpoint_and_no_older_one(
     restored = await PvcStore(tmp_path, keyring, BASE).load()
     assert restored.state[anon("s")][0]["content"] == "turn 2"
     assert [name for name in read if name.startswith("checkpoint-")] == ["checkpoint-00000003.agry"]
+
+
+async def test_idle_time_survives_a_restart(
+    make_client: MakeClient, keyring: KeyRing, clock: ManualClock
+) -> None:
+    records = MemoryRecords()
+    overrides = {"session_idle_ttl_seconds": 60, "checkpoint_interval_seconds": 30}
+    first = await make_client(
+        overrides=overrides, store=MemoryStore(keyring, BASE, records=records)
+    )
+    await say(first, "old", "hello")
+    await clock.advance(50)
+    await first.close()
+    second = await make_client(
+        overrides=overrides, store=MemoryStore(keyring, BASE, records=records)
+    )
+    await say(second, "new", "hello")
+    sessions = second.app[SERVICES].sessions
+    restored = sessions.last_checkpoint.generation if sessions.last_checkpoint else 0
+    await clock.advance(30)  # old: 80 s since its last message, new: 30 s
+    while sessions.last_checkpoint is None or sessions.last_checkpoint.generation == restored:
+        await clock.advance(0)
+    assert (await second.get("/v1/sessions/old")).status == 404
+    assert (await second.get("/v1/sessions/new")).status == 200
