@@ -72,7 +72,15 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "400": _error("Invalid body; `field` names what to fix"),
-                        "413": _error("Body over the limit"),
+                        "409": _error("The session has MAX_TURNS turns (session_turn_limit)"),
+                        "413": _error(
+                            "Body over the limit, or the question would take the session "
+                            "past MAX_SESSION_BYTES (session_too_large)"
+                        ),
+                        "507": _error(
+                            "The replica holds MAX_SESSIONS sessions or MAX_STATE_BYTES "
+                            "(session_capacity), or the state store is full"
+                        ),
                         **_LIMITED,
                     },
                 }

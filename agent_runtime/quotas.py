@@ -19,7 +19,9 @@ a turn reaches the model:
   count as active at the restore.
 
 Refusing keeps the stored history whole: nothing is trimmed or silently dropped. A limit
-of 0 means none. Error messages name the setting, never contents.
+of 0 means none. Error messages name the setting, never contents. Usage is recorded when
+a turn is stored, so turns admitted together (at most ``MAX_CONCURRENT``) may pass the
+replica-wide limits by what they add.
 """
 
 from __future__ import annotations
