@@ -3,13 +3,14 @@
 Layout (docs/architecture.md): `active-key-id` holds the id of the key that encrypts
 new checkpoints, and each `key.<id>` holds base64 of 32 random bytes, as the mounted
 file reads. In the Secret's `data` each value is base64 once more (the API's encoding).
-Old keys are never removed: checkpoints written with them must stay readable.
+Old keys are never removed: checkpoints written with them must stay readable. New ids
+are random (`k-<8 hex>`), like the operator's first key, so an error that names a key id
+names exactly one key, never "k1" of some other generation (issue 17).
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 ACTIVE_KEY = "active-key-id"
 KEY_PREFIX = "key."
 KEY_BYTES = 32
-_NUMBERED = re.compile(r"k(\d+)")
+ID_BYTES = 4
 
 
 def key_ids(secret: dict[str, Any]) -> list[str]:
@@ -32,13 +33,14 @@ def active_key_id(secret: dict[str, Any]) -> str | None:
     return base64.b64decode(value).decode("utf-8").strip()
 
 
-def next_key_id(existing: list[str]) -> str:
-    """`k<n+1>` after the highest `k<n>`; never an id already present."""
-    numbers = [int(m.group(1)) for i in existing if (m := _NUMBERED.fullmatch(i))]
-    candidate = max(numbers, default=0) + 1
-    while f"k{candidate}" in existing:
-        candidate += 1
-    return f"k{candidate}"
+def next_key_id(
+    existing: list[str], token_bytes: Callable[[int], bytes] = secrets.token_bytes
+) -> str:
+    """A random `k-<8 hex>` that is not already in the Secret."""
+    while True:
+        candidate = f"k-{token_bytes(ID_BYTES).hex()}"
+        if candidate not in existing:
+            return candidate
 
 
 def rotation_patch(
@@ -49,7 +51,7 @@ def rotation_patch(
     The patch carries the Secret's resourceVersion, so a concurrent rotation makes
     one of the two fail with a conflict instead of both picking the same id.
     """
-    new_id = next_key_id(key_ids(secret))
+    new_id = next_key_id(key_ids(secret), token_bytes)
     key_file = base64.b64encode(token_bytes(KEY_BYTES))  # the mounted file's content
     patch = {
         "metadata": {"resourceVersion": secret.get("metadata", {}).get("resourceVersion")},

@@ -275,7 +275,7 @@ async def _reconcile(
     key = f"{agent.namespace}/{agent.name}"
     try:
         with metrics.timed("converge"):
-            sts = await rec.converge(agent, new=new)
+            sts = await rec.converge(agent, new=new, status=previous)
     except ReconcileError as exc:
         memo["blocked"] = blocked_by(exc)
         update = await rec.observe(agent, previous, alerts, blocked=memo["blocked"])

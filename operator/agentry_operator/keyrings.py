@@ -127,13 +127,13 @@ def hold_reason(secret_name: str, ring: Ring, needed: set[str]) -> str | None:
     )
 
 
-def missing_message(secret_name: str, needed: set[str], evidence: list[str]) -> str:
+def missing_message(agent: str, secret_name: str, needed: set[str], evidence: list[str]) -> str:
     """The KeysMissing message: the Secret, the key ids, and what to do."""
     ids = ", ".join(sorted(needed)) or "unknown (not recorded; see the old Secret)"
     return (
         f"key Secret {secret_name} is missing but the Agent has sealed state "
-        f"({'; '.join(evidence)}) that needs key id(s) {ids}. No new key is generated: "
-        f"restore the Secret (`kubectl agent keys import {secret_name.removesuffix('-keys')} "
-        f"-f BACKUP`), or accept a fresh start with the annotation "
+        f"({'; '.join(evidence)}) that needs key id(s) {ids}. No new key is generated and "
+        f"the running pods are left alone: restore the Secret (`kubectl agent keys import "
+        f"{agent} -f BACKUP`), or accept a fresh start with the annotation "
         f"{c.ACCEPT_NEW_KEYS_ANNOTATION}=true (the old state is set aside, not deleted)"
     )

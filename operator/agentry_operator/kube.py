@@ -32,6 +32,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "Agent": ("/apis/agentry.dev/v1alpha1", "agents"),
 }
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -222,9 +223,14 @@ class Kube:
             try:
                 return Applied("created", await self.create(desired))
             except KubeError as exc:
-                if exc.status != 409:  # created meanwhile (a replayed event): fall through
+                # 409: created meanwhile (a replayed event). 403: RBAC may refuse a create
+                # before it looks for an existing object (a RoleBinding to someone else's
+                # Role), so a same-named object has to be read to tell.
+                if exc.status not in (403, 409):
                     raise
-            live = await self.get(kind, meta["namespace"], meta["name"]) or {}
+                live = await self.get(kind, meta["namespace"], meta["name"])
+                if live is None:
+                    raise
         if guard is not None:
             guard(kind, live)
         if contains(live, desired):

@@ -450,6 +450,7 @@ class AgentMeta(_Model):
     namespace: str = "default"
     uid: str = ""
     generation: int = 0
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class Agent(_Model):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +20,21 @@ from typing import Any
 from agentry_operator import builders
 from agentry_operator import constants as c
 from agentry_operator.alerting import ErrorWindow, Incident, Notifier, payload
-from agentry_operator.keyrings import Ring, ring_of
+from agentry_operator.keyrings import (
+    Ring,
+    checkpoint_key_ids,
+    given_ring,
+    hold_reason,
+    missing_message,
+    needed_key_ids,
+    ring_annotations,
+    ring_of,
+)
+from agentry_operator.keystate import (
+    is_state_config_map,
+    sealed_state,
+    set_aside,
+)
 from agentry_operator.kube import Applied, Kube, KubeError
 from agentry_operator.models import Agent
 from agentry_operator.ownership import (
@@ -31,7 +44,6 @@ from agentry_operator.ownership import (
     claim,
     guard_for,
     holder,
-    unowned_state_of,
 )
 from agentry_operator.settings import OperatorSettings
 from agentry_operator.status import (
@@ -63,6 +75,27 @@ def blocked_by(exc: ReconcileError) -> Blocked:
     return Blocked(exc.reason, str(exc), pods_serve=exc.pods_serve)
 
 
+class KeysMissingError(ReconcileError):
+    """The generated key Secret is gone while sealed state needs it: no key is made."""
+
+    reason = "KeysMissing"
+    pods_serve = True
+
+
+class KeyRollHeldError(ReconcileError):
+    """The key Secret changed so that new pods could not read the state: no roll."""
+
+    reason = "KeyRollHeld"
+    pods_serve = True
+
+
+class FreshStartPendingError(ReconcileError):
+    """A fresh start was accepted; the pods stop before their state is set aside."""
+
+    reason = "FreshStartPending"
+    pods_serve = True
+
+
 class NameConflictError(ReconcileError):
     """Objects with the names of this Agent's children belong to someone else."""
 
@@ -78,16 +111,25 @@ class NameConflictError(ReconcileError):
         self.conflicts = conflicts
 
 
+ZERO_REPLICAS = {"spec": {"replicas": 0}}
+
+
+@dataclass(frozen=True)
+class KeySecret:
+    """The key ring the pods get; `fresh` after an accepted fresh start (the old state is
+    set aside, so no roll is held); `set_aside` names that fresh start for the runtime."""
+
+    ring: Ring
+    fresh: bool = False
+    set_aside: str = ""
+
+
 @dataclass
 class AlertState:
     """Per-Agent alerting memory kept between status ticks."""
 
     window: ErrorWindow
     incident: Incident = field(default_factory=Incident)
-
-
-def _state_config_map_pattern(agent: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(agent)}-\d+-state(-[ab]\d+)?$")
 
 
 @dataclass
@@ -107,16 +149,19 @@ class Reconciler:
 
     # ---- converge -------------------------------------------------------------------------
 
-    async def converge(self, agent: Agent, *, new: bool = False) -> dict[str, Any]:
+    async def converge(
+        self, agent: Agent, *, new: bool = False, status: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Create or put back every child; returns the live StatefulSet.
 
         `new` (the create handler): the children are most likely absent, so each is
-        created first and read only when it turns out to exist.
+        created first and read only when it turns out to exist. `status` is the Agent's
+        current status: its last checkpoint names a key id the state needs.
         """
         async with self.converging:
-            return await self._converge(agent, new)
+            return await self._converge(agent, new, status or {})
 
-    async def _converge(self, agent: Agent, new: bool) -> dict[str, Any]:
+    async def _converge(self, agent: Agent, new: bool, status: Mapping[str, Any]) -> dict[str, Any]:
         conflicts: list[Conflict] = []
         for child in (
             builders.build_service_account(agent),
@@ -124,8 +169,10 @@ class Reconciler:
             builders.build_role_binding(agent),
         ):
             await self._apply_or_note(agent, child, new, conflicts)
+        live_sts = None if new else await self.kube.get("StatefulSet", agent.namespace, agent.name)
+        keys = KeySecret(Ring(None, ()))
         try:
-            key_data = await self.ensure_key_secret(agent)
+            keys = await self.ensure_key_secret(agent, status, live_sts)
         except NameConflict as exc:
             conflicts.append(exc.conflict)
         # The Service comes last (its existence says "all children exist"), but a foreign
@@ -136,12 +183,17 @@ class Reconciler:
             conflicts.append(Conflict("Service", agent.name, holder(service)))
         if conflicts:
             raise NameConflictError(agent, conflicts)
+        if not keys.fresh:
+            self.hold_unsafe_roll(agent, keys.ring, status, live_sts)
         config_map = builders.build_config_map(agent)
+        if keys.set_aside:
+            config_map["data"]["AGENTRY_STATE_SET_ASIDE"] = keys.set_aside
         await self._apply(agent, config_map, new)
-        digest = builders.config_hash(config_map["data"], key_data)
-        sts = await self._apply(
-            agent, builders.build_statefulset(agent, self.settings, digest), new
+        digest = builders.config_hash(config_map["data"], keys.ring)
+        desired = builders.build_statefulset(
+            agent, self.settings, digest, ring_annotations(keys.ring)
         )
+        sts = await self._apply(agent, desired, new)
         pdb = builders.build_pdb(agent)
         if pdb is not None:
             await self._apply(agent, pdb, new)
@@ -174,8 +226,28 @@ class Reconciler:
         if live is not None and claim(live, agent.name, agent.metadata.uid) == "controlled":
             await self.kube.delete(kind, agent.namespace, name)
 
-    async def ensure_key_secret(self, agent: Agent) -> Ring:
-        """The key Secret's ids; the generated one is created once and adopted, never rewritten."""
+    def hold_unsafe_roll(
+        self,
+        agent: Agent,
+        ring: Ring,
+        status: Mapping[str, Any],
+        live_sts: Mapping[str, Any] | None,
+    ) -> None:
+        """Raise KeyRollHeldError when pods started on this key Secret could not read the
+        state: an id it needs is gone, or the ring itself is unusable."""
+        needed = needed_key_ids(checkpoint_key_ids(status), given_ring(live_sts))
+        reason = hold_reason(builders.key_secret_name_for(agent), ring, needed)
+        if reason:
+            raise KeyRollHeldError(reason)
+
+    async def ensure_key_secret(
+        self,
+        agent: Agent,
+        status: Mapping[str, Any] | None = None,
+        live_sts: Mapping[str, Any] | None = None,
+    ) -> KeySecret:
+        """The key Secret's ids; the generated one is created once and adopted, never
+        rewritten, and never created while sealed state needs the one that is gone."""
         name = builders.key_secret_name_for(agent)
         live = await self.kube.get("Secret", agent.namespace, name)
         if name != c.keys_secret_name(agent.name):
@@ -183,14 +255,9 @@ class Reconciler:
                 raise ReconcileError(
                     f"spec.state.encryption.keySecretRef: Secret {name!r} does not exist"
                 )
-            return ring_of(live)
+            return KeySecret(ring_of(live))
         if live is None:
-            try:
-                live = await self.kube.create(builders.build_key_secret(agent, self.random_bytes))
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-                live = await self.kube.get("Secret", agent.namespace, name) or {}
+            return await self._create_key_secret(agent, status or {}, live_sts)
         mine = claim(live, agent.name, agent.metadata.uid)
         check("Secret", live, agent.name, agent.metadata.uid)  # a foreign one: NameConflict
         labels = (live.get("metadata") or {}).get("labels") or {}
@@ -202,7 +269,62 @@ class Reconciler:
                 }
             }
             live = await self.kube.patch("Secret", agent.namespace, name, patch)
-        return ring_of(live)
+        notes = (live.get("metadata") or {}).get("annotations") or {}
+        return KeySecret(ring_of(live), set_aside=notes.get(c.SET_ASIDE_LABEL, ""))
+
+    async def _create_key_secret(
+        self, agent: Agent, status: Mapping[str, Any], live_sts: Mapping[str, Any] | None
+    ) -> KeySecret:
+        """A first key, or a fresh start the user accepted; KeysMissing otherwise."""
+        sealed = await sealed_state(self.kube, agent, status, live_sts)
+        secret = builders.build_key_secret(agent, self.random_bytes)
+        stamp = ""
+        if sealed.evidence:
+            if agent.metadata.annotations.get(c.ACCEPT_NEW_KEYS_ANNOTATION) != "true":
+                name = builders.key_secret_name_for(agent)
+                raise KeysMissingError(
+                    missing_message(agent.name, name, sealed.needed, sealed.evidence)
+                )
+            await self._stop_pods(agent, live_sts)
+            stamp = self.now().strftime("%Y%m%d-%H%M%S")
+            moved = await set_aside(self.kube, sealed, stamp)
+            secret["metadata"]["annotations"] = {c.SET_ASIDE_LABEL: stamp}
+            logger.warning(
+                "fresh start of %s/%s accepted: state set aside as %s (needs keys %s)",
+                agent.namespace,
+                agent.name,
+                ", ".join(moved) or "pvc files (moved by the runtime)",
+                ", ".join(sorted(sealed.needed)) or "unknown",
+            )
+        try:
+            live = await self.kube.create(secret)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            live = await self.kube.get("Secret", agent.namespace, secret["metadata"]["name"]) or {}
+            check("Secret", live, agent.name, agent.metadata.uid)
+        if agent.metadata.annotations.get(c.ACCEPT_NEW_KEYS_ANNOTATION) is not None:
+            await self._consume_accept(agent)
+        return KeySecret(ring_of(live), fresh=bool(sealed.evidence), set_aside=stamp)
+
+    async def _stop_pods(self, agent: Agent, live_sts: Mapping[str, Any] | None) -> None:
+        """Before state is set aside, no pod may still write to it: scale to zero and
+        wait (the handler retries) until the last one is gone."""
+        if live_sts is None or claim(live_sts, agent.name, agent.metadata.uid) != "controlled":
+            return
+        replicas = int(((live_sts.get("status") or {}).get("replicas")) or 0)
+        if int((live_sts.get("spec") or {}).get("replicas") or 0) > 0:
+            await self.kube.patch("StatefulSet", agent.namespace, agent.name, ZERO_REPLICAS)
+        if replicas > 0 or int((live_sts.get("spec") or {}).get("replicas") or 0) > 0:
+            raise FreshStartPendingError(
+                f"fresh start accepted for Agent {agent.name}: stopping its {replicas} pod(s) "
+                "(final checkpoint with the old key) before the old state is set aside"
+            )
+
+    async def _consume_accept(self, agent: Agent) -> None:
+        """The consent is one-shot: a later loss of the Secret must stop again."""
+        patch = {"metadata": {"annotations": {c.ACCEPT_NEW_KEYS_ANNOTATION: None}}}
+        await self.kube.patch("Agent", agent.namespace, agent.name, patch)
 
     async def adopt_retained_state(self, agent: Agent) -> int:
         """Unlabel state a deleted Agent of the same name left behind; returns how many."""
@@ -226,8 +348,7 @@ class Reconciler:
         name and without a controller; claims come from our StatefulSet's template."""
         meta = obj.get("metadata") or {}
         if kind == "ConfigMap":
-            name_fits = bool(_state_config_map_pattern(agent.name).match(meta.get("name", "")))
-            return name_fits and unowned_state_of(obj, agent.name)
+            return is_state_config_map(agent.name, obj)
         return (meta.get("labels") or {}).get(c.AGENT_LABEL) == agent.name
 
     # ---- delete ---------------------------------------------------------------------------

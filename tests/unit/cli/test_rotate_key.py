@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
-import pytest
 from agentry_cli.keyring import next_key_id, rotation_patch
 
+RANDOM_ID = re.compile(r"k-[0-9a-f]{8}")
 
-def heartbeat_key(fake_cluster, index, key_id):
+
+def active_id(fake_cluster) -> str:
+    return base64.b64decode(fake_cluster.secrets["demo-keys"]["data"]["active-key-id"]).decode()
+
+
+def heartbeat_key(fake_cluster, index):
+    """A replica reports a checkpoint under whatever key is active by then."""
+
     def apply() -> None:
         annotations = fake_cluster.leases[index]["metadata"]["annotations"]
         record = json.loads(annotations["agentry.dev/heartbeat"])
-        record["lastCheckpoint"]["keyId"] = key_id
+        record["lastCheckpoint"]["keyId"] = active_id(fake_cluster)
         annotations["agentry.dev/heartbeat"] = json.dumps(record)
 
     return apply
@@ -25,12 +33,13 @@ def test_rotate_key_adds_a_32_byte_key_and_makes_it_active_keeping_the_old(
     result = kubectl_agent("rotate-key", "demo", "--no-wait")
 
     data = fake_cluster.secrets["demo-keys"]["data"]
+    new_id = active_id(fake_cluster)
     assert result.code == 0
-    assert sorted(data) == ["active-key-id", "key.k1", "key.k2"]
-    assert base64.b64decode(data["active-key-id"]) == b"k2"
-    key_file = base64.b64decode(data["key.k2"])  # what the runtime reads from the mounted file
+    assert RANDOM_ID.fullmatch(new_id)
+    assert sorted(data) == sorted(["active-key-id", "key.k1", f"key.{new_id}"])
+    key_file = base64.b64decode(data[f"key.{new_id}"])  # what the runtime reads from the file
     assert len(base64.b64decode(key_file)) == 32
-    assert "key k2 added to Secret demo-keys and made active (previous k1" in result.out
+    assert f"key {new_id} added to Secret demo-keys and made active (previous k1" in result.out
 
 
 def test_rotate_key_guards_against_a_concurrent_change_with_the_resource_version(fake_cluster):
@@ -42,31 +51,31 @@ def test_rotate_key_guards_against_a_concurrent_change_with_the_resource_version
 def test_each_rotation_draws_fresh_random_bytes(fake_cluster):
     secret = fake_cluster.secrets["demo-keys"]
 
-    first = rotation_patch(secret)[1]["data"]["key.k2"]
-    second = rotation_patch(secret)[1]["data"]["key.k2"]
+    first_id, first = rotation_patch(secret)
+    second_id, second = rotation_patch(secret)
 
-    assert first != second
+    assert first_id != second_id
+    assert first["data"][f"key.{first_id}"] != second["data"][f"key.{second_id}"]
 
 
-@pytest.mark.parametrize(
-    ("existing", "expected"),
-    [([], "k1"), (["k1"], "k2"), (["k1", "k7", "k3"], "k8"), (["primary"], "k1")],
-)
-def test_the_new_key_id_follows_the_highest_numbered_one(existing, expected):
-    assert next_key_id(existing) == expected
+def test_a_new_key_id_is_random_and_never_one_already_in_the_secret():
+    draws = iter([b"\x00\x00\x00\x01", b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"])
+
+    assert next_key_id(["k-00000001"], lambda n: next(draws)) == "k-00000002"
+    assert len({next_key_id(["k1"]) for _ in range(50)}) == 50
 
 
 def test_rotate_key_waits_until_every_replica_checkpointed_with_the_new_key(
     kubectl_agent, fake_cluster, clock
 ):
-    clock.reactions += [heartbeat_key(fake_cluster, 0, "k2"), heartbeat_key(fake_cluster, 1, "k2")]
+    clock.reactions += [heartbeat_key(fake_cluster, 0), heartbeat_key(fake_cluster, 1)]
 
     result = kubectl_agent("rotate-key", "demo", "-o", "json")
 
     document = json.loads(result.out)
     assert result.code == 0
     assert document["confirmedBy"] == "heartbeats"
-    assert document["keyIds"] == ["k1", "k2"]
+    assert document["keyIds"] == ["k1", active_id(fake_cluster)]
     assert len(clock.slept) == 2
 
 
@@ -74,7 +83,7 @@ def test_rotate_key_is_also_done_when_the_agent_status_reports_the_new_key(
     kubectl_agent, fake_cluster, clock
 ):
     def operator_reports() -> None:
-        fake_cluster.agents["demo"]["status"]["lastCheckpoint"]["keyId"] = "k2"
+        fake_cluster.agents["demo"]["status"]["lastCheckpoint"]["keyId"] = active_id(fake_cluster)
 
     clock.reactions.append(operator_reports)
 
@@ -84,13 +93,12 @@ def test_rotate_key_is_also_done_when_the_agent_status_reports_the_new_key(
     assert "reported by the Agent status" in result.out
 
 
-def test_rotate_key_times_out_when_no_checkpoint_uses_the_key(kubectl_agent, clock):
+def test_rotate_key_times_out_when_no_checkpoint_uses_the_key(kubectl_agent, fake_cluster, clock):
     result = kubectl_agent("rotate-key", "demo", "--timeout", "30s")
 
     assert result.code == 1
-    assert "timed out after 30s waiting for a checkpoint of Agent demo written with key k2" in (
-        result.err
-    )
+    expected = f"waiting for a checkpoint of Agent demo written with key {active_id(fake_cluster)}"
+    assert f"timed out after 30s {expected}" in result.err
 
 
 def test_rotate_key_uses_the_secret_named_in_the_spec(kubectl_agent, fake_cluster):
