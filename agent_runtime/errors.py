@@ -96,6 +96,18 @@ class BodyTimeout(RequestError):
     closes_connection = True
 
 
+class ClientGone(RequestError):
+    """The client closed the connection before its body arrived: its failure, not ours.
+
+    Nobody reads the answer; the status keeps the request out of the server errors that
+    the error-rate alert counts.
+    """
+
+    status = 499
+    code = "client_closed_request"
+    closes_connection = True
+
+
 class TooManyInFlight(RequestError):
     """The client already has ``MAX_CONCURRENT_PER_CLIENT`` requests in flight."""
 

@@ -4,8 +4,9 @@ A declared ``Content-Length`` is checked before reading; a chunked body is bound
 app's ``client_max_size``, which aiohttp enforces while reading (also 413). ``read_body``
 reads the whole body before the request takes a replica slot, with
 ``BODY_READ_TIMEOUT_SECONDS`` for all of it: a client that trickles its body ties up its
-own connection, never a slot that other clients need. Handlers' ``request.read()`` then
-returns the bytes already read. Called by ``middleware/guard.py``.
+own connection, never a slot that other clients need. A client that hangs up before its
+body is complete is a client error (499), not a server error. Handlers'
+``request.read()`` then returns the bytes already read. Called by ``middleware/guard.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 
 from aiohttp import web
 
-from agent_runtime.errors import BodyTimeout, BodyTooLarge
+from agent_runtime.errors import BodyTimeout, BodyTooLarge, ClientGone
 
 
 def check_body_size(request: web.Request, limit: int) -> None:
@@ -24,7 +25,7 @@ def check_body_size(request: web.Request, limit: int) -> None:
 
 
 async def read_body(request: web.Request, timeout_seconds: float) -> None:
-    """Read the body into the request, or raise ``BodyTimeout`` (the connection then closes)."""
+    """Read the body into the request, or raise ``BodyTimeout`` or ``ClientGone``."""
     if not request.body_exists:
         return
     try:
@@ -32,3 +33,5 @@ async def read_body(request: web.Request, timeout_seconds: float) -> None:
             await request.read()
     except TimeoutError:
         raise BodyTimeout(f"the request body did not arrive within {timeout_seconds:g} s") from None
+    except ConnectionResetError:
+        raise ClientGone("the client closed the connection before sending its body") from None

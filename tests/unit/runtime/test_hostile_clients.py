@@ -5,18 +5,23 @@ of a lone surrogate next to innocent turns on the pvc store) leave every innocen
 acknowledged and stored; the trickling sockets (as many connections as MAX_CONCURRENT,
 each sending its body a byte at a time) leave other clients served, and themselves get
 408 once their body is overdue; one client cannot hold more than its own in-flight slots;
-an address that keeps failing authentication gets 429 before its token is looked at.
+an address that keeps failing authentication gets 429 before its token is looked at; a
+client that hangs up in the middle of its body is not counted as a server error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
-from agent_runtime.app import record_context
+from aiohttp import web
+
+from agent_runtime.app import create_app, record_context
 from agent_runtime.clock import ManualClock
 from agent_runtime.crypto import KeyRing
-from agent_runtime.state import PvcStore
+from agent_runtime.services import SERVICES
+from agent_runtime.state import MemoryStore, PvcStore
 from tests.support.fake_provider import FakeProvider
 from tests.support.runtime import MakeClient, make_settings
 
@@ -147,3 +152,33 @@ async def test_failed_authentications_from_one_address_are_throttled_until_time_
     assert (await post("tok-alice"))[:2] == (429, "auth_throttled")  # not even looked at
     await clock.advance(20)
     assert (await post("tok-alice"))[0] == 200
+
+
+async def test_a_client_hanging_up_mid_body_is_not_a_server_error(
+    tmp_path: Path, keyring: KeyRing, log_stream: io.StringIO
+) -> None:
+    settings = make_settings(tmp_path)
+    app = create_app(
+        settings, keyring=keyring, store=MemoryStore(keyring, record_context(settings))
+    )
+    runner = web.AppRunner(app, access_log=None)  # as lifecycle.run builds it
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /v1/sessions/s/messages HTTP/1.1\r\nHost: agent\r\n"
+            b'Content-Length: 100\r\n\r\n{"content'
+        )
+        await writer.drain()
+        writer.close()
+        metrics = app[SERVICES].metrics
+        async with asyncio.timeout(5):
+            while metrics.summary()["requests"] == 0:  # noqa: ASYNC110 - no event to await
+                await asyncio.sleep(0.01)
+        assert metrics.summary()["errors"] == 0
+    finally:
+        await runner.cleanup()
+    assert "unhandled error" not in log_stream.getvalue()
