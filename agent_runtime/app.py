@@ -41,6 +41,7 @@ from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
 from agent_runtime.state import MemoryStore, PvcStore, StateError, StateStore, StateUnreadable
+from agent_runtime.state.aside import set_aside
 from agent_runtime.tokens import TokenFile, TokenFileError
 
 log = logging.getLogger("agent_runtime.app")
@@ -71,6 +72,12 @@ def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
             keyring, record_context(settings), generations=settings.state_generations
         )
     if settings.state_backend == "pvc":
+        moved = set_aside(settings.state_dir, settings.state_set_aside)
+        if moved:
+            log.warning(
+                "fresh start accepted: old state set aside, starting empty",
+                extra={"fields": {"files": len(moved), "stamp": settings.state_set_aside}},
+            )
         return PvcStore(
             settings.state_dir, keyring, record_context(settings), settings.state_generations
         )

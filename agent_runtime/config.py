@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     state_backend: Literal["memory", "pvc", "configmap"] = "pvc"
     state_dir: Path = Path("/var/lib/agentry/state")
     state_generations: int = Field(default=3, ge=1, le=32)
+    state_set_aside: str = ""  # a fresh start's stamp: move unreadable pvc files aside once
     keys_dir: Path | None = None
 
     model_provider: Literal["builtin", "openai"] = "builtin"

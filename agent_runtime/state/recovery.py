@@ -117,8 +117,9 @@ def recover(
         break
     if checkpoints and chosen is None:
         raise StateUnreadable(
-            f"none of {len(checkpoints)} checkpoints can be read with keys "
-            f"{list(keyring.key_ids)} (newest: {failures[0].name}, {failures[0].reason})"
+            f"none of {len(checkpoints)} checkpoints can be read: the newest "
+            f"({failures[0].name}) needs key id {failures[0].key_id!r} and failed "
+            f"{failures[0].reason}; the key ring has {list(keyring.key_ids)}"
         )
     for failure in failures:
         restored_from = f"restored generation {chosen.generation}" if chosen else "no checkpoint"
@@ -173,7 +174,8 @@ def recover(
         if failure.key_id is not None and failure.key_id not in proven:
             raise StateUnreadable(
                 f"{failure.name} sealed with key id {failure.key_id!r} failed {failure.reason} "
-                "and no other record under that key opens: the key is wrong"
+                "and no other record under that key opens: the key is wrong "
+                f"(the key ring has {list(keyring.key_ids)})"
             )
 
     info = None

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .commands import health, invoke, lifecycle, logs, metrics, rotate, status
+from .commands import health, invoke, keys, lifecycle, logs, metrics, rotate, status
 from .environment import Env
 from .errors import UsageError
 from .formatting import OUTPUT_FORMATS
@@ -83,6 +83,13 @@ COMMANDS = (
         "kubectl agent rotate-key support-bot\nkubectl agent rotate-key support-bot --no-wait",
     ),
     Command(
+        "keys",
+        keys.run,
+        "export or import the Agent's key Secret (back up the keys to its memory)",
+        "kubectl agent keys export support-bot -f support-bot-keys.yaml\n"
+        "kubectl agent keys import support-bot -f support-bot-keys.yaml",
+    ),
+    Command(
         "invoke",
         invoke.run,
         "send a message through the API server's service proxy",
@@ -138,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=[shared],
         )
+        if command.name == "keys":
+            sub.add_argument("action", choices=("export", "import"), help="export or import")
         sub.add_argument("name", metavar="NAME", help="name of the Agent")
         _add_options(command.name, sub)
         sub.set_defaults(handler=command.handler)
@@ -184,6 +193,13 @@ def _add_options(name: str, sub: argparse.ArgumentParser) -> None:
             metavar="DURATION",
             type=_duration,
             help=f"how long to wait (default: {default})",
+        )
+    elif name == "keys":
+        sub.add_argument(
+            "-f",
+            "--file",
+            metavar="FILE",
+            help="export: write here (mode 0600) instead of stdout; import: read this ('-' stdin)",
         )
     elif name == "invoke":
         sub.add_argument("message", metavar="MESSAGE", help="the message to send")

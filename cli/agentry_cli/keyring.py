@@ -11,6 +11,7 @@ names exactly one key, never "k1" of some other generation (issue 17).
 from __future__ import annotations
 
 import base64
+import binascii
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,14 @@ ID_BYTES = 4
 def key_ids(secret: dict[str, Any]) -> list[str]:
     """The ids of every key in the Secret, in the Secret's order."""
     return [k[len(KEY_PREFIX) :] for k in (secret.get("data") or {}) if k.startswith(KEY_PREFIX)]
+
+
+def is_key(value: str) -> bool:
+    """Whether a `data` value is what the runtime needs: base64 (API) of base64 of 32 bytes."""
+    try:
+        return len(base64.b64decode(base64.b64decode(value, validate=True), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def active_key_id(secret: dict[str, Any]) -> str | None:

@@ -207,6 +207,15 @@ class KubeCluster:
             )
         return dict(self._plain(patched))
 
+    def create_secret(self, namespace: str, body: Obj) -> Obj:
+        name = str(body["metadata"]["name"])
+        with self._errors("Secret", name, namespace):
+            # The client serialises a plain dict as it is (its model type is not needed).
+            created = self.core.create_namespaced_secret(
+                namespace, cast(Any, body), _request_timeout=REQUEST_TIMEOUT
+            )
+        return dict(self._plain(created))
+
     def post_through_proxy(
         self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> HttpReply:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from agentry_cli.cluster import HttpReply, LogOptions
-from agentry_cli.errors import CliError, NotFound
+from agentry_cli.errors import CliError, NotFound, OperationFailed
 from agentry_cli.main import main
 
 DATA = Path(__file__).parent / "data"
@@ -137,6 +137,14 @@ class FakeCluster:
         if name not in self.secrets:
             raise NotFound(f'Secret "{name}" not found in namespace "{namespace}"')
         return copy.deepcopy(self.secrets[name])
+
+    def create_secret(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        self._check("create_secret", namespace, name)
+        if name in self.secrets:
+            raise OperationFailed(f'Secret "{name}" already exists in namespace "{namespace}"')
+        self.secrets[name] = copy.deepcopy(body)
+        return copy.deepcopy(body)
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self._check("patch_secret", namespace, name)
