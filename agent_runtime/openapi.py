@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_runtime import __version__
+from agent_runtime.paging import DEFAULT_AFTER, DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _error(description: str, *headers: str) -> dict[str, Any]:
@@ -34,6 +35,22 @@ _OWNER = {
     "description": "Admin tokens only: the client whose session to read or delete",
     "schema": {"type": "string"},
 }
+_PAGE = [
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "Messages already read: the page starts after this many (default 0)",
+        "schema": {"type": "integer", "minimum": 0, "default": DEFAULT_AFTER},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "At most this many messages; a page also stops near 1 MiB of text",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+]
 _NOT_FOUND = _error("No session of this id belongs to the caller (or the named client)")
 _NOT_ADMIN = _error("`client` given with a token that is not marked [admin]")
 _LIMITED = {
@@ -87,17 +104,18 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/sessions/{id}": {
                 "get": {
-                    "summary": "A session's messages",
-                    "parameters": [_SESSION_ID, _OWNER],
+                    "summary": "A page of a session's messages (`next` reads on)",
+                    "parameters": [_SESSION_ID, _OWNER, *_PAGE],
                     "responses": {
                         "200": {
-                            "description": "The session",
+                            "description": "One page of the session",
                             "content": {
                                 "application/json": {
                                     "schema": {"$ref": "#/components/schemas/Session"}
                                 }
                             },
                         },
+                        "400": _error("`after` or `limit` out of range; `field` names it"),
                         "403": _NOT_ADMIN,
                         "404": _NOT_FOUND,
                         **_LIMITED,
@@ -176,9 +194,17 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Session": {
                     "type": "object",
-                    "required": ["id", "messages"],
+                    "required": ["id", "messages", "total", "next"],
                     "properties": {
                         "id": {"type": "string"},
+                        "total": {
+                            "type": "integer",
+                            "description": "messages in the whole session",
+                        },
+                        "next": {
+                            "type": ["integer", "null"],
+                            "description": "`after` of the next page; null on the last page",
+                        },
                         "messages": {
                             "type": "array",
                             "items": {

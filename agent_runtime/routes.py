@@ -16,6 +16,7 @@ from agent_runtime.errors import InvalidRequest
 from agent_runtime.middleware import DEGRADED
 from agent_runtime.openapi import openapi_document
 from agent_runtime.ownership import owner_of
+from agent_runtime.paging import page_of, page_request
 from agent_runtime.services import SERVICES
 
 routes = web.RouteTableDef()
@@ -70,12 +71,11 @@ async def post_message(request: web.Request) -> web.Response:
 async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     owner = owner_of(request, admin_may_name_owner=True)
+    after, limit = page_request(request.query)
     messages = request.app[SERVICES].sessions.get(owner, session_id)
+    page = page_of(messages, after, limit)
     return web.json_response(
-        {
-            "id": session_id,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-        }
+        {"id": session_id, "messages": page.messages, "total": page.total, "next": page.next}
     )
 
 

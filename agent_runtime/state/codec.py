@@ -63,9 +63,16 @@ def encode_checkpoint(
     parts = [_part(header)]
     for owner in sorted(state):
         parts.append(_part({"client": owner.client, "session": owner.session}))
-        body = _ENCODER.encode(state[owner]).encode()
+        body = _encode_messages(state[owner])
         parts.append(framing.frame(bodies.seal(body, CHECKPOINT_BODY_KIND, owner)))
     return b"".join(parts)
+
+
+def _encode_messages(messages: list[Message]) -> bytes:
+    """The JSON list of `messages`, one message per encoder call (the same bytes as one
+    call for the list): a worker thread encoding a checkpoint lets the event loop run
+    between messages, where one call for a session of megabytes would hold the GIL."""
+    return b"[" + b",".join(_ENCODER.encode(m).encode() for m in messages) + b"]"
 
 
 def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:

@@ -269,11 +269,12 @@ class ConfigMapStore(SealedStore):
                 return live, additions
             raise StateFull(f"{self.describe()}: {self._gate.full}")
         old_segment = self._segment
-        generation, now, plaintext = self._rotate(self._shadow)
+        snapshot = self._shadow
+        generation, now = self._rotate(snapshot)
         for item in (*live, *self._batches.pending):
             if item.segment == old_segment:
                 item.segment = generation
-        await self._write_checkpoint(generation, now, plaintext)
+        await self._write_checkpoint(generation, now, snapshot)
         live = [p for p in live if p.segment >= self._committed_generation]
         return live, self._seal_batch(live)
 
@@ -302,7 +303,7 @@ class ConfigMapStore(SealedStore):
 
     async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
         self._gate.check_writable()
-        generation, now, plaintext = self._rotate(state)
+        generation, now = self._rotate(state)
         # Compactions never erase: their snapshot (the store's own copy) may not yet hold
         # a deletion that is being appended; this checkpoint's state does (protocol.py).
         erase = self._take_erasure()
@@ -312,25 +313,28 @@ class ConfigMapStore(SealedStore):
                 if self._committed_generation > generation and self._last_info is not None:
                     self._erasure_not_done(erase)
                     return self._last_info  # a compaction already wrote a newer generation
-                return await self._write_checkpoint(generation, now, plaintext, erase=erase)
+                return await self._write_checkpoint(generation, now, state, erase=erase)
         except BaseException:
             self._erasure_not_done(erase)
             raise
 
-    def _rotate(self, state: MemoryState) -> tuple[int, datetime, bytes]:
-        """Synchronously: start a new segment and snapshot `state` (see protocol.py)."""
+    def _rotate(self, state: MemoryState) -> tuple[int, datetime]:
+        """Synchronously: start a new segment and let `state` go (see protocol.py).
+
+        From here on the store's own copy is a fresh one, so nothing changes `state`
+        while a worker thread encodes it for the checkpoint.
+        """
         generation = self._take_number()
         self._segment = generation
         now = self._clock()
-        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
         self._shadow = {k: [dict(m) for m in v] for k, v in state.items()}
-        return generation, now, plaintext
+        return generation, now
 
     async def _write_checkpoint(
-        self, generation: int, now: datetime, plaintext: bytes, *, erase: bool = False
+        self, generation: int, now: datetime, state: MemoryState, *, erase: bool = False
     ) -> CheckpointInfo:
         started = time.perf_counter()
-        sealed = await asyncio.to_thread(self._seal, plaintext, CHECKPOINT_KIND)
+        sealed = await asyncio.to_thread(self._sealed_checkpoint, generation, now, state)
         self._check_room(len(sealed))
         chunks = layout.split_chunks(sealed, self._chunk_bytes)
         slot = layout.other_slot(self._good.slot if self._good else None)
@@ -381,6 +385,11 @@ class ConfigMapStore(SealedStore):
             for index in range(count if each == slot else 0, layout.MAX_CHUNKS):
                 name = layout.chunk_name(self._replica, each, index)
                 await self._maps.replace(layout.configmap(name, self._namespace, self._labels))
+
+    def _sealed_checkpoint(self, generation: int, now: datetime, state: MemoryState) -> bytes:
+        """Encode and seal a snapshot, in a worker thread: megabytes would stall the loop."""
+        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
+        return self._seal(plaintext, CHECKPOINT_KIND)
 
     def _check_room(self, size: int) -> None:
         """Refuse a checkpoint the chunks cannot hold; warn from WARN_FRACTION of them."""

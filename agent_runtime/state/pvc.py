@@ -223,13 +223,13 @@ class PvcStore(SealedStore):
 
     async def _checkpoint(self, generation: int, state: MemoryState, erase: bool) -> CheckpointInfo:
         now = self._clock()
-        # The snapshot, on the loop.
-        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
         async with self._checkpoint_lock:
             self._gate.check_writable()
             started = time.perf_counter()
             try:
-                size = await asyncio.to_thread(self._write_checkpoint, generation, plaintext, erase)
+                size = await asyncio.to_thread(
+                    self._write_checkpoint, generation, now, state, erase
+                )
             except OSError as exc:
                 raise self._write_failure(exc, "a checkpoint") from exc
             self._gate.full = None
@@ -241,7 +241,11 @@ class PvcStore(SealedStore):
                 duration_seconds=time.perf_counter() - started,
             )
 
-    def _write_checkpoint(self, generation: int, plaintext: bytes, erase: bool) -> int:
+    def _write_checkpoint(
+        self, generation: int, now: datetime, state: MemoryState, erase: bool
+    ) -> int:
+        """In a worker thread: encoding and sealing megabytes would stall the loop."""
+        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
         sealed = self._seal(plaintext, CHECKPOINT_KIND)
         final = self._dir / f"checkpoint-{generation:08d}.agry"
         _write_atomically(final, sealed, self._dir, temp_name=f"{_TEMP_PREFIX}{generation:08d}.tmp")

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from agent_runtime.state import EntryNotWritable, JournalEntry, Restored, StateStore
+import pytest
+
+from agent_runtime.state import (
+    EntryNotWritable,
+    JournalEntry,
+    MemoryState,
+    Restored,
+    StateStore,
+    codec,
+)
+from agent_runtime.state.sealing import BodySeal
 
 
 def say(session: str, text: str) -> JournalEntry:
@@ -31,3 +43,16 @@ async def check_an_unencodable_entry_fails_alone(
         "a": ["one", "two", "after"],
         "c": ["three"],
     }
+
+
+def record_encoding_threads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Patch the checkpoint encoder to note whether each call runs on the main thread."""
+    threads: list[bool] = []
+    encode = codec.encode_checkpoint
+
+    def noting(generation: int, now: datetime, state: MemoryState, bodies: BodySeal) -> bytes:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return encode(generation, now, state, bodies)
+
+    monkeypatch.setattr(codec, "encode_checkpoint", noting)
+    return threads

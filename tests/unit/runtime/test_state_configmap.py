@@ -46,7 +46,7 @@ from agent_runtime.state import (
 )
 from agent_runtime.state.sealing import BodySeal
 from tests.support.runtime import MakeClient, anon, make_settings, readiness_of_state
-from tests.support.state import check_an_unencodable_entry_fails_alone
+from tests.support.state import check_an_unencodable_entry_fails_alone, record_encoding_threads
 from tests.support.tenancy import (
     ALICE,
     BOB,
@@ -565,3 +565,12 @@ async def test_at_its_size_limit_the_backend_warns_then_answers_507_and_recovers
     assert (await readiness_of_state(runtime))[0] == 200
     answer = await runtime.post("/v1/sessions/s3/messages", json={"content": "room again"})
     assert answer.status == 200
+
+
+async def test_the_checkpoint_is_encoded_in_a_worker_thread(
+    api: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await store(api)
+    threads = record_encoding_threads(monkeypatch)
+    await s.checkpoint({anon("s"): [{"role": "user", "content": "x" * 60_000}]})
+    assert threads == [False]  # not the event loop's thread
