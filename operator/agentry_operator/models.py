@@ -104,6 +104,12 @@ class ModelSpec(_Model):
     ingress or load balancer timeout."""
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries after the first attempt."""
+    circuit_failure_threshold: int | None = Field(default=None, ge=1, le=10000)
+    """Consecutive failed model calls that open the circuit (replies then come from the
+    fallback); unset keeps the runtime's default of 5."""
+    circuit_open_seconds: float | None = Field(default=None, gt=0, le=3600)
+    """How long an open circuit waits before it tries the model again; unset keeps the
+    runtime's default of 30."""
 
 
 class RateLimitSpec(_Model):

@@ -44,6 +44,12 @@ class OperatorSettings(BaseSettings):
     heartbeat_stale_seconds: float = Field(
         default=60.0, gt=0, description="A heartbeat older than this counts as missing."
     )
+    agent_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra variables for every agent container, JSON {name: value}. The "
+        "place for runtime tuning (AGENTRY_*), which spec.env refuses: whoever installs "
+        "the operator may set it, an Agent's editor may not.",
+    )
 
     @field_validator("watch_namespaces", mode="before")
     @classmethod

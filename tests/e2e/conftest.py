@@ -4,6 +4,7 @@ the CRD alone, for tests of what the API server does with Agents."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "agentry"
 RELEASE_NS = "agentry-system"
 CRD = ROOT / "crds" / "agents.agentry.dev.yaml"
+FAST_RUNTIME = {
+    "AGENTRY_HEARTBEAT_INTERVAL_SECONDS": "2",
+    "AGENTRY_MODEL_KEY_CHECK_INTERVAL_SECONDS": "2",
+}
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +43,10 @@ def operator(cluster: Any) -> Iterator[Any]:
         "operator.driftIntervalSeconds=10",
         "--set",
         "logLevel=debug",
+        # Short runtime cadences so heartbeats and key checks show up within seconds
+        # (spec.env may not set AGENTRY_*; the operator's agentDefaults.env may).
+        "--set-json",
+        f"agentDefaults.env={json.dumps(FAST_RUNTIME)}",
         "--wait",
         "--timeout",
         "180s",

@@ -38,10 +38,9 @@ pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 API_KEY = "sk-test-valid"
-FAST_RUNTIME = [
-    {"name": "AGENTRY_HEARTBEAT_INTERVAL_SECONDS", "value": "2"},
-    {"name": "AGENTRY_CIRCUIT_OPEN_SECONDS", "value": "3"},
-]
+# Heartbeats every 2 s come from the chart (tests/e2e/conftest.py); the circuit is tuned
+# per Agent in its spec.
+FAST_CIRCUIT = {"circuitOpenSeconds": 3}
 
 
 class LoopThread:
@@ -121,7 +120,9 @@ def secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def openai_agent(namespace: str, name: str, endpoint: str, **spec: Any) -> dict[str, Any]:
+def openai_agent(
+    namespace: str, name: str, endpoint: str, circuit: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "agentry.dev/v1alpha1",
         "kind": "Agent",
@@ -135,6 +136,7 @@ def openai_agent(namespace: str, name: str, endpoint: str, **spec: Any) -> dict[
                 "apiKeySecretRef": {"name": "model-key", "key": "api-key"},
                 "timeoutSeconds": 2,
                 "maxRetries": 0,
+                **(circuit or {}),
             },
             "state": {"backend": "configmap", "checkpointIntervalSeconds": 10},
             **spec,
@@ -219,7 +221,7 @@ def test_a_model_outage_degrades_the_agent_with_marked_replies_and_it_recovers_w
     loop_thread.run(fake.__aenter__())
     try:
         apply(operator, secret(namespace, "model-key", {"api-key": API_KEY}))
-        apply(operator, openai_agent(namespace, "outage", fake.url, env=FAST_RUNTIME))
+        apply(operator, openai_agent(namespace, "outage", fake.url, circuit=FAST_CIRCUIT))
         ip = wait_until_observed(operator, namespace, "outage")
         _, restarts_before = pod_ready_and_restarts(operator, namespace, "outage-0")
 
@@ -288,14 +290,17 @@ def test_an_error_burst_raises_one_alert_with_one_webhook_call_and_one_resolve_c
         apply(operator, secret(namespace, "alert-hook", {"url": hook_url}))
         # A high circuit threshold keeps every request going to the provider, so each
         # injected fault is exactly one failed request.
-        env = [*FAST_RUNTIME, {"name": "AGENTRY_CIRCUIT_FAILURE_THRESHOLD", "value": "1000"}]
+        circuit = {**FAST_CIRCUIT, "circuitFailureThreshold": 1000}
         alerting = {
             "errorRateThreshold": 0.5,
             "windowSeconds": 10,
             "minRequests": 5,
             "webhookSecretRef": {"name": "alert-hook", "key": "url"},
         }
-        apply(operator, openai_agent(namespace, "bursty", fake.url, env=env, alerting=alerting))
+        apply(
+            operator,
+            openai_agent(namespace, "bursty", fake.url, circuit=circuit, alerting=alerting),
+        )
         ip = wait_until_observed(operator, namespace, "bursty")
         assert send(ip, "warm up")[1]["degraded"] is False
 

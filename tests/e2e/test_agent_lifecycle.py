@@ -137,8 +137,10 @@ def remembered(url: str, session: str) -> list[str]:
 
 
 def printed_column(cluster: Any, name: str, namespace: str, column: str) -> str:
-    """One printer column of `kubectl get agents.agentry.dev NAME`, as kubectl prints it."""
-    header, row = cluster.kubectl("get", AGENTS, name, "-n", namespace).stdout.splitlines()[:2]
+    """One printer column of `kubectl get agents.agentry.dev NAME -o wide`, as kubectl
+    prints it (the counters have priority 1: only the wide output shows them)."""
+    printed = cluster.kubectl("get", AGENTS, name, "-n", namespace, "-o", "wide").stdout
+    header, row = printed.splitlines()[:2]
     start = header.index(column)
     rest = row[start:]
     return rest.split("  ")[0].strip()

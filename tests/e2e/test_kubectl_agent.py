@@ -48,11 +48,7 @@ VENV_BIN = Path(sys.prefix) / "bin"
 BOT = "bot"
 MODELLED = "modelled"
 VALID_KEY = "sk-test-valid"
-# Short cadences so heartbeats, key checks and checkpoints show up within seconds.
-FAST_ENV = [
-    {"name": "AGENTRY_HEARTBEAT_INTERVAL_SECONDS", "value": "2"},
-    {"name": "AGENTRY_MODEL_KEY_CHECK_INTERVAL_SECONDS", "value": "2"},
-]
+# Heartbeats and key checks every 2 s come from the chart (tests/e2e/conftest.py).
 
 
 # --- running the plugin -------------------------------------------------------------
@@ -187,7 +183,6 @@ def bot(operator: Any, ns: str) -> str:
             "spec": {
                 "replicas": 2,
                 "state": {"backend": "configmap", "checkpointIntervalSeconds": 3},
-                "env": FAST_ENV,
             },
         },
     )
@@ -273,7 +268,6 @@ def modelled(operator: Any, ns: str, provider: ProviderThread) -> str:
                 },
                 "fallback": "builtin",
                 "state": {"backend": "configmap", "checkpointIntervalSeconds": 5},
-                "env": FAST_ENV,
             },
         },
     )

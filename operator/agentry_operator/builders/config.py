@@ -91,6 +91,10 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         env["MODEL_NAME"] = spec.model.name
     if spec.model.api_key_secret_ref is not None:
         env["MODEL_API_KEY_FILE"] = c.MODEL_KEY_FILE
+    if spec.model.circuit_failure_threshold is not None:
+        env["CIRCUIT_FAILURE_THRESHOLD"] = str(spec.model.circuit_failure_threshold)
+    if spec.model.circuit_open_seconds is not None:
+        env["CIRCUIT_OPEN_SECONDS"] = _number(spec.model.circuit_open_seconds)
     if spec.auth.enabled:
         env["AUTH_TOKENS_FILE"] = c.AUTH_TOKENS_FILE
     return {f"AGENTRY_{key}": value for key, value in sorted(env.items())}

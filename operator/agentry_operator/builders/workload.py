@@ -86,6 +86,7 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "AGENTRY_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    env.extend({"name": name, "value": value} for name, value in sorted(settings.agent_env.items()))
     env.extend({"name": var.name, "value": var.value} for var in spec.env)
     container: dict[str, Any] = {
         "name": c.CONTAINER_NAME,

@@ -205,3 +205,20 @@ def test_the_grace_period_covers_the_shutdown_delay_the_drain_and_a_final_checkp
     drain = int(env["AGENTRY_SHUTDOWN_GRACE_SECONDS"])
     assert delay >= (0 if environment == "development" else 5)  # endpoints need to catch up
     assert pod_spec(a)["terminationGracePeriodSeconds"] >= delay + drain + 10
+
+
+def test_circuit_tuning_reaches_the_runtime_only_when_set() -> None:
+    """spec.env may not set AGENTRY_*: the circuit is tuned through typed spec fields."""
+    tuned = agent(model={"circuitFailureThreshold": 1000, "circuitOpenSeconds": 2.5})
+    env = builders.runtime_environment(tuned)
+    assert env["AGENTRY_CIRCUIT_FAILURE_THRESHOLD"] == "1000"
+    assert env["AGENTRY_CIRCUIT_OPEN_SECONDS"] == "2.5"
+    assert "AGENTRY_CIRCUIT_OPEN_SECONDS" not in builders.runtime_environment(agent())
+
+
+def test_the_operators_agent_env_reaches_every_agent_container_before_spec_env() -> None:
+    settings = OperatorSettings(runtime_image="img:1", agent_env={"AGENTRY_X": "1"})
+    a = agent(env=[{"name": "EXTRA", "value": "2"}])
+    container = builders.build_statefulset(a, settings)["spec"]["template"]["spec"]["containers"][0]
+    names = [var["name"] for var in container["env"]]
+    assert names == ["AGENTRY_REPLICA", "AGENTRY_X", "EXTRA"]

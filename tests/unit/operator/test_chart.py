@@ -219,3 +219,12 @@ def test_the_pod_monitor_labels_agent_series_with_the_agent_name() -> None:
     watched = render("podMonitor.enabled=true", "watchNamespaces=team-a\\,team-b")
     selector = next(d for d in watched if d["kind"] == "PodMonitor")["spec"]["namespaceSelector"]
     assert selector == {"matchNames": ["team-a", "team-b"]}
+
+
+def test_agent_defaults_env_reaches_the_operator_as_json() -> None:
+    docs = render("agentDefaults.env.AGENTRY_HEARTBEAT_INTERVAL_SECONDS=2")
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AGENTRY_OPERATOR_AGENT_ENV"] == '{"AGENTRY_HEARTBEAT_INTERVAL_SECONDS":"2"}'
