@@ -11,6 +11,8 @@ step on the local cluster with the chart-installed operator:
    stays; putting the key back releases it;
 5. the Secret deleted again and the fresh start accepted with the annotation: a new
    `k-<8 hex>` key id, the old state kept aside as ConfigMaps, empty memory.
+A second Agent on the pvc backend checks the fresh start there: the runtime moves the
+files aside and starts with empty memory.
 """
 
 from __future__ import annotations
@@ -145,3 +147,33 @@ def test_a_lost_key_secret_stops_the_operator_and_an_export_brings_the_agent_bac
     wait_phase(operator, "mem", namespace, "Running", timeout=120)
     annotations = get_json(operator, AGENTS, "mem", "-n", namespace)["metadata"]["annotations"]
     assert "agentry.dev/accept-new-keys" not in annotations
+
+
+def test_a_fresh_start_on_the_pvc_backend_moves_the_files_aside_in_the_runtime(
+    operator: Any, namespace: str
+) -> None:
+    state = {"backend": "pvc", "pvc": {"size": "16Mi"}, "checkpointIntervalSeconds": 1}
+    apply_agent(operator, "mem", namespace, {"state": state})
+    url = base_url(ready_pod(operator, "mem", namespace))
+    assert say(url, "diary", "remember the harbour").status == 200
+    wait_for(
+        lambda: (agent_status(operator, "mem", namespace).get("lastCheckpoint") or {}).get("keyId"),
+        60,
+        "a checkpoint in the status",
+    )
+    operator.kubectl("delete", "secret", "mem-keys", "-n", namespace)
+    wait_for(lambda: ready_reason(operator, namespace) == "KeysMissing", 30, "KeysMissing")
+    assert "state-mem-0" in ready_message(operator, namespace)
+
+    operator.kubectl("annotate", AGENTS, "mem", "-n", namespace, "agentry.dev/accept-new-keys=true")
+    fresh = wait_for(
+        lambda: (
+            get_json(operator, "secret", "mem-keys", "-n", namespace)
+            and ready_pod(operator, "mem", namespace)
+        ),
+        180,
+        "a new key Secret and a ready pod",
+    )
+    assert remembered(base_url(fresh), "diary") == []
+    logs = operator.kubectl("logs", "mem-0", "-n", namespace).stdout
+    assert "fresh start accepted: old state set aside" in logs
