@@ -10,7 +10,9 @@ process node puts them on a bridge the host can reach). It checks that:
 - deleting an Agent with `retainOnDelete` keeps its key and state, and a new Agent of the
   same name resumes that memory (with either state backend);
 - an operator restarted in the middle of reconciling a new Agent converges without
-  duplicating any child.
+  duplicating any child;
+- a deleted pod fails readiness at once but keeps answering for the shutdown delay,
+  then closes, and its replacement holds every acknowledged turn.
 Both state backends are used: configmap where the state should live in the API server,
 pvc where it lives on the pod's volume.
 """
@@ -537,3 +539,37 @@ def test_an_operator_restarted_mid_reconcile_converges_without_duplicate_childre
     # A drift pass of the new operator (every 10 s here) changes nothing.
     time.sleep(12)
     assert children(operator, "steady", namespace) == expected
+
+
+def test_a_deleted_pod_fails_readiness_but_keeps_answering_for_the_shutdown_delay(
+    operator: Any, namespace: str
+) -> None:
+    """The review saw /readyz refused 0.3 s after SIGTERM, while proxies still routed here.
+
+    Staging: 5 s of delay, 15 s of drain, a 30 s grace period. The turns are posted at the
+    pod's IP, as a proxy that has not yet seen the endpoint removal would.
+    """
+    spec = {"environment": "staging", "state": {"backend": "configmap"}}
+    apply_agent(operator, "polite", namespace, spec)
+    pod = ready_pod(operator, "polite", namespace)
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 30
+    url = base_url(pod)
+    assert say(url, "s", "before").status == 200
+
+    operator.kubectl("delete", "pod", pod["metadata"]["name"], "-n", namespace, "--wait=false")
+    wait_for(lambda: http("GET", f"{url}/readyz").status == 500, 30, "readyz failing", 0.1)
+    while_unready = say(url, "s", "while unready")
+    assert while_unready.status == 200, while_unready.body
+    assert http("GET", f"{url}/readyz").status == 500  # still in the delay: unready, serving
+
+    def refused() -> bool:
+        try:
+            urllib.request.urlopen(f"{url}/livez", timeout=2).close()
+        except OSError:
+            return True
+        return False
+
+    wait_for(refused, 60, "the listener closed after the delay")
+    current = ready_pod(operator, "polite", namespace)
+    assert current["metadata"]["uid"] != pod["metadata"]["uid"]
+    assert remembered(base_url(current), "s") == ["before", "while unready"]
