@@ -93,8 +93,9 @@ class ModelSpec(_Model):
 
     provider: Provider = "builtin"
     """builtin (a local responder, no network) or openai (any OpenAI-compatible API)."""
-    endpoint: str | None = Field(default=None, pattern=r"^https?://")
-    """Base URL of the chat completions API, ending in /v1."""
+    endpoint: str | None = Field(default=None, pattern=r"^https?://[^/@]+(/[^@]*)?$")
+    """Base URL of the chat completions API, ending in /v1; no user:password@ (the key
+    belongs in apiKeySecretRef, and a URL is printed where a Secret is not)."""
     name: str | None = Field(default=None, min_length=1)
     """Model name sent to the provider."""
     api_key_secret_ref: SecretKeyRef | None = None
@@ -259,6 +260,22 @@ class EnvVar(_Model):
         return name
 
 
+class SessionsSpec(_Model):
+    """Limits on the memory each replica keeps; a request past one is refused, naming it."""
+
+    max_turns: int = Field(default=1000, ge=0)
+    """Turns one session may hold; more are refused with 409. 0: no limit."""
+    max_session_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    """UTF-8 bytes of one session's messages; a question past it is refused with 413.
+    0: no limit."""
+    max_sessions: int = Field(default=10_000, ge=0)
+    """Sessions one replica holds; a new one beyond it is refused with 507. 0: no limit."""
+    max_state_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """UTF-8 bytes of all sessions on one replica; beyond it new turns get 507. 0: no limit."""
+    idle_timeout_seconds: int = Field(default=0, ge=0)
+    """Sessions idle this long are erased as by DELETE. 0: kept until deleted."""
+
+
 class ResourcesSpec(_Model):
     """Compute resources of the agent container."""
 
@@ -304,6 +321,8 @@ class AgentSpec(_Model):
     """Caller authentication."""
     alerting: AlertingSpec = Field(default_factory=AlertingSpec, json_schema_extra={"default": {}})
     """Error-rate alerting."""
+    sessions: SessionsSpec = Field(default_factory=SessionsSpec, json_schema_extra={"default": {}})
+    """Limits on session memory, per replica."""
     resources: ResourcesSpec | None = None
     """Compute resources of the agent container."""
     image: str | None = Field(default=None, min_length=1)

@@ -132,10 +132,15 @@ def say(url: str, session: str, content: str, client: str = CLIENT) -> Reply:
 
 def remembered(url: str, session: str) -> list[str]:
     """The user turns the pod holds for `session` (empty when it is unknown)."""
-    reply = http("GET", f"{url}/v1/sessions/{session}")
-    if reply.status != 200:
-        return []
-    return [m["content"] for m in reply.body["messages"] if m["role"] == "user"]
+    turns: list[str] = []
+    after: int | None = 0
+    while after is not None:  # every page, as a client reads a long session
+        reply = http("GET", f"{url}/v1/sessions/{session}?after={after}")
+        if reply.status != 200:
+            return turns
+        turns += [m["content"] for m in reply.body["messages"] if m["role"] == "user"]
+        after = reply.body["next"]
+    return turns
 
 
 def printed_column(cluster: Any, name: str, namespace: str, column: str) -> str:
@@ -270,7 +275,10 @@ def test_changing_the_rate_limit_rolls_the_pods_and_the_new_limit_is_enforced(
 def test_a_runtime_killed_with_sigkill_is_restarted_with_every_acknowledged_turn(
     operator: Any, namespace: str
 ) -> None:
-    spec = {"state": {"backend": "pvc", "pvc": {"size": "16Mi"}, "checkpointIntervalSeconds": 5}}
+    spec = {
+        "state": {"backend": "pvc", "pvc": {"size": "16Mi"}, "checkpointIntervalSeconds": 5},
+        "sessions": {"maxTurns": 0},  # one session takes every turn the writer sends
+    }
     apply_agent(operator, "sturdy", namespace, spec)
     pod = ready_pod(operator, "sturdy", namespace)
     url = base_url(pod)

@@ -47,6 +47,12 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("auth without tokens", {"auth": {"enabled": True}}, "spec.auth.tokenSecretRef"),
     ("zero maxConcurrent", {"rateLimit": {"maxConcurrent": 0}}, "spec.rateLimit.maxConcurrent"),
     ("endpoint that is not a URL", {"model": {"endpoint": "llm.local"}}, "spec.model.endpoint"),
+    (
+        "endpoint with a password in it",
+        {"model": {"endpoint": "https://user:pw@llm.local/v1"}},
+        "spec.model.endpoint",
+    ),
+    ("negative session limit", {"sessions": {"maxTurns": -1}}, "spec.sessions.maxTurns"),
     # Issue 18: what the models refuse, the API server refuses too.
     (
         "zero per-client rate (exclusive bound)",

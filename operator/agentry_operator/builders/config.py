@@ -54,6 +54,18 @@ def client_share(agent: Agent) -> dict[str, str]:
     return env
 
 
+def session_limits(agent: Agent) -> dict[str, str]:
+    """The runtime's memory limits; each applies per replica, as the runtime enforces it."""
+    sessions = agent.spec.sessions
+    return {
+        "MAX_TURNS": str(sessions.max_turns),
+        "MAX_SESSION_BYTES": str(sessions.max_session_bytes),
+        "MAX_SESSIONS": str(sessions.max_sessions),
+        "MAX_STATE_BYTES": str(sessions.max_state_bytes),
+        "SESSION_IDLE_TTL_SECONDS": str(sessions.idle_timeout_seconds),
+    }
+
+
 def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
@@ -79,6 +91,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         **client_share(agent),
         "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
+        **session_limits(agent),
         "HEARTBEAT": "lease",
         "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "LOG_LEVEL": profile.log_level,

@@ -222,3 +222,24 @@ def test_the_operators_agent_env_reaches_every_agent_container_before_spec_env()
     container = builders.build_statefulset(a, settings)["spec"]["template"]["spec"]["containers"][0]
     names = [var["name"] for var in container["env"]]
     assert names == ["AGENTRY_REPLICA", "AGENTRY_X", "EXTRA"]
+
+
+def test_session_limits_reach_the_runtime_from_their_fields() -> None:
+    env = builders.runtime_environment(
+        agent(sessions={"maxTurns": 50, "maxSessionBytes": 1024, "idleTimeoutSeconds": 600})
+    )
+    assert env["AGENTRY_MAX_TURNS"] == "50"
+    assert env["AGENTRY_MAX_SESSION_BYTES"] == "1024"
+    assert env["AGENTRY_SESSION_IDLE_TTL_SECONDS"] == "600"
+    assert env["AGENTRY_MAX_SESSIONS"] == "10000"  # the default, stated rather than implied
+
+
+def test_the_runtime_knows_every_setting_the_operator_writes() -> None:
+    """pydantic-settings ignores a name it does not know, so a typo would be silent."""
+    from agent_runtime.config import Settings
+
+    known = {f"AGENTRY_{name.upper()}" for name in Settings.model_fields}
+    auth = {"enabled": True, "tokenSecretRef": {"name": "t", "key": "k"}}
+    model = {"circuitFailureThreshold": 3, "circuitOpenSeconds": 2}
+    env = builders.runtime_environment(agent(auth=auth, model=model))
+    assert set(env) <= known, sorted(set(env) - known)

@@ -84,3 +84,13 @@ def test_field_errors_name_each_field_as_it_is_on_the_wire() -> None:
     text = field_errors(caught.value)
     assert "spec.rateLimit.perClientRequestsPerSecond: Input should be greater than 0" in text
     assert "spec.env[0].name: " in text
+
+
+def test_an_endpoint_with_a_password_in_it_is_refused_naming_the_field() -> None:
+    body = {"metadata": {"name": "a", "namespace": "n"}}
+    model = {"provider": "openai", "name": "m", "apiKeySecretRef": {"name": "k", "key": "k"}}
+    with pytest.raises(ValidationError, match="endpoint"):
+        Agent.model_validate(
+            {**body, "spec": {"model": {**model, "endpoint": "https://u:pw@llm.local/v1"}}}
+        )
+    Agent.model_validate({**body, "spec": {"model": {**model, "endpoint": "https://llm.local/v1"}}})
