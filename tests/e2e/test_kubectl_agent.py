@@ -306,18 +306,21 @@ def test_status_shows_phase_readiness_conditions_and_the_last_checkpoint(
         "a first checkpoint in the status",
         interval=2,
     )
+    # The generated key ring has a random id `k-<8 hex>` (issue 17), named in the status.
+    key_id = agent_status(operator, ns, bot)["lastCheckpoint"]["keyId"]
+    assert re.fullmatch(r"k-[0-9a-f]{8}", key_id), key_id
     table = ok(kubectl_agent(operator, "status", bot, "-n", ns))
     assert f"Agent:            {bot} (namespace {ns})" in table
     assert "Phase:            Running" in table
     assert "Ready:            2/2" in table
-    assert "key k1" in table
+    assert f"key {key_id}" in table
     conditions = table.split("Conditions:", 1)[1].splitlines()
     assert any(line.split()[:2] == ["Ready", "True"] for line in conditions if line.strip())
 
     as_json = json.loads(ok(kubectl_agent(operator, "status", bot, "-n", ns, "-o", "json")))
     assert as_json["phase"] == "Running"
     assert as_json["readyReplicas"] == 2
-    assert as_json["lastCheckpoint"]["keyId"] == "k1"
+    assert as_json["lastCheckpoint"]["keyId"] == key_id
     ready = next(c for c in as_json["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
 
