@@ -63,7 +63,7 @@ say "what kubectl shows (the operator folds the replicas' heartbeats into the st
 # so the columns show this conversation, but never fail the demo over it.
 run kubectl wait "agents.agentry.dev/$agent" --for=jsonpath='{.status.lastCheckpoint.keyId}' \
   --timeout=90s || echo "(no checkpoint reported yet; the status catches up within a minute)"
-run kubectl get agents.agentry.dev
+run kubectl get agents.agentry.dev -o wide   # the counters have priority 1: -o wide shows them
 run kubectl agent status "$agent"
 
 cat <<EOT
