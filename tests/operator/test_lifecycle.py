@@ -207,11 +207,16 @@ async def test_an_error_burst_posts_one_webhook_and_one_when_resolved(
     url, body = webhook.calls[0]
     assert url == "http://hook.example/a"
     assert body["status"] == "firing"
+    # `next(..., None)`: a StopIteration would escape `eventually` instead of polling again
+    # when the webhook is faster than the status write.
     alerting = await eventually(
         lambda: next(
-            c
-            for c in api.get(AGENTS, "ns", "bot")["status"]["conditions"]
-            if c["type"] == "Alerting" and c["status"] == "True"
+            (
+                c
+                for c in api.get(AGENTS, "ns", "bot")["status"]["conditions"]
+                if c["type"] == "Alerting" and c["status"] == "True"
+            ),
+            None,
         )
     )
     assert alerting["reason"] == "ErrorRateHigh"
