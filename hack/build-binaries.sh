@@ -36,15 +36,18 @@ sources=(\( -name go.mod -o -name go.sum -o -name '*.go' \) -print)
 command -v go >/dev/null || need_go=1
 build_promtool() {
   local stamp
-  stamp=$(stamp_of ./promtool "${sources[@]}")
+  # remove_all_sd leaves out Prometheus' service discovery plugins (cloud SDKs, most of
+  # the module graph), which `promtool check rules` never uses: a quarter of the build.
+  local tags=remove_all_sd
+  stamp="$(stamp_of ./promtool "${sources[@]}")-$tags"
   if [[ -x "$out/promtool" && -f "$out/.stamp-promtool" && "$(cat "$out/.stamp-promtool")" == "$stamp" ]]; then
     echo "$out/promtool"
     return
   fi
   [[ -z "${need_go:-}" ]] || { echo "error: Go is needed to build promtool (https://go.dev/dl)" >&2; exit 1; }
   mkdir -p "$out"
-  echo "building promtool $promtool_version (first build: about 15 minutes on 2 busy cores)" >&2
-  (cd "$build/promtool" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath" go build \
+  echo "building promtool $promtool_version (first build: about 4 minutes on 2 cores)" >&2
+  (cd "$build/promtool" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath" go build -tags "$tags" \
     -ldflags "-s -w -X github.com/prometheus/common/version.Version=$promtool_version" \
     -o "$out/promtool" github.com/prometheus/prometheus/cmd/promtool)
   echo "$stamp" > "$out/.stamp-promtool"
