@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_runtime import disclosure, health
+from agent_runtime import disclosure, health, highwater
 from agent_runtime.authfailures import FailedAuthentications
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.clock import Clock, SystemClock
@@ -40,7 +40,14 @@ from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
-from agent_runtime.state import MemoryStore, PvcStore, StateError, StateStore, StateUnreadable
+from agent_runtime.state import (
+    MemoryStore,
+    PvcStore,
+    Restored,
+    StateError,
+    StateStore,
+    StateUnreadable,
+)
 from agent_runtime.state.aside import set_aside
 from agent_runtime.tokens import TokenFile, TokenFileError
 
@@ -270,7 +277,9 @@ def create_app(
 
 
 async def restore(services: Services) -> None:
+    """Read the previous high-water mark, restore the state, refuse it if it is older."""
     sessions, metrics = services.sessions, services.metrics
+    services.previous_mark = await previous_mark(services)
     try:
         restored = await sessions.store.load()
     except StateUnreadable as error:
@@ -300,6 +309,45 @@ async def restore(services: Services) -> None:
             }
         },
     )
+    check_rollback(services, restored)
+
+
+async def previous_mark(services: Services) -> highwater.HighWater | None:
+    """The high-water mark of the heartbeat the previous process left, if it can be read."""
+    try:
+        previous = await services.heartbeat.publisher.last()
+    except Exception as error:  # the API is down or forbids it: the check cannot run
+        log.warning(
+            "rollback check skipped: the previous heartbeat cannot be read",
+            extra={"fields": {"error": type(error).__name__}},
+        )
+        return None
+    mark = highwater.from_heartbeat(previous)
+    if mark is None:
+        log.info(
+            "rollback check skipped: no earlier heartbeat carries a high-water mark "
+            "(first start, heartbeat off, or a runtime from before the mark)"
+        )
+    return mark
+
+
+def check_rollback(services: Services, restored: Restored) -> None:
+    """Compare what was restored with the previous mark; a rollback is logged as an error,
+    refused in production unless ACCEPT_STATE_ROLLBACK is set, and a readiness warning
+    elsewhere. Refused sessions also mean no checkpoint overwrites the evidence."""
+    settings = services.settings
+    reason = highwater.rollback(restored.position, services.previous_mark, settings.state_set_aside)
+    if reason is None:
+        return
+    if settings.environment == "production" and not settings.accept_state_rollback:
+        services.sessions.refuse(
+            f"{reason}; set {env_name('accept_state_rollback')}=true to serve what was restored"
+        )
+        log.error("%s; refusing sessions (production)", reason)
+        return
+    restored.warnings.append(reason)
+    why = "accepted by setting" if settings.accept_state_rollback else "refused only in production"
+    log.error("%s; serving it (%s)", reason, why)
 
 
 async def shutdown(services: Services, store: StateStore, refresh_health: Any) -> None:
@@ -339,6 +387,7 @@ def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict
         "circuit": services.model.breaker.state.replace("_", "-"),
         "health": {name: health_values.get(name, "ok") for name in health.CHECK_NAMES},
         "metrics": services.metrics.summary(),
+        **high_water(services),
         "lastCheckpoint": None
         if checkpoint is None
         else {
@@ -348,3 +397,17 @@ def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict
             "keyId": checkpoint.key_id,
         },
     }
+
+
+def high_water(services: Services) -> dict[str, Any]:
+    """``highWater`` of the heartbeat: the store's position while sessions are served;
+    the previous mark, unchanged, while they are refused (a refused rollback, unreadable
+    state), so that a restart does not find the rollback already accepted."""
+    if services.sessions.unavailable_reason is None:
+        position = services.sessions.store.position
+        mark: highwater.HighWater | None = highwater.HighWater(
+            position, services.settings.state_set_aside
+        )
+    else:
+        mark = services.previous_mark
+    return {} if mark is None else {highwater.FIELD: mark.to_json()}

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     state_dir: Path = Path("/var/lib/agentry/state")
     state_generations: int = Field(default=3, ge=1, le=32)
     state_set_aside: str = ""  # a fresh start's stamp: move unreadable pvc files aside once
+    accept_state_rollback: bool = False
+    """Serve state older than the heartbeat's high-water mark in production (it is refused
+    there otherwise); set it after checking why checkpoint or journal files went missing."""
     keys_dir: Path | None = None
 
     model_provider: Literal["builtin", "openai"] = "builtin"

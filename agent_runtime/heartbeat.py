@@ -35,6 +35,11 @@ class HeartbeatPublisher(Protocol):
     async def publish(self, heartbeat: dict[str, Any], now: datetime) -> None:
         """Store one heartbeat; raise on failure (the loop logs and carries on)."""
 
+    async def last(self) -> dict[str, Any] | None:
+        """The heartbeat stored before this process (None if none); raise when unknown.
+
+        Read once at startup: its high-water mark is the check against a rollback."""
+
     async def close(self) -> None: ...
 
 
@@ -47,6 +52,11 @@ class NullPublisher:
     async def publish(self, heartbeat: dict[str, Any], now: datetime) -> None:
         self.published.append(heartbeat)
         del self.published[:-10]
+
+    async def last(self) -> dict[str, Any] | None:
+        """The newest beat this publisher kept: a test shares one publisher between two
+        app instances to play the Lease that outlives a restart."""
+        return self.published[-1] if self.published else None
 
     async def close(self) -> None:
         return None
@@ -118,6 +128,24 @@ class LeasePublisher:
             if error.status != 409:  # created meanwhile by an older instance of this pod
                 raise
             await self._patch(body)
+
+    async def last(self) -> dict[str, Any] | None:
+        """The annotation of the Lease as the previous process left it; None when there is
+        no Lease or no readable annotation (a first start, or someone deleted it)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            lease = await self._api.read_namespaced_lease(self.name, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        text = (lease.metadata.annotations or {}).get(ANNOTATION)
+        try:
+            heartbeat = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
+        return heartbeat if isinstance(heartbeat, dict) else None
 
     async def _patch(self, body: dict[str, Any]) -> None:
         await self._api.patch_namespaced_lease(

@@ -19,6 +19,7 @@ from agent_runtime.config import Settings
 from agent_runtime.crypto import KeyRing
 from agent_runtime.health import Check, ModelKeyChecker
 from agent_runtime.heartbeat import HeartbeatLoop
+from agent_runtime.highwater import HighWater
 from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.ratelimit import RateLimiter
@@ -45,6 +46,9 @@ class Services:
     shutting_down: bool = False
     in_flight: int = 0
     tasks: list[Any] = field(default_factory=list)
+    # The mark the previous heartbeat left: published again while sessions are refused,
+    # so a refusing (or unreadable) runtime never lowers it.
+    previous_mark: HighWater | None = None
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -44,6 +44,7 @@ from agent_runtime.state.model import (
     CheckpointInfo,
     JournalEntry,
     MemoryState,
+    Position,
     Restored,
     apply_entry,
 )
@@ -120,6 +121,7 @@ class ConfigMapStore(SealedStore):
         self._shadow = {k: [dict(m) for m in v] for k, v in restored.state.items()}
         self._segment = self._take_number()
         self._erasure_replayed(restored)
+        self.position = restored.position
         self._gate.loaded = True
         return restored
 
@@ -249,6 +251,8 @@ class ConfigMapStore(SealedStore):
             return commit, {**journal, **additions}
 
         await self._update_commit(change)
+        for number in {item.segment for item in live}:
+            self._advance(Position(number, self._segment_length(number)))
         for item in live:
             if item.segment == self._segment:  # newer than the last rotation's state
                 apply_entry(self._shadow, item.entry)
@@ -370,6 +374,7 @@ class ConfigMapStore(SealedStore):
             await self._blank_chunks_except(slot, len(chunks))
         self._good = ref
         self._committed_generation = generation
+        self._advance(Position(generation, 0))
         self._last_info = CheckpointInfo(
             generation, now, len(sealed), ref.key_id, time.perf_counter() - started
         )

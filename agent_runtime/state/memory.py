@@ -15,7 +15,13 @@ from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state.errors import StateUnreadable
 from agent_runtime.state.lifecycle import WriteGate
-from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
+from agent_runtime.state.model import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Position,
+    Restored,
+)
 from agent_runtime.state.recovery import (
     CHECKPOINT_KIND,
     JOURNAL_KIND,
@@ -74,6 +80,7 @@ class MemoryStore(SealedStore):
         self._next_number = recovery.highest_number + 1
         self._segment = self._take_number()
         self._erasure_replayed(recovery.restored)
+        self.position = recovery.restored.position
         self._gate.loaded = True
         return recovery.restored
 
@@ -83,6 +90,7 @@ class MemoryStore(SealedStore):
         records = self.records.segments.setdefault(self._segment, [])
         plaintext = codec.encode_entry(entry, self._segment, len(records), self._bodies)
         records.append(self._seal(plaintext, JOURNAL_KIND))
+        self._advance(Position(self._segment, len(records)))
 
     async def checkpoint(self, state: MemoryState) -> CheckpointInfo:
         self._gate.check_writable()
@@ -104,6 +112,7 @@ class MemoryStore(SealedStore):
         for num in list(self.records.segments):
             if num < kept[0]:
                 del self.records.segments[num]
+        self._advance(Position(generation, 0))
         return CheckpointInfo(generation, now, len(sealed), self._keyring.active_key_id, 0.0)
 
     async def probe(self) -> str | None:

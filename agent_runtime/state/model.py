@@ -62,6 +62,23 @@ class CheckpointInfo:
     duration_seconds: float
 
 
+class Position(NamedTuple):
+    """How far durable state reaches: the newest journal segment (or checkpoint generation,
+    one number sequence) and how many records that segment holds.
+
+    Positions compare as tuples, so a restored position below the one last acknowledged
+    means acknowledged writes are missing (a deleted file, a truncated journal). A store
+    moves its position only after a write is durable, so a clean restart restores exactly
+    the position it last reported.
+    """
+
+    segment: int
+    records: int
+
+
+NO_STATE = Position(-1, 0)
+
+
 @dataclass
 class Restored:
     """The outcome of `load()`: the state, where it came from, and what went wrong on the way."""
@@ -72,6 +89,8 @@ class Restored:
     warnings: list[str] = field(default_factory=list)
     # Replayed deletions are erasures the next checkpoint must still complete.
     deletions_replayed: int = 0
+    # Where the restored state ends: compared with the high-water mark kept outside it.
+    position: Position = NO_STATE
 
 
 def apply_entry(state: MemoryState, entry: JournalEntry) -> None:

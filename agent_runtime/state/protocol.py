@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
+from agent_runtime.state.model import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Position,
+    Restored,
+)
 
 
 class StateStore(Protocol):
     """Encrypted, crash-safe persistence of the agent's sessions."""
+
+    position: Position
+    """How far durable writes reach (restored by `load`, moved by durable writes only)."""
 
     async def load(self) -> Restored:
         """Newest authenticating checkpoint, then journal replay; call once, before writes."""

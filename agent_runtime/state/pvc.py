@@ -30,7 +30,13 @@ from agent_runtime.state import codec, framing
 from agent_runtime.state.batching import GroupCommit, Pending, seal_each
 from agent_runtime.state.errors import StateError, StateUnreadable
 from agent_runtime.state.lifecycle import WriteGate
-from agent_runtime.state.model import CheckpointInfo, JournalEntry, MemoryState, Restored
+from agent_runtime.state.model import (
+    CheckpointInfo,
+    JournalEntry,
+    MemoryState,
+    Position,
+    Restored,
+)
 from agent_runtime.state.recovery import (
     CHECKPOINT_KIND,
     JOURNAL_KIND,
@@ -87,6 +93,7 @@ class PvcStore(SealedStore):
         self._next_number = recovery.highest_number + 1
         self._segment = self._take_number()
         self._erasure_replayed(recovery.restored)
+        self.position = recovery.restored.position
         self._gate.loaded = True
         return recovery.restored
 
@@ -169,6 +176,8 @@ class PvcStore(SealedStore):
         except OSError as exc:
             raise self._write_failure(exc, "the journal") from exc
         self._gate.full = None
+        for number, _, count in writes:
+            self._advance(Position(number, count))
 
     def _stored_records(self, segment: int) -> int:
         return self._record_counts.get(segment, 0)
@@ -233,6 +242,7 @@ class PvcStore(SealedStore):
             except OSError as exc:
                 raise self._write_failure(exc, "a checkpoint") from exc
             self._gate.full = None
+            self._advance(Position(generation, 0))
             return CheckpointInfo(
                 generation=generation,
                 time=now,

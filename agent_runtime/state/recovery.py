@@ -9,6 +9,8 @@ order) and hands them here; this module decides, without touching storage:
   so a fallback to an older checkpoint still replays everything acknowledged since;
 - replay stops at the first record that fails (a consistent prefix beats a state with a
   hole in it); the rest is listed for quarantine; a torn last record is ignored;
+- the position the restored state reaches (newest segment replayed and its record
+  count) is reported, for the runtime to compare with the mark kept outside the store;
 - a record under a key id the ring does not have, or a failure under a key id that did
   not authenticate anything else, means a wrong or missing key rather than corruption:
   `StateUnreadable`, and the backend must leave every stored byte as it is.
@@ -23,7 +25,14 @@ from dataclasses import dataclass, field
 from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
 from agent_runtime.state import codec
 from agent_runtime.state.errors import StateUnreadable
-from agent_runtime.state.model import CheckpointInfo, MemoryState, Restored, apply_entry
+from agent_runtime.state.model import (
+    NO_STATE,
+    CheckpointInfo,
+    MemoryState,
+    Position,
+    Restored,
+    apply_entry,
+)
 from agent_runtime.state.sealing import BodySeal
 
 CHECKPOINT_KIND = "checkpoint"
@@ -128,6 +137,7 @@ def recover(
     state: MemoryState = payload.state if payload else {}
     first = chosen.generation if chosen else -1
     replayed = deletions = 0
+    position = Position(first, 0) if chosen else NO_STATE
     valid: dict[int, int] = {}
     cut: int | None = None
     for segment in sorted(segments, key=lambda s: s.number):
@@ -158,6 +168,7 @@ def recover(
                 deletions += 1
             kept += 1
         valid[segment.number] = kept
+        position = max(position, Position(segment.number, kept))
         if cut is not None:
             warnings.append(
                 f"{segment.name} record {kept} failed to open; replay stopped there and "
@@ -189,7 +200,9 @@ def recover(
         )
     numbers = [c.generation for c in checkpoints] + [s.number for s in segments]
     return Recovery(
-        restored=Restored(state, info, replayed, warnings, deletions_replayed=deletions),
+        restored=Restored(
+            state, info, replayed, warnings, deletions_replayed=deletions, position=position
+        ),
         corrupt_checkpoints=corrupt,
         valid_records=valid,
         cut_segment=cut,

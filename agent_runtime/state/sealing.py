@@ -10,13 +10,16 @@ contract, absent from that checkpoint's state; so that checkpoint, once durable,
 every older generation and journal segment (which may still hold the deleted session)
 instead of keeping the usual number of generations. `_note_erasure` and `_take_erasure`
 carry that decision from `append` to `checkpoint`, synchronously on both sides.
+
+Position: every store reports how far its durable writes reach (`position`), the value
+the heartbeat publishes as the high-water mark; `_advance` moves it after each write.
 """
 
 from __future__ import annotations
 
 from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
 from agent_runtime.state.errors import StateError
-from agent_runtime.state.model import JournalEntry, Restored, SessionKey
+from agent_runtime.state.model import NO_STATE, JournalEntry, Position, Restored, SessionKey
 
 
 class SealedStore:
@@ -29,6 +32,12 @@ class SealedStore:
         self._contexts: dict[str, RecordContext] = {}  # per kind, derived once
         self._bodies = BodySeal(keyring, context_base)
         self._erasure_pending = False
+        self.position = NO_STATE
+
+    def _advance(self, position: Position) -> None:
+        """Call once a write is durable: the position never moves back (a checkpoint that
+        finishes after appends to its own segment does not undo them)."""
+        self.position = max(self.position, position)
 
     def _note_erasure(self, entry: JournalEntry) -> None:
         """Call synchronously when `append` is called, before any await."""

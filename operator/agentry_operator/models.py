@@ -197,6 +197,10 @@ class StateSpec(_Model):
     """Keep the state and the key Secret when the Agent is deleted."""
     encryption: EncryptionSpec | None = None
     """Encryption settings."""
+    accept_rollback: bool = False
+    """Serve state older than the high-water mark in the heartbeat Lease (checkpoint or
+    journal files removed or truncated on the volume); production refuses it otherwise.
+    Set it once you know why, and unset it after the pods have restarted."""
 
 
 class AuthSpec(_Model):

@@ -110,6 +110,8 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         env["CIRCUIT_OPEN_SECONDS"] = _number(spec.model.circuit_open_seconds)
     if spec.auth.enabled:
         env["AUTH_TOKENS_FILE"] = c.AUTH_TOKENS_FILE
+    if spec.state.accept_rollback:
+        env["ACCEPT_STATE_ROLLBACK"] = "true"
     return {f"AGENTRY_{key}": value for key, value in sorted(env.items())}
 
 

@@ -243,3 +243,9 @@ def test_the_runtime_knows_every_setting_the_operator_writes() -> None:
     model = {"circuitFailureThreshold": 3, "circuitOpenSeconds": 2}
     env = builders.runtime_environment(agent(auth=auth, model=model))
     assert set(env) <= known, sorted(set(env) - known)
+
+
+def test_a_rollback_is_accepted_only_when_the_agent_says_so() -> None:
+    accepted = builders.runtime_environment(agent(state={"acceptRollback": True}))
+    assert accepted["AGENTRY_ACCEPT_STATE_ROLLBACK"] == "true"
+    assert "AGENTRY_ACCEPT_STATE_ROLLBACK" not in builders.runtime_environment(agent())
