@@ -121,6 +121,16 @@ def test_a_lost_key_secret_stops_the_operator_and_an_export_brings_the_agent_bac
         "patch", "secret", "mem-keys", "-n", namespace, "--type=merge", "-p", json.dumps(back)
     )
     wait_for(lambda: ready_reason(operator, namespace) != "KeyRollHeld", 30, "roll released")
+    # Released, the pods roll onto the Secret whose active key is now k-0000beef, and the
+    # next checkpoint re-encrypts the state under it: that is the id the state needs now.
+    wait_for(
+        lambda: (
+            (agent_status(operator, "mem", namespace).get("lastCheckpoint") or {}).get("keyId")
+            == "k-0000beef"
+        ),
+        90,
+        "a checkpoint under the new active key",
+    )
 
     # 5. lost again, and a fresh start accepted: new key id, old state aside, empty memory
     operator.kubectl("delete", "secret", "mem-keys", "-n", namespace)
@@ -140,7 +150,7 @@ def test_a_lost_key_secret_stops_the_operator_and_an_export_brings_the_agent_bac
     names = [cm["metadata"]["name"] for cm in aside["items"]]
     assert "mem-0-state" in {n.split(".set-aside-")[0] for n in names}, names
     commit = next(cm for cm in aside["items"] if cm["metadata"]["name"].startswith("mem-0-state."))
-    assert key_id in commit["metadata"]["annotations"]["agentry.dev/needs-key-ids"]
+    assert "k-0000beef" in commit["metadata"]["annotations"]["agentry.dev/needs-key-ids"]
     fresh = ready_pod(operator, "mem", namespace)
     assert fresh["metadata"]["uid"] != pod["metadata"]["uid"]
     assert remembered(base_url(fresh), "diary") == []
