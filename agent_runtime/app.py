@@ -332,11 +332,14 @@ async def previous_mark(services: Services) -> highwater.HighWater | None:
 
 
 def check_rollback(services: Services, restored: Restored) -> None:
-    """Compare what was restored with the previous mark; a rollback is logged as an error,
+    """Compare what was restored with the previous mark, and see whether replay found
+    records missing between segments; a rollback is logged as an error,
     refused in production unless ACCEPT_STATE_ROLLBACK is set, and a readiness warning
     elsewhere. Refused sessions also mean no checkpoint overwrites the evidence."""
     settings = services.settings
-    reason = highwater.rollback(restored.position, services.previous_mark, settings.state_set_aside)
+    reason = restored.missing or highwater.rollback(
+        restored.position, services.previous_mark, settings.state_set_aside
+    )
     if reason is None:
         return
     if settings.environment == "production" and not settings.accept_state_rollback:

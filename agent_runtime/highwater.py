@@ -59,14 +59,7 @@ def rollback(restored: Position, mark: HighWater | None, epoch: str) -> str | No
     if mark is None or mark.epoch != epoch or restored >= mark.position:
         return None
     return (
-        f"state rolled back: restored up to {describe(restored)}, but the heartbeat Lease "
-        f"recorded acknowledged writes up to {describe(mark.position)}; checkpoint or "
+        f"state rolled back: restored up to {restored.describe()}, but the heartbeat Lease "
+        f"recorded acknowledged writes up to {mark.position.describe()}; checkpoint or "
         "journal files were removed or truncated outside the runtime"
     )
-
-
-def describe(position: Position) -> str:
-    """``segment 7 (3 records)``, or ``no state``, for log lines and readiness."""
-    if position.segment < 0:
-        return "no state"
-    return f"segment {position.segment} ({position.records} records)"

@@ -28,6 +28,7 @@ from agent_runtime.state.model import (
     JournalEntry,
     MemoryState,
     Message,
+    Position,
     SessionKey,
 )
 from agent_runtime.state.sealing import BodySeal
@@ -96,9 +97,22 @@ def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:
     return CheckpointPayload(generation, time, state)
 
 
-def encode_entry(entry: JournalEntry, segment: int, index: int, bodies: BodySeal) -> bytes:
-    """Serialize a journal entry with its position (segment and index within it)."""
-    header = {
+def encode_entry(
+    entry: JournalEntry,
+    segment: int,
+    index: int,
+    bodies: BodySeal,
+    *,
+    after: Position | None = None,
+) -> bytes:
+    """Serialize a journal entry with its position (segment and index within it).
+
+    The first record of a segment also names `after`, the position the store had durably
+    reached when the segment began: replay checks that it reached that far too, so a
+    journal segment deleted from between others is noticed (records within a segment are
+    already bound to their index).
+    """
+    header: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "seg": segment,
         "i": index,
@@ -106,6 +120,8 @@ def encode_entry(entry: JournalEntry, segment: int, index: int, bodies: BodySeal
         "client": entry.client,
         "session": entry.session,
     }
+    if after is not None:
+        header["after"] = list(after)
     if entry.op == "delete":
         return _part(header)
     body = _ENCODER.encode(list(entry.messages)).encode()
@@ -129,6 +145,24 @@ def decode_entry(raw: bytes, segment: int, index: int, bodies: BodySeal) -> Jour
         raise MalformedRecord("journal record has an invalid op or body")
     messages = _messages(_json(bodies.open(rest[0], TURN_BODY_KIND, owner)))
     return _entry(op, owner.client, owner.session, messages)
+
+
+def decode_link(raw: bytes) -> Position | None:
+    """The `after` position a segment's first record names; None for records without
+    one (format 1, or written before the link existed)."""
+    if _is_legacy(raw):
+        return None
+    header, _ = _header_and_parts(raw)
+    after = header.get("after")
+    if after is None:
+        return None
+    if (
+        not isinstance(after, list)
+        or len(after) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in after)
+    ):
+        raise MalformedRecord("journal record has an invalid after position")
+    return Position(after[0], after[1])
 
 
 # -- parts ---------------------------------------------------------------------------------

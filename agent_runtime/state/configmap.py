@@ -293,7 +293,8 @@ class ConfigMapStore(SealedStore):
         return {layout.journal_key(s.pending.segment, s.index): s.record for s in sealed}
 
     def _seal_entry(self, item: Pending, index: int) -> bytes:
-        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies)
+        after = self.position if index == 0 else None
+        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies, after=after)
         return self._seal(plaintext, JOURNAL_KIND)
 
     def _segment_length(self, segment: int) -> int:

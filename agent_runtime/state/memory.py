@@ -88,7 +88,10 @@ class MemoryStore(SealedStore):
         self._gate.check_writable()
         self._note_erasure(entry)
         records = self.records.segments.setdefault(self._segment, [])
-        plaintext = codec.encode_entry(entry, self._segment, len(records), self._bodies)
+        after = None if records else self.position
+        plaintext = codec.encode_entry(
+            entry, self._segment, len(records), self._bodies, after=after
+        )
         records.append(self._seal(plaintext, JOURNAL_KIND))
         self._advance(Position(self._segment, len(records)))
 

@@ -75,6 +75,12 @@ class Position(NamedTuple):
     segment: int
     records: int
 
+    def describe(self) -> str:
+        """``segment 7 (3 records)``, or ``no state``, for log lines and readiness."""
+        if self.segment < 0:
+            return "no state"
+        return f"segment {self.segment} ({self.records} records)"
+
 
 NO_STATE = Position(-1, 0)
 
@@ -91,6 +97,9 @@ class Restored:
     deletions_replayed: int = 0
     # Where the restored state ends: compared with the high-water mark kept outside it.
     position: Position = NO_STATE
+    # Why acknowledged records are known to be missing (a segment's link points past what
+    # replay reached), or None: the runtime treats it like a rollback.
+    missing: str | None = None
 
 
 def apply_entry(state: MemoryState, entry: JournalEntry) -> None:

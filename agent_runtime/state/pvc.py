@@ -183,7 +183,8 @@ class PvcStore(SealedStore):
         return self._record_counts.get(segment, 0)
 
     def _frame_entry(self, item: Pending, index: int) -> bytes:
-        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies)
+        after = self.position if index == 0 else None
+        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies, after=after)
         return framing.frame(self._seal(plaintext, JOURNAL_KIND))
 
     def _write_segments(self, writes: list[tuple[int, bytes, int]]) -> None:

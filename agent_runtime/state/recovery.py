@@ -9,6 +9,8 @@ order) and hands them here; this module decides, without touching storage:
   so a fallback to an older checkpoint still replays everything acknowledged since;
 - replay stops at the first record that fails (a consistent prefix beats a state with a
   hole in it); the rest is listed for quarantine; a torn last record is ignored;
+- the first record of each segment names the position the store had reached when the
+  segment began; replay that did not reach it reports the records as missing;
 - the position the restored state reaches (newest segment replayed and its record
   count) is reported, for the runtime to compare with the mark kept outside the store;
 - a record under a key id the ring does not have, or a failure under a key id that did
@@ -140,6 +142,7 @@ def recover(
     position = Position(first, 0) if chosen else NO_STATE
     valid: dict[int, int] = {}
     cut: int | None = None
+    missing: str | None = None
     for segment in sorted(segments, key=lambda s: s.number):
         if segment.number < first:
             continue
@@ -151,6 +154,8 @@ def recover(
             try:
                 raw = keyring.open(record, journal_context)
                 entry = codec.decode_entry(raw, segment.number, index, bodies)
+                if index == 0 and missing is None:
+                    missing = _missing(codec.decode_link(raw), position, first, segment.name)
             except DecryptionError as exc:
                 if exc.reason == "unknown-key":
                     raise StateUnreadable(f"{segment.name} record {index}: {exc}") from None
@@ -201,7 +206,13 @@ def recover(
     numbers = [c.generation for c in checkpoints] + [s.number for s in segments]
     return Recovery(
         restored=Restored(
-            state, info, replayed, warnings, deletions_replayed=deletions, position=position
+            state,
+            info,
+            replayed,
+            warnings,
+            deletions_replayed=deletions,
+            position=position,
+            missing=missing,
         ),
         corrupt_checkpoints=corrupt,
         valid_records=valid,
@@ -223,3 +234,15 @@ def _open_checkpoint(
             f"holds generation {payload.generation}, stored as {stored.generation}"
         )
     return payload
+
+
+def _missing(link: Position | None, reached: Position, first: int, name: str) -> str | None:
+    """Why records before this segment are missing, or None: its first record names the
+    position the store had reached when it began, and replay (from the checkpoint of
+    generation `first` on) must have reached it too."""
+    if link is None or link.segment < first or link <= reached:
+        return None
+    return (
+        f"{name} follows {link.describe()}, but replay reached only {reached.describe()}: "
+        "journal records or segments before it were removed"
+    )

@@ -3,7 +3,8 @@
 A runtime that cannot read the state its previous release wrote loses every agent's
 memory on upgrade (Dapr's #7512). These files were sealed once and are never regenerated.
 Also checked: the version 2 context binds a session body to its client and session, and
-checkpoints written before sessions had owners restore as the anonymous client's.
+checkpoints written before sessions had owners restore as the anonymous client's, and a
+journal segment's link to the position before it is read from stored bytes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
-from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey
-from agent_runtime.state.recovery import StoredCheckpoint, recover
+from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey, framing
+from agent_runtime.state.model import Position
+from agent_runtime.state.recovery import StoredCheckpoint, StoredSegment, recover
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -83,3 +85,33 @@ def test_a_format_2_checkpoint_restores_each_session_with_its_owner() -> None:
     restored = restore_golden("checkpoint-format2")
     expected = {SessionKey(s["client"], s["session"]): s["messages"] for s in meta["sessions"]}
     assert restored.state == expected
+
+
+def golden_segment() -> StoredSegment:
+    meta = json.loads((GOLDEN / "journal-format2.json").read_text())
+    records, torn = framing.split((GOLDEN / "journal-format2.agry").read_bytes())
+    assert torn == 0
+    return StoredSegment(meta["segment"], "journal-format2.agry", records)
+
+
+def test_a_linked_journal_segment_replays_on_top_of_its_checkpoint() -> None:
+    base = RecordContext("golden-ns", "golden-agent", "golden-agent-0", "")
+    checkpoint = StoredCheckpoint(
+        7, "checkpoint-format2", (GOLDEN / "checkpoint-format2.agry").read_bytes()
+    )
+    restored = recover(golden_ring_v2(), base, [checkpoint], [golden_segment()]).restored
+    assert restored.state == {
+        SessionKey("alice", "s1"): [
+            {"role": "user", "content": "alice's turn"},
+            {"role": "user", "content": "alice again"},
+        ]
+    }
+    assert restored.position == Position(8, 2)
+    assert restored.missing is None
+
+
+def test_a_linked_journal_segment_without_its_checkpoint_reports_it_missing() -> None:
+    base = RecordContext("golden-ns", "golden-agent", "golden-agent-0", "")
+    restored = recover(golden_ring_v2(), base, [], [golden_segment()]).restored
+    assert restored.missing is not None
+    assert "follows segment 7 (0 records), but replay reached only no state" in restored.missing

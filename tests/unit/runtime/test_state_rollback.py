@@ -10,6 +10,9 @@ heartbeat Lease that outlives a restart:
   heartbeat keeps the recorded mark;
 - with the override (and outside production) the restored state is served, readiness
   warns, and the heartbeat's mark follows the state from then on;
+- a record removed from the middle of a segment, or a whole segment from between others
+  (each segment's first record names the position before it), is refused even where the
+  mark alone would not tell (no Lease, or later segments still present);
 - a mark from before an accepted fresh start (another set-aside stamp) is not compared.
 """
 
@@ -26,7 +29,7 @@ from agent_runtime.config import Settings
 from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import NullPublisher
 from agent_runtime.highwater import HighWater, rollback
-from agent_runtime.state import PvcStore, framing
+from agent_runtime.state import JournalEntry, PvcStore, framing
 from agent_runtime.state.model import Position
 from tests.support.runtime import MakeClient, make_settings, next_heartbeat, readiness_of_state
 
@@ -154,6 +157,22 @@ async def kill_after_a_heartbeat(
     return settings.state_dir, lease
 
 
+async def three_turns_killed_then_kept(
+    make_client: MakeClient, keyring: KeyRing, clock: ManualClock, tmp_path: Path, keep: list[int]
+) -> Any:
+    """Three turns, a heartbeat, a kill; then the journal rewritten with only the records
+    at `keep` (whole records, as someone with the volume but not the key could); a
+    production runtime restarted on it with the Lease."""
+    settings = production(tmp_path)
+    directory, lease = await kill_after_a_heartbeat(
+        make_client, settings, keyring, clock, ["a", "b", "c"]
+    )
+    journal = newest(directory, "journal")
+    records, _ = framing.split(journal.read_bytes())
+    journal.write_bytes(b"".join(framing.frame(records[i]) for i in keep))
+    return await restart(make_client, settings, keyring, lease)
+
+
 async def test_a_restart_after_a_kill_serves_every_acknowledged_turn(
     make_client: MakeClient, keyring: KeyRing, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -168,15 +187,7 @@ async def test_a_restart_after_a_kill_serves_every_acknowledged_turn(
 async def test_a_journal_cut_at_a_record_boundary_is_refused_in_production(
     make_client: MakeClient, keyring: KeyRing, clock: ManualClock, tmp_path: Path
 ) -> None:
-    settings = production(tmp_path)
-    directory, lease = await kill_after_a_heartbeat(
-        make_client, settings, keyring, clock, ["a", "b", "c"]
-    )
-    journal = newest(directory, "journal")
-    records, _ = framing.split(journal.read_bytes())
-    journal.write_bytes(b"".join(framing.frame(r) for r in records[:2]))
-
-    client = await restart(make_client, settings, keyring, lease)
+    client = await three_turns_killed_then_kept(make_client, keyring, clock, tmp_path, [0, 1])
     refused = await client.post(TURN, json={"content": "d"})
     assert refused.status == 503
     status, line = await readiness_of_state(client)
@@ -220,3 +231,35 @@ def test_a_mark_from_before_a_fresh_start_is_not_compared() -> None:
     assert rollback(Position(-1, 0), mark, epoch="20261129t0500") is None
     assert rollback(Position(-1, 0), mark, epoch="") is not None
     assert rollback(Position(9, 4), mark, epoch="") is None
+
+
+async def test_a_record_cut_from_the_middle_of_a_segment_is_refused_in_production(
+    make_client: MakeClient, keyring: KeyRing, clock: ManualClock, tmp_path: Path
+) -> None:
+    client = await three_turns_killed_then_kept(make_client, keyring, clock, tmp_path, [0, 2])
+    assert (await client.post(TURN, json={"content": "d"})).status == 503
+    status, line = await readiness_of_state(client)
+    assert status == 500
+    assert "restored up to segment 0 (1 records)" in line
+
+
+async def test_a_segment_removed_from_between_others_is_refused_without_a_lease(
+    make_client: MakeClient, keyring: KeyRing, tmp_path: Path
+) -> None:
+    settings = production(tmp_path)
+    for turn in ("a", "b", "c"):  # three processes killed before any checkpoint
+        store = PvcStore(settings.state_dir, keyring, record_context(settings))
+        await store.load()
+        await store.append(JournalEntry("append", "s", ({"role": "user", "content": turn},)))
+        await store.close()
+    (settings.state_dir / "journal-00000001.agry").unlink()
+    before = digests(settings.state_dir)
+
+    client = await restart(make_client, settings, keyring, NullPublisher())
+    refused = await client.post(TURN, json={"content": "d"})
+    assert refused.status == 503
+    message = (await refused.json())["error"]["message"]
+    assert "journal-00000002.agry follows segment 1 (1 records)" in message
+    assert "replay reached only segment 0 (1 records)" in message
+    await client.close()
+    assert digests(settings.state_dir) == before
