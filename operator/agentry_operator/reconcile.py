@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -378,6 +379,12 @@ class Reconciler:
             return
         for kind, obj in state:
             await self.kube.delete(kind, agent.namespace, obj["metadata"]["name"])
+        # The state is gone, and so must be its high-water mark: a new Agent of this name
+        # starts empty, which must not read as a rollback of the old one's state.
+        heartbeat = re.compile(rf"{re.escape(agent.name)}-\d+-heartbeat")
+        for lease in await self.kube.list("Lease", agent.namespace, selector):
+            if heartbeat.fullmatch(name := lease["metadata"]["name"]):
+                await self.kube.delete("Lease", agent.namespace, name)
 
     # ---- observe --------------------------------------------------------------------------
 

@@ -286,3 +286,35 @@ async def test_delete_with_retain_keeps_keys_and_state_and_a_new_agent_adopts_th
             not in (api.get("v1/configmaps", "ns", "bot-0-state")["metadata"].get("labels") or {})
         )
     )
+
+
+async def test_delete_without_retain_removes_the_state_and_its_high_water_marks(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    """A new Agent of the same name starts empty; an old heartbeat Lease left behind would
+    make its runtime read that as a rollback of the old state and refuse in production."""
+    await api.create(AGENTS, agent(state={"backend": "configmap", "retainOnDelete": False}))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    labels = {"agentry.dev/agent": "bot"}  # as the runtime labels its objects
+    state = {"name": "bot-0-state", "namespace": "ns", "labels": labels}
+    await api.create("v1/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": state})
+    for pod in ("bot-0", "bot-1"):
+        beat = lease(pod, 10, 0)
+        beat["metadata"]["labels"] = labels
+        await api.create("coordination.k8s.io/v1/leases", beat)
+    other = lease("botany-0", 1, 0)  # another Agent's, whose name starts the same
+    other["metadata"]["labels"] = {"agentry.dev/agent": "botany"}
+    await api.create("coordination.k8s.io/v1/leases", other)
+    await eventually(
+        lambda: (
+            "agentry.dev/finalizer"
+            in api.get(AGENTS, "ns", "bot")["metadata"].get("finalizers", [])
+        )
+    )
+    await api.delete(AGENTS, "ns", "bot")
+    assert await eventually(lambda: api.get(AGENTS, "ns", "bot") is None)
+
+    assert api.get("v1/configmaps", "ns", "bot-0-state") is None
+    assert api.get("coordination.k8s.io/v1/leases", "ns", "bot-0-heartbeat") is None
+    assert api.get("coordination.k8s.io/v1/leases", "ns", "bot-1-heartbeat") is None
+    assert api.get("coordination.k8s.io/v1/leases", "ns", "botany-0-heartbeat") is not None

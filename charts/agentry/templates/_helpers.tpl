@@ -74,7 +74,8 @@ on the owner's finalizers subresource. */}}
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
+  # delete: the finalizer removes an Agent's heartbeat Leases with its state (not retained)
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
