@@ -9,6 +9,7 @@ provider recovers the circuit closes by itself; with fallback `reject` the API a
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +78,22 @@ async def test_the_providers_retry_after_is_honoured(key_file: Path) -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
+@pytest.mark.looptime
 async def test_a_hanging_provider_hits_the_per_attempt_timeout(key_file: Path) -> None:
+    """On fake loop time: a wall-clock 0.2 s timeout raced the request's own trip to the
+    fake under load (it could fire before the call was recorded). Here the loop clock only
+    jumps once nothing but the hang is left to wait for, so each attempt certainly arrived."""
+    loop = asyncio.get_running_loop()
     async with FakeProvider() as fake:
-        client = provider(fake, key_file, timeout_seconds=0.2, max_retries=1)
+        client = provider(fake, key_file, timeout_seconds=4.0, max_retries=1)
         await client.start()
         fake.hang(2)
+        started = loop.time()
         with pytest.raises(ModelError) as caught:
             await client.complete([{"role": "user", "content": "x"}])
         assert caught.value.kind == "timeout"
         assert len(fake.completions) == 2
+        assert loop.time() - started == pytest.approx(8.0, abs=0.5)  # two attempts, 4 s each
         fake.release()
         await client.close()
 
