@@ -118,11 +118,13 @@ ZERO_REPLICAS = {"spec": {"replicas": 0}}
 @dataclass(frozen=True)
 class KeySecret:
     """The key ring the pods get; `fresh` after an accepted fresh start (the old state is
-    set aside, so no roll is held); `set_aside` names that fresh start for the runtime."""
+    set aside, so no roll is held); `set_aside` names that fresh start for the runtime;
+    `created` when this converge wrote the Secret (no pod can have started on it yet)."""
 
     ring: Ring
     fresh: bool = False
     set_aside: str = ""
+    created: bool = False
 
 
 @dataclass
@@ -185,6 +187,11 @@ class Reconciler:
         if conflicts:
             raise NameConflictError(agent, conflicts)
         if not keys.fresh:
+            if new and live_sts is None and not keys.created:
+                # A create handler that found the key Secret already there is a retry, or
+                # kopf ran it again on a stale body: pods may run on that Secret, so the
+                # hold needs the ring they were given, which only the live StatefulSet has.
+                live_sts = await self.kube.get("StatefulSet", agent.namespace, agent.name)
             self.hold_unsafe_roll(agent, keys.ring, status, live_sts)
         config_map = builders.build_config_map(agent)
         if keys.set_aside:
@@ -297,16 +304,20 @@ class Reconciler:
                 ", ".join(moved) or "pvc files (moved by the runtime)",
                 ", ".join(sorted(sealed.needed)) or "unknown",
             )
+        created = True
         try:
             live = await self.kube.create(secret)
         except KubeError as exc:
             if exc.status != 409:
                 raise
+            created = False
             live = await self.kube.get("Secret", agent.namespace, secret["metadata"]["name"]) or {}
             check("Secret", live, agent.name, agent.metadata.uid)
         if agent.metadata.annotations.get(c.ACCEPT_NEW_KEYS_ANNOTATION) is not None:
             await self._consume_accept(agent)
-        return KeySecret(ring_of(live), fresh=bool(sealed.evidence), set_aside=stamp)
+        return KeySecret(
+            ring_of(live), fresh=bool(sealed.evidence), set_aside=stamp, created=created
+        )
 
     async def _stop_pods(self, agent: Agent, live_sts: Mapping[str, Any] | None) -> None:
         """Before state is set aside, no pod may still write to it: scale to zero and

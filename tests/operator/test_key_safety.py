@@ -16,6 +16,12 @@ import json
 import re
 from typing import Any
 
+import pytest
+from agentry_operator.kube import Kube
+from agentry_operator.models import Agent
+from agentry_operator.reconcile import KeyRollHeldError, Reconciler
+from agentry_operator.settings import OperatorSettings
+
 from tests.operator.test_lifecycle import AGENTS, HASH, STS, agent, lease
 
 SECRETS = "v1/secrets"
@@ -160,3 +166,27 @@ async def test_a_key_secret_without_the_needed_id_holds_the_roll(
     assert await eventually(lambda: pod_notes(api)[HASH] != rolled_with)
     assert pod_notes(api)["agentry.dev/key-ids"] == ",".join(sorted([key_id, "k-0000beef"]))
     assert await eventually(lambda: ready(api)["reason"] != "KeyRollHeld")
+
+
+async def test_a_create_handler_run_again_on_a_stale_body_still_holds_the_roll(
+    api: Any, operator_settings: OperatorSettings
+) -> None:
+    """kopf may run the create handler twice (a retry, or a stale event from before its
+    own annotation patch: kmock keeps resourceVersion "1"), with an empty status. That run
+    must still see the ring the pods were given, from the live StatefulSet, and hold."""
+    body = agent(replicas=1, state={"backend": "configmap"})
+    await api.create(AGENTS, body)
+    kube = await Kube.connect(operator_settings.kubeconfig)
+    try:
+        reconciler = Reconciler(kube=kube, settings=operator_settings)
+        await reconciler.converge(Agent.from_body(body), new=True, status={})
+        key_id = api.get(SECRETS, "ns", "bot-keys")["stringData"]["active-key-id"]
+        rolled_with = pod_notes(api)[HASH]
+        swap = {"stringData": {"active-key-id": "k-0000beef", "key.k-0000beef": "A" * 43 + "="}}
+        swap["stringData"][f"key.{key_id}"] = None
+        await api.patch(SECRETS, "ns", "bot-keys", swap)
+        with pytest.raises(KeyRollHeldError, match=key_id):
+            await reconciler.converge(Agent.from_body(body), new=True, status={})
+        assert pod_notes(api)[HASH] == rolled_with
+    finally:
+        await kube.close()
