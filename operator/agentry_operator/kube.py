@@ -8,6 +8,8 @@ running it twice changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -120,13 +122,26 @@ class Kube:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
+        # kopf runs the cleanup handler (which closes this client) once its root tasks are
+        # done, while handlers of events already taken may still be running: they must not
+        # meet aiohttp's "Session is closed". Calls in flight finish first; later ones fail
+        # as a KubeError, which handlers already treat as temporary.
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
         """A client with in-cluster credentials when present, the kubeconfig otherwise."""
         return cls(client.ApiClient(await load_configuration(kubeconfig)))
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Refuse new calls, let the ones in flight finish (up to the grace), then close."""
+        self._closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.wait()
         await self.api.close()
 
     @staticmethod
@@ -143,6 +158,25 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        if self._closing:
+            raise KubeError(f"{method} {path}: the operator is shutting down", 503)
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._send(method, path, body, query, content_type)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: list[tuple[str, str]] | None,
+        content_type: str,
     ) -> dict[str, Any]:
         try:
             result = await self.api.call_api(

@@ -9,9 +9,14 @@ name adopts them again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import pytest
+from agentry_operator.kube import Kube, KubeError
 
 AGENTS = "agentry.dev/v1alpha1/agents"
 STS = "apps/v1/statefulsets"
@@ -318,3 +323,19 @@ async def test_delete_without_retain_removes_the_state_and_its_high_water_marks(
     assert api.get("coordination.k8s.io/v1/leases", "ns", "bot-0-heartbeat") is None
     assert api.get("coordination.k8s.io/v1/leases", "ns", "bot-1-heartbeat") is None
     assert api.get("coordination.k8s.io/v1/leases", "ns", "botany-0-heartbeat") is not None
+
+
+async def test_closing_the_client_lets_calls_in_flight_finish_and_refuses_later_ones(
+    api: Any, kubeconfig: Path
+) -> None:
+    """kopf runs the cleanup handler (which closes the client) while handlers of events
+    already taken may still run: they got aiohttp's "Session is closed" RuntimeError."""
+    await api.create(AGENTS, agent())
+    kube = await Kube.connect(str(kubeconfig))
+    in_flight = asyncio.create_task(kube.get("Agent", "ns", "bot"))
+    await asyncio.sleep(0)  # the request is on its way
+    await kube.close()
+    assert (await in_flight) is not None
+    with pytest.raises(KubeError) as refused:
+        await kube.get("Agent", "ns", "bot")
+    assert refused.value.status == 503
