@@ -129,10 +129,15 @@ class KeySecret:
 
 @dataclass
 class AlertState:
-    """Per-Agent alerting memory kept between status ticks."""
+    """Per-Agent alerting memory kept between status ticks.
+
+    `lock` orders the observations: the status timer, the drift timer and the handlers all
+    observe the same Agent, and a read of older heartbeats evaluated after a newer one
+    looked like a pod restart, counted its errors again and re-fired a resolved alert."""
 
     window: ErrorWindow
     incident: Incident = field(default_factory=Incident)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -434,15 +439,19 @@ class Reconciler:
         if statefulset is None:
             statefulset = await self.kube.get("StatefulSet", agent.namespace, agent.name)
         sts_replicas = int(((statefulset or {}).get("spec") or {}).get("replicas") or 0)
-        beats = await self.heartbeats(agent, max(sts_replicas, agent.spec.replicas))
         alerting = agent.spec.alerting
-        alerts.window.window_seconds = alerting.window_seconds
-        alerts.window.observe(
-            self.monotonic(),
-            {hb.pod: (hb.metrics.get("requests", 0), hb.metrics.get("errors", 0)) for hb in beats},
-        )
-        rate = alerts.window.rate(alerting.min_requests)
-        transition = alerts.incident.evaluate(rate, alerting.error_rate_threshold)
+        async with alerts.lock:  # read and evaluate in order (see AlertState)
+            beats = await self.heartbeats(agent, max(sts_replicas, agent.spec.replicas))
+            alerts.window.window_seconds = alerting.window_seconds
+            alerts.window.observe(
+                self.monotonic(),
+                {
+                    hb.pod: (hb.metrics.get("requests", 0), hb.metrics.get("errors", 0))
+                    for hb in beats
+                },
+            )
+            rate = alerts.window.rate(alerting.min_requests)
+            transition = alerts.incident.evaluate(rate, alerting.error_rate_threshold)
         message = (
             f"error rate {rate:.1%} over {alerting.window_seconds}s "
             f"(threshold {alerting.error_rate_threshold:.1%})"

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from agentry_operator.kube import Kube, KubeError
+from agentry_operator.models import Agent
+from agentry_operator.reconcile import Reconciler
 
 AGENTS = "agentry.dev/v1alpha1/agents"
 STS = "apps/v1/statefulsets"
@@ -339,3 +341,50 @@ async def test_closing_the_client_lets_calls_in_flight_finish_and_refuses_later_
     with pytest.raises(KubeError) as refused:
         await kube.get("Agent", "ns", "bot")
     assert refused.value.status == 503
+
+
+class HeldLeases:
+    """Serves one heartbeat Lease; the first read (with the Lease of that moment) waits for
+    `release`, as a slow API answer under load would."""
+
+    def __init__(self, lease: dict[str, Any]) -> None:
+        self.lease = lease
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+        self.hold_next = False
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        lease = self.lease
+        if self.hold_next:
+            self.hold_next = False
+            self.held.set()
+            await self.release.wait()
+        return lease
+
+
+async def test_an_older_heartbeat_read_evaluated_late_does_not_reopen_a_resolved_alert(
+    operator_settings: Any,
+) -> None:
+    """The status timer, the drift timer and the handlers observe one Agent concurrently: a
+    read of the burst evaluated after the calm looked like a restart and re-fired."""
+    body = agent(alerting={"errorRateThreshold": 0.2, "windowSeconds": 3600, "minRequests": 10})
+    bot = Agent.from_body(body)
+    leases = HeldLeases(lease("bot-0", 0, 0))
+    reconciler = Reconciler(kube=leases, settings=operator_settings)  # type: ignore[arg-type]
+    alerts = reconciler.alert_state(bot, {})
+    sts = {"spec": {"replicas": 1}}
+    await reconciler.observe(bot, {}, alerts, statefulset=sts)
+    leases.lease = lease("bot-0", 100, 60)
+    await reconciler.observe(bot, {}, alerts, statefulset=sts)
+    assert alerts.incident.open
+
+    leases.hold_next = True
+    stale = asyncio.create_task(reconciler.observe(bot, {}, alerts, statefulset=sts))
+    await leases.held.wait()  # it read the burst
+    leases.lease = lease("bot-0", 400, 60)  # 15 % over the window: below the threshold
+    calm = asyncio.create_task(reconciler.observe(bot, {}, alerts, statefulset=sts))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    leases.release.set()
+    await asyncio.gather(stale, calm)
+    assert not alerts.incident.open
