@@ -68,6 +68,18 @@ def lease(pod: str, requests: int, errors: int, circuit: str = "closed") -> dict
     }
 
 
+async def delete_once_finalized(api: Any, eventually: Any, name: str = "bot") -> None:
+    """Delete the Agent after the operator put its finalizer on, and wait until it is gone,
+    so the finalizer (retainOnDelete) has run."""
+    await eventually(
+        lambda: (
+            "agentry.dev/finalizer" in api.get(AGENTS, "ns", name)["metadata"].get("finalizers", [])
+        )
+    )
+    await api.delete(AGENTS, "ns", name)
+    assert await eventually(lambda: api.get(AGENTS, "ns", name) is None)
+
+
 def ready_sts_status(replicas: int) -> dict[str, Any]:
     return {
         "status": {
@@ -262,14 +274,7 @@ async def test_delete_with_retain_keeps_keys_and_state_and_a_new_agent_adopts_th
         },
     )
     keys_before = api.get("v1/secrets", "ns", "bot-keys")["stringData"]
-    await eventually(
-        lambda: (
-            "agentry.dev/finalizer"
-            in api.get(AGENTS, "ns", "bot")["metadata"].get("finalizers", [])
-        )
-    )
-    await api.delete(AGENTS, "ns", "bot")
-    assert await eventually(lambda: api.get(AGENTS, "ns", "bot") is None)
+    await delete_once_finalized(api, eventually)
 
     secret = api.get("v1/secrets", "ns", "bot-keys")
     state = api.get("v1/configmaps", "ns", "bot-0-state")
@@ -312,14 +317,7 @@ async def test_delete_without_retain_removes_the_state_and_its_high_water_marks(
     other = lease("botany-0", 1, 0)  # another Agent's, whose name starts the same
     other["metadata"]["labels"] = {"agentry.dev/agent": "botany"}
     await api.create("coordination.k8s.io/v1/leases", other)
-    await eventually(
-        lambda: (
-            "agentry.dev/finalizer"
-            in api.get(AGENTS, "ns", "bot")["metadata"].get("finalizers", [])
-        )
-    )
-    await api.delete(AGENTS, "ns", "bot")
-    assert await eventually(lambda: api.get(AGENTS, "ns", "bot") is None)
+    await delete_once_finalized(api, eventually)
 
     assert api.get("v1/configmaps", "ns", "bot-0-state") is None
     assert api.get("coordination.k8s.io/v1/leases", "ns", "bot-0-heartbeat") is None
