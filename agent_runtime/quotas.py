@@ -126,6 +126,11 @@ class Quotas:
         usage.last_active = self._clock()
         self.total_bytes += size
 
+    def turns(self, key: SessionKey) -> int:
+        """The turns `key` holds, as counted by `reset` and `record`."""
+        usage = self._usage.get(key)
+        return 0 if usage is None else usage.turns
+
     def forget(self, key: SessionKey) -> None:
         usage = self._usage.pop(key, None)
         if usage is not None:

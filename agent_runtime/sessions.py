@@ -143,7 +143,7 @@ class SessionService:
                     self._sessions.pop(key, None)
                 raise
             self.quotas.record(key, (question, answer))
-            turn = sum(1 for m in messages if m["role"] == "user")
+            turn = self.quotas.turns(key)  # counted as turns are stored, not re-counted here
             return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
 
     def get(self, client: str, session_id: str) -> Sequence[Message]:
