@@ -5,6 +5,8 @@ directory and takes it down at the end; with `AGENTRY_CLUSTER_DIR=<state dir>` i
 a cluster that is already running (started by `agentry-cluster up`) and leaves it running.
 `namespace` gives each test a fresh namespace. On a machine that cannot run the cluster
 (no root, no binaries and no Go) the tests that use them are skipped with the reason.
+`postgres_server` runs one PostgreSQL server per test process (per xdist worker) and
+`postgres_url` gives each test its own database on it.
 
 Imports stay light: this module is loaded by every pytest run in the project.
 """
@@ -20,11 +22,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from agentry_cluster.layout import StateLayout, read_info
+
+if TYPE_CHECKING:
+    from agentry_cluster.postgres import PostgresServer
 
 REUSE_ENV = "AGENTRY_CLUSTER_DIR"
 
@@ -150,3 +155,37 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server per test process (per xdist worker), removed at the end.
+
+    Skipped with the reason when the server binaries are missing (CI installs the OS
+    packages). The data directory is not under pytest's basetemp: that directory is
+    private to root, and the server runs as the ``postgres`` OS user.
+    """
+    from agentry_cluster import postgres
+
+    if reason := postgres.missing_reason():
+        print(f"[postgres] skipping: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    server = postgres.PostgresServer(
+        Path(tempfile.mkdtemp(prefix="agentry-pytest-pg-")), postgres.free_port()
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test on the worker's server: its libpq URI."""
+    name = f"t_{secrets.token_hex(6)}"
+    url = postgres_server.createdb(name)
+    try:
+        yield url
+    finally:
+        postgres_server.dropdb(name)
