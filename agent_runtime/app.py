@@ -31,6 +31,8 @@ from agent_runtime.keys import load_keyring
 from agent_runtime.metrics import Metrics
 from agent_runtime.middleware.context import request_context
 from agent_runtime.middleware.guard import guard
+from agent_runtime.openai_api import openai_routes
+from agent_runtime.profile import ProfileSource
 from agent_runtime.providers.base import ModelProvider
 from agent_runtime.providers.builtin import BuiltinProvider
 from agent_runtime.providers.guarded import GuardedModel
@@ -50,6 +52,7 @@ from agent_runtime.state import (
 )
 from agent_runtime.state.aside import set_aside
 from agent_runtime.tokens import TokenFile, TokenFileError
+from agent_runtime.turns import Turns
 
 log = logging.getLogger("agent_runtime.app")
 
@@ -203,6 +206,7 @@ def create_app(
         metrics=metrics,
         keyring=keyring,
         sessions=sessions,
+        turns=Turns(sessions, model, ProfileSource(settings)),
         model=model,
         key_checker=key_checker,
         checks=checks,
@@ -271,6 +275,7 @@ def create_app(
     )
     app[SERVICES] = services
     app.add_routes(routes)
+    app.add_routes(openai_routes)
     app.cleanup_ctx.append(lifecycle)
     disclosure.install(app)
     return app

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_runtime.errors import ConfigError
@@ -25,6 +32,17 @@ ENV_PREFIX = "AGENTRY_"
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ClientKey = Literal["header", "token", "ip"]
+
+
+class Skill(BaseModel):
+    """One thing the agent is good at, as the A2A agent card lists it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=2048)
+    tags: list[str] = Field(default_factory=list, max_length=32)
 
 
 class Settings(BaseSettings):
@@ -59,6 +77,16 @@ class Settings(BaseSettings):
     fallback: Literal["builtin", "reject"] = "builtin"
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_open_seconds: float = Field(default=30.0, gt=0)
+
+    instructions: str = Field(default="", max_length=65_536)
+    """The system message sent to the model on every turn (PROFILE_DIR's file wins)."""
+    description: str = Field(default="", max_length=2048)
+    """What the agent does, for its A2A card and ``GET /v1/models``."""
+    skills: list[Skill] = Field(default_factory=list, max_length=64)
+    """The agent card's skills, as a JSON list of {id, name, description, tags}."""
+    profile_dir: Path | None = None
+    """A directory with ``instructions``, ``description`` and ``skills.json``: read on
+    every turn when they changed, so an edit reaches a running agent without a restart."""
 
     rate_limit_rps: float = Field(default=0.0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)

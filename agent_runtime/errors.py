@@ -129,6 +129,17 @@ class ModelUnavailable(RequestError):
     code = "model_unavailable"
 
 
+class ModelStreamBroken(RequestError):
+    """The model failed after part of a streamed reply had gone out: nothing is stored.
+
+    The fallback cannot take over mid-reply (the caller already holds the model's first
+    words), so a streaming surface ends the stream with this error instead.
+    """
+
+    status = 502
+    code = "model_stream_broken"
+
+
 class ModelRefusedRequest(RequestError):
     """The provider refused this conversation (400/413/422), e.g. longer than its context.
 

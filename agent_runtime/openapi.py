@@ -62,6 +62,85 @@ _LIMITED = {
 }
 
 
+_STREAM = {
+    "name": "stream",
+    "in": "query",
+    "required": False,
+    "description": "true: the reply as server-sent events (`delta`, then `done` or `error`)",
+    "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+}
+_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+_DEGRADED = {
+    "X-Agentry-Degraded": {
+        "description": "true when the fallback answered",
+        "schema": {"type": "string"},
+    }
+}
+_TURN_ERRORS = {
+    "409": _error("The session has MAX_TURNS turns (session_turn_limit)"),
+    "413": _error(
+        "Body over the limit, or the question would take the session "
+        "past MAX_SESSION_BYTES (session_too_large)"
+    ),
+    "422": _error("The model refused this conversation (model_refused_request)"),
+    "507": _error(
+        "The replica holds MAX_SESSIONS sessions or MAX_STATE_BYTES "
+        "(session_capacity), or the state store is full"
+    ),
+}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def openai_paths() -> dict[str, Any]:
+    """``/v1/models`` and ``/v1/chat/completions`` (``openai_api.py``)."""
+    return {
+        "/v1/models": {
+            "get": {
+                "summary": "OpenAI-compatible: the one model, this agent",
+                "responses": {
+                    "200": {
+                        "description": "A list with the agent's name",
+                        "content": _json("Models"),
+                    },
+                    **_LIMITED,
+                },
+            }
+        },
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "OpenAI-compatible chat completion; X-Session-ID makes it a turn "
+                "of that session, otherwise stateless",
+                "parameters": [
+                    {
+                        "name": "X-Session-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                        },
+                    }
+                ],
+                "requestBody": {"required": True, "content": _json("ChatRequest")},
+                "responses": {
+                    "200": {
+                        "description": "A chat.completion, or with stream: chat.completion.chunk "
+                        "events then [DONE]",
+                        "headers": _DEGRADED,
+                        "content": {**_json("ChatCompletion"), **_SSE},
+                    },
+                    "400": _error("Invalid body or header; `param` names what to fix"),
+                    **_TURN_ERRORS,
+                    **_LIMITED,
+                },
+            }
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -70,7 +149,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/sessions/{id}/messages": {
                 "post": {
                     "summary": "Send a message to a session of the caller (created on first use)",
-                    "parameters": [_SESSION_ID],
+                    "parameters": [_SESSION_ID, _STREAM],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -81,23 +160,13 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "The reply; durable before it is sent",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Reply"}
-                                }
-                            },
+                            "description": "The reply; durable before it is sent (streamed: "
+                            "`done` is sent once the turn is durable)",
+                            "headers": _DEGRADED,
+                            "content": {**_json("Reply"), **_SSE},
                         },
                         "400": _error("Invalid body; `field` names what to fix"),
-                        "409": _error("The session has MAX_TURNS turns (session_turn_limit)"),
-                        "413": _error(
-                            "Body over the limit, or the question would take the session "
-                            "past MAX_SESSION_BYTES (session_too_large)"
-                        ),
-                        "507": _error(
-                            "The replica holds MAX_SESSIONS sessions or MAX_STATE_BYTES "
-                            "(session_capacity), or the state store is full"
-                        ),
+                        **_TURN_ERRORS,
                         **_LIMITED,
                     },
                 }
@@ -126,12 +195,14 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_SESSION_ID, _OWNER],
                     "responses": {
                         "204": {"description": "Deleted"},
+                        "400": _error("Invalid session id or `client`; `field` names it"),
                         "403": _NOT_ADMIN,
                         "404": _NOT_FOUND,
                         **_LIMITED,
                     },
                 },
             },
+            **openai_paths(),
             "/livez": {
                 "get": {
                     "summary": "Liveness: the process itself",
@@ -218,17 +289,63 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                 },
+                "Models": {
+                    "type": "object",
+                    "required": ["object", "data"],
+                    "properties": {
+                        "object": {"const": "list"},
+                        "data": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+                "ChatRequest": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "stream": {"type": "boolean"},
+                        "messages": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["role", "content"],
+                                "properties": {
+                                    "role": {"enum": ["system", "developer", "user", "assistant"]},
+                                    "content": {"type": ["string", "array"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "ChatCompletion": {
+                    "type": "object",
+                    "required": ["id", "object", "created", "model", "choices", "usage"],
+                    "properties": {
+                        "object": {"const": "chat.completion"},
+                        "choices": {"type": "array", "items": {"type": "object"}},
+                        "usage": {"type": "object"},
+                        "degraded": {
+                            "type": "boolean",
+                            "description": "true when the fallback answered",
+                        },
+                    },
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error"],
                     "properties": {
                         "error": {
                             "type": "object",
-                            "required": ["code", "message"],
+                            "required": ["code", "message", "type"],
                             "properties": {
                                 "code": {"type": "string"},
                                 "message": {"type": "string"},
+                                "type": {
+                                    "type": "string",
+                                    "description": "the OpenAI error type for the status",
+                                },
                                 "field": {"type": "string"},
+                                "param": {"type": "string", "description": "the same as field"},
                             },
                         }
                     },

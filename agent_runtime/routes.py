@@ -7,64 +7,70 @@ Handlers stay thin; errors are raised as domain exceptions and turned into HTTP 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from aiohttp import web
 
 from agent_runtime import health
-from agent_runtime.errors import InvalidRequest
+from agent_runtime.bodies import json_object, text
 from agent_runtime.middleware import DEGRADED
+from agent_runtime.middleware.errors import response_for
 from agent_runtime.openapi import openapi_document
 from agent_runtime.ownership import owner_of
 from agent_runtime.paging import page_of, page_request
 from agent_runtime.services import SERVICES
+from agent_runtime.sse import DEGRADED_HEADER, EventStream, wants_stream
 
 routes = web.RouteTableDef()
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequest("body", "must be a JSON object") from None
-    except RecursionError:
-        raise InvalidRequest("body", "must be a JSON object nested less deeply") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body", "must be a JSON object")
-    return body
-
-
-def _text(body: dict[str, Any], field: str) -> str:
-    """A non-empty string field that can be stored as UTF-8.
-
-    JSON can carry a lone surrogate (``"\\ud800"``) that no UTF-8 encoder accepts. Refused
-    here, it never reaches the journal, whose group commit would have to fail it there.
-    """
-    value = body.get(field)
-    if not isinstance(value, str):
-        raise InvalidRequest(field, "required, a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest(
-            field, "must be valid Unicode text (it holds a lone surrogate such as \\ud800)"
-        ) from None
-    if not value.strip():
-        raise InvalidRequest(field, "must not be empty")
-    return value
-
-
 @routes.post("/v1/sessions/{id}/messages")
-async def post_message(request: web.Request) -> web.Response:
-    content = _text(await _json_object(request), "content")
+async def post_message(request: web.Request) -> web.StreamResponse:
+    content = text((await json_object(request)).get("content"), "content")
     owner = owner_of(request, admin_may_name_owner=False)
-    result = await request.app[SERVICES].sessions.post(owner, request.match_info["id"], content)
-    if result.degraded:
+    turns = request.app[SERVICES].turns
+    if wants_stream(request):
+        return await _streamed_message(request, owner, content)
+    outcome = await turns.in_session(owner, request.match_info["id"], content)
+    headers = {}
+    if outcome.degraded:
         request[DEGRADED] = True
+        headers[DEGRADED_HEADER] = "true"
     return web.json_response(
-        {"reply": result.reply, "degraded": result.degraded, "turn": result.turn}
+        {"reply": outcome.reply, "degraded": outcome.degraded, "turn": outcome.turn},
+        headers=headers,
     )
+
+
+async def _streamed_message(request: web.Request, owner: str, content: str) -> web.StreamResponse:
+    """``?stream=true``: ``delta`` events as the model writes, then ``done`` once journaled.
+
+    An error before the first piece is an ordinary JSON error; after it, an ``error``
+    event ends the stream, and the turn was not stored. A client that hangs up mid-stream
+    stops the turn before it is journaled.
+    """
+    stream = EventStream(request)
+
+    async def on_delta(piece: str, degraded: bool) -> None:
+        if degraded:
+            request[DEGRADED] = True
+            stream.headers[DEGRADED_HEADER] = "true"
+        await stream.send({"delta": piece, "degraded": degraded}, event="delta")
+
+    turns = request.app[SERVICES].turns
+    try:
+        outcome = await turns.in_session(
+            owner, request.match_info["id"], content, on_delta=on_delta
+        )
+    except ConnectionResetError:
+        return stream.response or web.Response(status=499)
+    except Exception as error:
+        if not stream.started:
+            raise
+        await stream.send(json.loads(response_for(request, error).text or "{}"), event="error")
+        return await stream.finish()
+    done = {"reply": outcome.reply, "degraded": outcome.degraded, "turn": outcome.turn}
+    await stream.send(done, event="done")
+    return await stream.finish()
 
 
 @routes.get("/v1/sessions/{id}")

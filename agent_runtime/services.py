@@ -25,6 +25,7 @@ from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.sessions import SessionService
 from agent_runtime.tokens import TokenFile
+from agent_runtime.turns import Turns
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Services:
     metrics: Metrics
     keyring: KeyRing
     sessions: SessionService
+    turns: Turns
     model: GuardedModel
     key_checker: ModelKeyChecker
     checks: dict[str, Check]

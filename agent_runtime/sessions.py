@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from agent_runtime.clock import SystemClock
 from agent_runtime.errors import InvalidRequest, SessionNotFound, StateUnavailable
 from agent_runtime.metrics import Metrics
-from agent_runtime.providers.guarded import GuardedModel
+from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.quotas import Quotas, SessionLimits
 from agent_runtime.state import (
     CheckpointInfo,
@@ -116,8 +117,21 @@ class SessionService:
             self._locks[key] = lock
         return lock
 
-    async def post(self, client: str, session_id: str, content: str) -> TurnResult:
-        """One turn of `client`'s session `session_id`, which starts if it does not exist."""
+    async def post(
+        self,
+        client: str,
+        session_id: str,
+        content: str,
+        *,
+        system: str = "",
+        on_delta: OnDelta | None = None,
+    ) -> TurnResult:
+        """One turn of `client`'s session `session_id`, which starts if it does not exist.
+
+        ``system`` (the Agent's instructions) leads the conversation sent to the model and
+        is never stored. With ``on_delta`` the reply streams out as the model writes it;
+        the turn is still journaled, and so acknowledged, only once the reply is complete.
+        """
         self._check(session_id)
         deadline = self.model.deadline()  # from arrival: waiting for the lock counts too
         key = SessionKey(client, session_id)
@@ -125,7 +139,10 @@ class SessionService:
             self.quotas.admit(key, content)
             history = self._sessions.get(key, [])
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
-            reply = await self.model.reply([*history, question], deadline=deadline)
+            lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
+            reply = await self.model.reply(
+                [*lead, *history, question], deadline=deadline, on_delta=on_delta
+            )
             answer: Message = {
                 "role": "assistant",
                 "content": reply.text,

@@ -2,7 +2,9 @@
 
 ``RequestError`` subclasses carry their status and code; aiohttp's own HTTP exceptions
 (unknown route, wrong method, body over ``client_max_size``) get the same JSON shape:
-``{"error": {"code", "message", "field"?}}``. A full state store (``StateFull``) is 507
+``{"error": {"code", "message", "type", "field"?, "param"?}}``. ``type`` and ``param``
+(the same as ``field``) are the OpenAI error shape's names, so one body serves the native
+API and the OpenAI SDKs alike, with the same status codes. A full state store (``StateFull``) is 507
 Insufficient Storage with its reason, not a 500. Anything else is a 500 whose log line has
 the exception type and message, never the request body. Used by ``middleware/guard.py``.
 """
@@ -28,10 +30,24 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    body: dict[str, str] = {"code": code, "message": message}
+    body: dict[str, str] = {"code": code, "message": message, "type": error_type(status)}
     if field is not None:
         body["field"] = field
+        body["param"] = field
     return web.json_response({"error": body}, status=status, headers=headers)
+
+
+def error_type(status: int) -> str:
+    """The OpenAI error ``type`` for a status code."""
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
 
 
 def response_for(request: web.Request, error: Exception) -> web.Response:

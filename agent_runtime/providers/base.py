@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 ChatTurn = Mapping[str, str]
-"""One message of a conversation: ``{"role": "user"|"assistant", "content": str}``."""
+"""One message of a conversation: ``{"role": "system"|"user"|"assistant", "content": str}``.
+
+A ``system`` message, when present, comes first: the Agent's instructions. It is sent to
+the model on every turn and never stored in the session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +39,12 @@ class ModelProvider(Protocol):
 
     async def check_credentials(self) -> str | None:
         """``None`` when the API key is accepted (or none is needed), else a short reason."""
+
+
+class StreamingProvider(ModelProvider, Protocol):
+    """A provider that can hand out its reply piece by piece as the model produces it."""
+
+    def stream(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> AsyncIterator[str]:
+        """The reply's text in pieces; raises ``ModelError`` (before or between pieces)."""

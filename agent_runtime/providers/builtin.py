@@ -2,7 +2,10 @@
 
 It is the ``builtin`` provider and the fallback when a real model fails. Replies are
 useful rather than random: they acknowledge the message, say how far the conversation has
-come, and answer a few simple kinds of question (greeting, time-free arithmetic, help).
+come, recall the user's previous message, and answer a few simple kinds of question
+(greeting, time-free arithmetic, help). With the Agent's instructions (a leading
+``system`` message) it speaks as the persona their first line names, so a demo shows
+that the instructions reached the agent.
 
 Arithmetic is evaluated from Python's syntax tree, whose parser and this module's walk
 recurse once per operator: an expression is bounded at ``MAX_EXPRESSION_CHARS`` before it
@@ -15,7 +18,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from agent_runtime.providers.base import ChatTurn
 
@@ -49,9 +52,40 @@ class BuiltinProvider:
     ) -> str:
         return respond(conversation)  # instant: no deadline to watch
 
+    async def stream(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> AsyncIterator[str]:
+        for piece in pieces(respond(conversation)):
+            yield piece
+
+
+PERSONA_MAX_CHARS = 80
+RECALL_MAX_CHARS = 80
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` cut after each space, as a model streams it: joined, they give it back."""
+    return re.findall(r"\S+\s*|\s+", text)
+
+
+def persona(conversation: Sequence[ChatTurn]) -> str:
+    """Who the instructions' first line says the agent is: "You are Ada." → "Ada"."""
+    system = next((t["content"] for t in conversation if t.get("role") == "system"), "")
+    first = next((line.strip() for line in system.splitlines() if line.strip()), "")
+    first = re.sub(r"^you are\s+", "", first, flags=re.IGNORECASE).rstrip(" .!")
+    if len(first) > PERSONA_MAX_CHARS:
+        first = first[: PERSONA_MAX_CHARS - 1].rstrip() + "…"
+    return first
+
 
 def respond(conversation: Sequence[ChatTurn]) -> str:
-    """A deterministic reply to the last user message of ``conversation``."""
+    """A deterministic reply to the last user message, in the instructions' persona."""
+    reply = _answer(conversation)
+    speaker = persona(conversation)
+    return f"[{speaker}] {reply}" if speaker else reply
+
+
+def _answer(conversation: Sequence[ChatTurn]) -> str:
     users = [t["content"] for t in conversation if t.get("role") == "user"]
     if not users:
         return "Hello. Send me a message and I will answer."
@@ -73,13 +107,25 @@ def respond(conversation: Sequence[ChatTurn]) -> str:
         return f"So far you sent {len(earlier)} message(s), {words} word(s) in all."
     expression = last.rstrip("=? ").removeprefix("what is").strip()
     if expression and _ARITH.fullmatch(expression):
-        return _calculate(expression) or _brief(last, turn)
-    return _brief(last, turn)
+        return _calculate(expression) or _brief(users)
+    return _brief(users)
 
 
-def _brief(last: str, turn: int) -> str:
+def _brief(users: Sequence[str]) -> str:
+    last, turn = users[-1], len(users)
     words = len(last.split())
-    return f"You said {words} word(s) (turn {turn}). I am answering offline, so I keep it brief."
+    reply = f"You said {words} word(s) (turn {turn})."
+    if turn > 1:
+        reply += f" Before that you said: {_quote(users[-2])}."
+    return reply + " I am answering offline, so I keep it brief."
+
+
+def _quote(text: str) -> str:
+    """One earlier message, on one line and cut short, in quotes."""
+    flat = " ".join(text.split())
+    if len(flat) > RECALL_MAX_CHARS:
+        flat = flat[: RECALL_MAX_CHARS - 1].rstrip() + "…"
+    return f"“{flat}”"
 
 
 def _calculate(expression: str) -> str | None:

@@ -15,22 +15,38 @@ Three rules keep one request's trouble from spreading:
   context) is answered 422 to that caller and never counted against the breaker.
 - Anything else the provider does wrong, including an exception no one foresaw, is a
   model error: counted, measured, and answered by the fallback, never a 500.
+
+With ``on_delta`` the reply is streamed: each piece goes to the callback as the provider
+produces it (a provider without ``stream`` hands over its whole reply as one piece). A
+failure before the first piece falls back as above, the fallback's reply then streamed as
+one degraded piece; a failure after it is counted like any other and raised as
+``ModelStreamBroken``, since the caller already holds part of the model's reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Literal
 
 from agent_runtime.circuit import CircuitBreaker
-from agent_runtime.errors import ModelError, ModelRefusal, ModelRefusedRequest, ModelUnavailable
+from agent_runtime.errors import (
+    ModelError,
+    ModelRefusal,
+    ModelRefusedRequest,
+    ModelStreamBroken,
+    ModelUnavailable,
+)
 from agent_runtime.metrics import Metrics
 from agent_runtime.providers.base import ChatTurn, ModelProvider, Reply
 from agent_runtime.providers.builtin import respond
 
 log = logging.getLogger("agent_runtime.model")
+
+OnDelta = Callable[[str, bool], Awaitable[None]]
+"""Receives each piece of a streamed reply and whether the reply is degraded."""
 
 
 class GuardedModel:
@@ -54,10 +70,16 @@ class GuardedModel:
         return _now() + self.timeout_seconds
 
     async def reply(
-        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+        self,
+        conversation: Sequence[ChatTurn],
+        *,
+        deadline: float | None = None,
+        on_delta: OnDelta | None = None,
     ) -> Reply:
         if deadline is None:
             deadline = self.deadline()
+        if on_delta is not None:
+            return await self._streamed(conversation, deadline, on_delta)
         if _before(deadline) and self.breaker.allow():
             try:
                 text = await self._complete_before(conversation, deadline)
@@ -74,6 +96,72 @@ class GuardedModel:
                 self.breaker.record_success()
                 return Reply(text)
         return self._fallback_reply(conversation)
+
+    async def _streamed(
+        self, conversation: Sequence[ChatTurn], deadline: float, on_delta: OnDelta
+    ) -> Reply:
+        """The reply, each piece handed to ``on_delta`` as it comes (module docstring)."""
+        parts: list[str] = []
+        if _before(deadline) and self.breaker.allow():
+            try:
+                async for piece in self._pieces_before(conversation, deadline):
+                    parts.append(piece)
+                    await on_delta(piece, False)
+            except ModelRefusal as refusal:
+                self.breaker.release()
+                self._metrics.model_errors.labels(refusal.kind).inc()
+                raise ModelRefusedRequest(_refusal_message(refusal.status)) from None
+            except ModelError as error:
+                self._count_failure(error)
+                if parts:
+                    raise ModelStreamBroken(
+                        "the model stopped in the middle of its reply; nothing was stored, "
+                        "send the message again"
+                    ) from None
+            except BaseException:  # the caller went away, or a cancellation
+                self.breaker.release()
+                raise
+            else:
+                self.breaker.record_success()
+                return Reply("".join(parts))
+        reply = self._fallback_reply(conversation)
+        await on_delta(reply.text, True)
+        return reply
+
+    async def _pieces_before(
+        self, conversation: Sequence[ChatTurn], deadline: float
+    ) -> AsyncIterator[str]:
+        """The provider's pieces, each awaited within the deadline; every failure a ModelError.
+
+        The caller's own work between pieces (writing them out) is not guarded here, so a
+        client that went away is not mistaken for a model failure.
+        """
+        stream = getattr(self.provider, "stream", None)
+        if stream is None:
+            yield await self._complete_before(conversation, deadline)
+            return
+        pieces: AsyncIterator[str] = stream(conversation, deadline=deadline)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise ModelError("timeout", "no complete reply before the deadline") from None
+                except ModelError:
+                    raise
+                except Exception as error:
+                    raise ModelError(
+                        "unexpected", f"provider stream raised {type(error).__name__}"
+                    ) from None
+                yield piece
+        finally:
+            closing = getattr(pieces, "aclose", None)
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing()
 
     async def _complete_before(self, conversation: Sequence[ChatTurn], deadline: float) -> str:
         """The provider's answer, or a ModelError for every way it can fail.

@@ -10,18 +10,25 @@ provider is fine. Any answer that is not a chat completion (HTML with status 200
 without ``choices``) is a ``bad_response`` ModelError like any other provider failure.
 The API key is read from a file at start and sent only in the ``Authorization`` header;
 it is never logged or put in an error message.
+
+``stream`` asks for ``stream: true`` and yields the ``delta.content`` of each
+``chat.completion.chunk``. Attempts are retried as above until the first piece
+arrives; after that a failure (the connection cut, a malformed chunk, no ``[DONE]``) is a
+``stream_cut`` ModelError, since part of the reply already went to the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -31,6 +38,7 @@ from agent_runtime.providers.base import ChatTurn
 log = logging.getLogger("agent_runtime.providers.openai")
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class OpenAIProvider:
@@ -87,21 +95,42 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
+    def _body(self, conversation: Sequence[ChatTurn], *, stream: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": t["role"], "content": t["content"]} for t in conversation],
+        }
+        if stream:
+            body["stream"] = True
+        return body
+
     async def complete(
         self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
     ) -> str:
         """Attempts until one answers, retries run out, or ``deadline`` (loop time) passes."""
-        body = {
-            "model": self.model,
-            "messages": [{"role": t["role"], "content": t["content"]} for t in conversation],
-        }
+        body = self._body(conversation)
+        return await self._retrying(lambda remaining: self._attempt(body, remaining), deadline)
+
+    async def stream(
+        self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
+    ) -> AsyncIterator[str]:
+        """The reply in pieces; retried like ``complete`` until the first piece arrives."""
+        body = self._body(conversation, stream=True)
+        response = await self._retrying(lambda remaining: self._open(body, remaining), deadline)
+        async with response:
+            async for piece in stream_pieces(response):
+                yield piece
+
+    async def _retrying(
+        self, attempt_once: Callable[[float], Awaitable[T]], deadline: float | None
+    ) -> T:
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = math.inf  # called alone: only the per-attempt timeout applies
         attempt = 0
         while True:
             try:
-                return await self._attempt(body, deadline - loop.time())
+                return await attempt_once(deadline - loop.time())
             except ModelError as error:
                 delay = self._retry_delay(error, attempt, deadline - loop.time())
                 if delay is None:
@@ -143,20 +172,37 @@ class OpenAIProvider:
         url = f"{self.endpoint}/chat/completions"
         timeout = aiohttp.ClientTimeout(total=min(self._timeout_seconds, remaining))
         try:
-            async with self._session.post(
-                url, json=body, headers=self._headers(), timeout=timeout
-            ) as response:
-                raise_for_status(response)
-                payload = await response.json(content_type=None)
-        except TimeoutError:
-            raise ModelError("timeout", "provider did not answer in time") from None
-        except aiohttp.ClientError as error:
-            raise ModelError(
-                "connection", f"provider unreachable ({type(error).__name__})"
-            ) from None
+            with _transport_errors():
+                async with self._session.post(
+                    url, json=body, headers=self._headers(), timeout=timeout
+                ) as response:
+                    raise_for_status(response)
+                    payload = await response.json(content_type=None)
         except ValueError:  # HTML from a proxy, a truncated body: not the API's answer
             raise ModelError("bad_response", "provider reply is not JSON") from None
         return reply_content(payload)
+
+    async def _open(self, body: dict[str, Any], remaining: float) -> aiohttp.ClientResponse:
+        """A streaming response whose status is fine; the caller reads and releases it."""
+        if self._session is None:
+            raise ModelError("connection", "provider not started")
+        if remaining <= 0:
+            raise ModelError("timeout", "no time left before the request deadline")
+        url = f"{self.endpoint}/chat/completions"
+        # The whole stream may take the request's time; only connecting is capped per attempt.
+        timeout = aiohttp.ClientTimeout(
+            total=remaining, sock_connect=min(self._timeout_seconds, remaining)
+        )
+        with _transport_errors():
+            response = await self._session.post(
+                url, json=body, headers=self._headers(), timeout=timeout
+            )
+        try:
+            raise_for_status(response)
+        except BaseException:
+            response.release()
+            raise
+        return response
 
     async def check_credentials(self) -> str | None:
         """Ask ``GET /models`` whether the key is accepted; outages do not count as invalid."""
@@ -174,6 +220,17 @@ class OpenAIProvider:
                 return None
         except (TimeoutError, aiohttp.ClientError):
             return None
+
+
+@contextlib.contextmanager
+def _transport_errors() -> Iterator[None]:
+    """A timeout or a connection failure of one attempt, as the retryable ModelError."""
+    try:
+        yield
+    except TimeoutError:
+        raise ModelError("timeout", "provider did not answer in time") from None
+    except aiohttp.ClientError as error:
+        raise ModelError("connection", f"provider unreachable ({type(error).__name__})") from None
 
 
 REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})
@@ -224,3 +281,39 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+async def stream_pieces(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The ``delta.content`` pieces of an SSE chat completion stream, up to ``[DONE]``."""
+    try:
+        async for raw in response.content:
+            line = raw.decode("utf-8").strip()
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line.removeprefix("data:").strip()
+            if data == "[DONE]":
+                return
+            piece = chunk_content(json.loads(data))
+            if piece:
+                yield piece
+    except TimeoutError:
+        raise ModelError("stream_cut", "provider stream stopped before the deadline") from None
+    except (aiohttp.ClientError, ValueError) as error:
+        raise ModelError("stream_cut", f"provider stream broke ({type(error).__name__})") from None
+    raise ModelError("stream_cut", "provider stream ended without [DONE]")
+
+
+def chunk_content(payload: Any) -> str:
+    """The text of one ``chat.completion.chunk`` (empty for a role-only or final chunk)."""
+    try:
+        choices = payload["choices"]
+        if not choices:
+            return ""  # the usage chunk some providers send last
+        content = choices[0]["delta"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ModelError("stream_cut", "provider chunk had no choices[0].delta") from None
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise ModelError("stream_cut", "provider chunk content is not a string")
+    return content

@@ -4,13 +4,17 @@ Tests script it: ``fail(n, status)`` answers the next n calls with ``status``,
 ``rate_limit(n, retry_after)`` with 429 + Retry-After, ``latency`` delays every answer,
 ``hang(n)`` holds the next n calls until released, ``answer(n, body, content_type)``
 answers the next n calls 200 with a body that is not a chat completion (an HTML error
-page from a proxy, JSON without ``choices``). It records every call it received and
+page from a proxy, JSON without ``choices``). A request with ``stream: true`` is answered
+with SSE ``chat.completion.chunk`` objects, one word each, then ``data: [DONE]``;
+``cut(n, after)`` ends the next n streams after ``after`` chunks, connection closed
+without ``[DONE]``. It records every call it received and
 which API key was presented, and answers ``GET /v1/models`` 401 for unknown keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +51,9 @@ class FakeProvider:
     def answer(self, count: int, body: str, content_type: str = "text/html") -> None:
         self._faults.extend([("answer", (body, content_type))] * count)
 
+    def cut(self, count: int = 1, after: int = 2) -> None:
+        self._faults.extend([("cut", after)] * count)
+
     def hang(self, count: int = 1) -> None:
         self._faults.extend([("hang", None)] * count)
 
@@ -72,10 +79,13 @@ class FakeProvider:
         assert self.server is not None
         return str(self.server.make_url("/v1"))
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.calls.append(Call(request.path, request.headers.get("Authorization"), body))
         self.received.set()
+        cut_after: int | None = None
+        if self._faults and self._faults[0][0] == "cut":
+            cut_after = self._faults.popleft()[1]
         if self._faults:
             kind, value = self._faults.popleft()
             if kind == "status":
@@ -94,6 +104,8 @@ class FakeProvider:
         if self.latency:
             await asyncio.sleep(self.latency)
         last = body["messages"][-1]["content"]
+        if body.get("stream"):
+            return await self._stream(request, f"model says: {last}", cut_after)
         return web.json_response(
             {
                 "id": "chatcmpl-test",
@@ -107,6 +119,30 @@ class FakeProvider:
                 ],
             }
         )
+
+    async def _stream(
+        self, request: web.Request, text: str, cut_after: int | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        words = text.split(" ")
+        pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+        for index, piece in enumerate(pieces):
+            if cut_after is not None and index == cut_after:
+                assert request.transport is not None
+                request.transport.close()  # mid-stream: no [DONE], no clean end
+                return response
+            chunk = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if self.latency:
+                await asyncio.sleep(self.latency)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
