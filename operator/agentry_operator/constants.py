@@ -47,6 +47,7 @@ MODEL_KEY_DIR: Final = "/etc/agentry/model"
 MODEL_KEY_FILE: Final = f"{MODEL_KEY_DIR}/api-key"
 AUTH_DIR: Final = "/etc/agentry/auth"
 AUTH_TOKENS_FILE: Final = f"{AUTH_DIR}/tokens"
+PROFILE_DIR: Final = "/etc/agentry/profile"
 STATE_DIR: Final = "/var/lib/agentry/state"
 TMP_DIR: Final = "/tmp"  # noqa: S108 - the mount path of the pod's emptyDir, not a temp file
 
@@ -72,6 +73,10 @@ def selector_labels(agent: str) -> dict[str, str]:
 
 def config_map_name(agent: str) -> str:
     return f"{agent}-config"
+
+
+def profile_config_map_name(agent: str) -> str:
+    return f"{agent}-profile"
 
 
 def keys_secret_name(agent: str) -> str:

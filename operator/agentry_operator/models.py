@@ -280,6 +280,36 @@ class SessionsSpec(_Model):
     """Sessions idle this long are erased as by DELETE. 0: kept until deleted."""
 
 
+class ConfigMapKeyRef(_Model):
+    """A key of a ConfigMap in the Agent's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the ConfigMap."""
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key inside the ConfigMap."""
+
+
+class InstructionsSource(_Model):
+    """Where the instructions come from when they are not inline."""
+
+    config_map_key_ref: ConfigMapKeyRef
+    """A ConfigMap key holding the instructions; edits reach the pods without a restart
+    (the kubelet refreshes the mounted file within about a minute)."""
+
+
+class SkillSpec(_Model):
+    """One thing the agent does, as its A2A agent card lists it."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """Stable identifier of the skill."""
+    name: str = Field(min_length=1, max_length=256)
+    """Human-readable name."""
+    description: str = Field(default="", max_length=2048)
+    """What the skill does, for clients choosing an agent."""
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    """Keywords."""
+
+
 class ResourcesSpec(_Model):
     """Compute resources of the agent container."""
 
@@ -301,6 +331,11 @@ class AgentSpec(_Model):
                 "spec.rateLimit.clientKey may be token only when spec.auth.enabled is true "
                 "(without auth any Authorization header would pick its own bucket)",
                 ".rateLimit.clientKey",
+            ),
+            (
+                "!(has(self.instructions) && has(self.instructionsFrom))",
+                "set spec.instructions or spec.instructionsFrom, not both",
+                ".instructionsFrom",
             ),
         )
     )
@@ -327,6 +362,19 @@ class AgentSpec(_Model):
     """Error-rate alerting."""
     sessions: SessionsSpec = Field(default_factory=SessionsSpec, json_schema_extra={"default": {}})
     """Limits on session memory, per replica."""
+    instructions: str | None = Field(default=None, min_length=1, max_length=65536)
+    """The system prompt: sent to the model as the system message on every turn. Edits
+    reach the running pods without a restart."""
+    instructions_from: InstructionsSource | None = None
+    """The instructions from a ConfigMap key instead of inline."""
+    description: str = Field(default="", max_length=2048)
+    """What the agent does: its A2A agent card and GET /v1/models show it."""
+    skills: list[SkillSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
+    """The skills its A2A agent card lists, one per id."""
     resources: ResourcesSpec | None = None
     """Compute resources of the agent container."""
     image: str | None = Field(default=None, min_length=1)
@@ -346,6 +394,21 @@ class AgentSpec(_Model):
         if duplicates:
             raise ValueError(f"names must be unique, repeated: {', '.join(duplicates)}")
         return env
+
+    @field_validator("skills")
+    @classmethod
+    def _unique_skill_ids(cls, skills: list[SkillSpec]) -> list[SkillSpec]:
+        ids = [skill.id for skill in skills]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"ids must be unique, repeated: {', '.join(duplicates)}")
+        return skills
+
+    @model_validator(mode="after")
+    def _one_source_of_instructions(self) -> AgentSpec:
+        if self.instructions is not None and self.instructions_from is not None:
+            raise ValueError("set spec.instructions or spec.instructionsFrom, not both")
+        return self
 
     @model_validator(mode="after")
     def _token_key_needs_auth(self) -> AgentSpec:

@@ -202,6 +202,7 @@ class Reconciler:
         if keys.set_aside:
             config_map["data"]["AGENTRY_STATE_SET_ASIDE"] = keys.set_aside
         await self._apply(agent, config_map, new)
+        await self._apply(agent, builders.build_profile_config_map(agent), new)
         digest = builders.config_hash(config_map["data"], keys.ring)
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)

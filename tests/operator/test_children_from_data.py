@@ -25,6 +25,7 @@ CHILDREN = [
     ("rbac.authorization.k8s.io/v1/rolebindings", "RoleBinding", ""),
     ("v1/secrets", "Secret", "-keys"),
     ("v1/configmaps", "ConfigMap", "-config"),
+    ("v1/configmaps", "ConfigMap", "-profile"),
     ("apps/v1/statefulsets", "StatefulSet", ""),
     ("v1/services", "Service", ""),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", ""),

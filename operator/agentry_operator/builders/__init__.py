@@ -8,6 +8,7 @@ from agentry_operator.builders.common import owner_reference
 from agentry_operator.builders.config import (
     build_config_map,
     build_key_secret,
+    build_profile_config_map,
     config_hash,
     replica_share,
     runtime_environment,
@@ -27,6 +28,7 @@ __all__ = [
     "build_config_map",
     "build_key_secret",
     "build_pdb",
+    "build_profile_config_map",
     "build_role",
     "build_role_binding",
     "build_service",

@@ -1,8 +1,11 @@
-"""The runtime ConfigMap, the generated key Secret and the hash that rolls the pods.
+"""The runtime ConfigMap, the profile ConfigMap, the generated key Secret and the hash
+that rolls the pods.
 
 The ConfigMap holds the AGENTRY_* variables of docs/architecture.md ("Runtime settings");
 the pods read it with envFrom. The Agent's rate limit is divided by the replica count
-because each replica enforces its own share.
+because each replica enforces its own share. The profile ConfigMap (instructions,
+description, skills) is mounted as files that the runtime reads again when they change,
+so it is left out of the hash: editing the instructions does not roll the pods.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
         **session_limits(agent),
+        "PROFILE_DIR": c.PROFILE_DIR,
         "HEARTBEAT": "lease",
         "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "LOG_LEVEL": profile.log_level,
@@ -122,6 +126,25 @@ def build_config_map(agent: Agent) -> dict[str, Any]:
         "kind": "ConfigMap",
         "metadata": metadata(agent, c.config_map_name(agent.name)),
         "data": runtime_environment(agent),
+    }
+
+
+def build_profile_config_map(agent: Agent) -> dict[str, Any]:
+    """ConfigMap `<agent>-profile`: the files of the runtime's PROFILE_DIR.
+
+    Inline instructions are its `instructions` key; with `instructionsFrom` the pods mount
+    that ConfigMap's key at the same path instead (``workload.py``).
+    """
+    spec = agent.spec
+    skills = [skill.model_dump(mode="json") for skill in spec.skills]
+    data = {"description": spec.description, "skills.json": json.dumps(skills, sort_keys=True)}
+    if spec.instructions is not None:
+        data["instructions"] = spec.instructions
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(agent, c.profile_config_map_name(agent.name)),
+        "data": data,
     }
 
 

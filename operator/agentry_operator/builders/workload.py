@@ -33,6 +33,18 @@ def _probe(path: str, period: int, timeout: int, failures: int) -> dict[str, Any
     }
 
 
+def _profile_volume(agent: Agent) -> dict[str, Any]:
+    """The profile ConfigMap, plus the instructions' ConfigMap key when they come from one."""
+    sources: list[dict[str, Any]] = [{"configMap": {"name": c.profile_config_map_name(agent.name)}}]
+    source = agent.spec.instructions_from
+    if source is not None:
+        ref = source.config_map_key_ref
+        sources.append(
+            {"configMap": {"name": ref.name, "items": [{"key": ref.key, "path": "instructions"}]}}
+        )
+    return {"name": "profile", "projected": {"sources": sources, "defaultMode": 0o444}}
+
+
 def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, volumeMounts) of the agent container."""
     spec = agent.spec
@@ -42,10 +54,14 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             "secret": {"secretName": key_secret_name_for(agent), "defaultMode": 0o440},
         },
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        _profile_volume(agent),
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "keys", "mountPath": c.KEYS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": c.TMP_DIR},
+        # Not a subPath mount: the kubelet updates a whole volume in place, so edited
+        # instructions reach the running pod.
+        {"name": "profile", "mountPath": c.PROFILE_DIR, "readOnly": True},
         {"name": "state", "mountPath": c.STATE_DIR},
     ]
     if spec.state.backend == "configmap":

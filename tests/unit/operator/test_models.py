@@ -94,3 +94,22 @@ def test_an_endpoint_with_a_password_in_it_is_refused_naming_the_field() -> None
             {**body, "spec": {"model": {**model, "endpoint": "https://u:pw@llm.local/v1"}}}
         )
     Agent.model_validate({**body, "spec": {"model": {**model, "endpoint": "https://llm.local/v1"}}})
+
+
+def test_instructions_inline_and_from_a_configmap_together_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"spec\.instructions or spec\.instructionsFrom"):
+        AgentSpec.model_validate(
+            {
+                "instructions": "You are Ada.",
+                "instructionsFrom": {"configMapKeyRef": {"name": "prompts", "key": "ada"}},
+            }
+        )
+
+
+def test_skill_ids_are_unique_and_well_formed() -> None:
+    with pytest.raises(ValidationError, match="repeated: faq"):
+        AgentSpec.model_validate(
+            {"skills": [{"id": "faq", "name": "FAQ"}, {"id": "faq", "name": "Again"}]}
+        )
+    with pytest.raises(ValidationError, match=r"skills\.0\.id"):
+        AgentSpec.model_validate({"skills": [{"id": "no spaces", "name": "x"}]})
