@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_runtime import disclosure, health, highwater
+from agent_runtime.a2a_api import a2a_routes
 from agent_runtime.authfailures import FailedAuthentications
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.clock import Clock, SystemClock
@@ -276,6 +277,7 @@ def create_app(
     app[SERVICES] = services
     app.add_routes(routes)
     app.add_routes(openai_routes)
+    app.add_routes(a2a_routes)
     app.cleanup_ctx.append(lifecycle)
     disclosure.install(app)
     return app

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     """What the agent does, for its A2A card and ``GET /v1/models``."""
     skills: list[Skill] = Field(default_factory=list, max_length=64)
     """The agent card's skills, as a JSON list of {id, name, description, tags}."""
+    public_url: str | None = None
+    """The URL clients reach the agent at, for the A2A card; unset, each request's own
+    address (and X-Forwarded-* headers) is used."""
     profile_dir: Path | None = None
     """A directory with ``instructions``, ``description`` and ``skills.json``: read on
     every turn when they changed, so an edit reaches a running agent without a restart."""

@@ -141,6 +141,49 @@ def openai_paths() -> dict[str, Any]:
     }
 
 
+def a2a_paths() -> dict[str, Any]:
+    """The A2A card and JSON-RPC endpoint (``a2a_api.py``)."""
+    card = {
+        "get": {
+            "summary": "A2A 1.0 agent card (public)",
+            "responses": {"200": {"description": "The agent card", "content": _json("Object")}},
+        }
+    }
+    return {
+        "/.well-known/agent-card.json": card,
+        "/.well-known/agent.json": card,
+        "/v1/a2a": {
+            "post": {
+                "summary": "A2A 1.0 JSON-RPC: SendMessage, SendStreamingMessage, GetTask, "
+                "CancelTask (header A2A-Version: 1.0)",
+                "parameters": [
+                    {
+                        "name": "A2A-Version",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {"required": True, "content": _json("JsonRpcRequest")},
+                "responses": {
+                    "200": {
+                        "description": "A JSON-RPC response (result or error); "
+                        "SendStreamingMessage: SSE of JSON-RPC responses",
+                        "headers": _DEGRADED,
+                        "content": {**_json("Object"), **_SSE},
+                    },
+                    "400": {
+                        "description": "Not JSON, or not a JSON-RPC 2.0 request object",
+                        "content": _json("Object"),
+                    },
+                    "413": _error("Body over the limit"),
+                    **_LIMITED,
+                },
+            }
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -203,6 +246,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             **openai_paths(),
+            **a2a_paths(),
             "/livez": {
                 "get": {
                     "summary": "Liveness: the process itself",
@@ -287,6 +331,17 @@ def openapi_document() -> dict[str, Any]:
                                 },
                             },
                         },
+                    },
+                },
+                "Object": {"type": "object"},
+                "JsonRpcRequest": {
+                    "type": "object",
+                    "required": ["jsonrpc", "method"],
+                    "properties": {
+                        "jsonrpc": {"const": "2.0"},
+                        "id": {"type": ["string", "integer", "null"]},
+                        "method": {"type": "string"},
+                        "params": {"type": "object"},
                     },
                 },
                 "Models": {
