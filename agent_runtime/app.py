@@ -43,6 +43,7 @@ from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
+from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.state import (
     MemoryStore,
     PvcStore,
@@ -52,10 +53,17 @@ from agent_runtime.state import (
     StateUnreadable,
 )
 from agent_runtime.state.aside import set_aside
+from agent_runtime.state.postgres import PostgresStore
 from agent_runtime.tokens import TokenFile, TokenFileError
 from agent_runtime.turns import Turns
 
 log = logging.getLogger("agent_runtime.app")
+
+RESTART_INTERVAL_SECONDS = 5.0
+"""How often a runtime whose database was missing or too new at start-up tries again."""
+STATS_TIMEOUT_SECONDS = 3.0
+"""The heartbeat's count of sessions and old-key rows: during an outage the beat goes out
+with the last counts rather than waiting for the database."""
 
 
 def build_provider(settings: Settings) -> ModelProvider:
@@ -93,6 +101,36 @@ def build_store(settings: Settings, keyring: KeyRing) -> StateStore:
             settings.state_dir, keyring, record_context(settings), settings.state_generations
         )
     raise ValueError("the configmap store is built by lifecycle.build_configmap_store")
+
+
+def build_shared_sessions(
+    settings: Settings,
+    keyring: KeyRing,
+    model: GuardedModel,
+    metrics: Metrics,
+    clock: Clock,
+) -> SharedSessionService:
+    """The postgres backend: the store and the service over it (no journal, no checkpoint)."""
+    assert settings.postgres_url is not None  # required by Settings with this backend
+    store = PostgresStore(
+        settings.postgres_url,
+        namespace=settings.namespace,
+        agent=settings.agent_name,
+        schema_name=settings.postgres_schema,
+        pool_size=settings.postgres_pool_size,
+        sslmode=settings.postgres_sslmode,
+    )
+    return SharedSessionService(
+        store,
+        model,
+        metrics,
+        Quotas(session_limits(settings), clock),
+        keyring=keyring,
+        context=record_context(settings),
+        clock=clock,
+        cache_sessions=settings.postgres_cache_sessions,
+        retention_seconds=settings.state_retention_seconds,
+    )
 
 
 def session_limits(settings: Settings) -> SessionLimits:
@@ -137,7 +175,8 @@ def create_app(
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
     keyring = keyring or load_keyring(settings)
-    store = store or build_store(settings, keyring)
+    if settings.state_backend != "postgres":
+        store = store or build_store(settings, keyring)
     provider = provider or build_provider(settings)
     publisher = publisher or NullPublisher()
 
@@ -155,7 +194,11 @@ def create_app(
         metrics=metrics,
         timeout_seconds=settings.model_timeout_seconds,
     )
-    sessions = SessionService(store, model, metrics, Quotas(session_limits(settings), clock))
+    sessions: SessionService | SharedSessionService
+    if store is None:
+        sessions = build_shared_sessions(settings, keyring, model, metrics, clock)
+    else:
+        sessions = SessionService(store, model, metrics, Quotas(session_limits(settings), clock))
     key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
     limiter = None
     if settings.rate_limit_enabled:
@@ -174,9 +217,11 @@ def create_app(
         if sessions.unavailable_reason is not None:
             return health.CheckResult("state", False, sessions.unavailable_reason)
         try:
-            room = await store.probe()
+            room = await sessions.store.probe()
         except StateError as error:
             return health.CheckResult("state", False, str(error))
+        if isinstance(sessions, SharedSessionService):
+            return health.CheckResult("state", True, detail=sessions.describe_stats())
         warnings = list(sessions.restored.warnings) if sessions.restored else []
         if room is not None:
             warnings.append(room)
@@ -227,6 +272,8 @@ def create_app(
     async def heartbeat_loop() -> None:
         while True:
             await refresh_health()
+            if isinstance(sessions, SharedSessionService):
+                await sessions.refresh_stats(budget=STATS_TIMEOUT_SECONDS)
             await heartbeat.beat()
             await clock.sleep(settings.heartbeat_interval_seconds)
 
@@ -239,12 +286,19 @@ def create_app(
                 log.exception("expiring idle sessions failed; they stay until the next try")
             with contextlib.suppress(Exception):  # logged and counted by the service
                 await sessions.checkpoint()
+            if isinstance(sessions, SharedSessionService):
+                try:
+                    await sessions.maintain()
+                except Exception:
+                    log.exception("store maintenance failed; tried again next interval")
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await provider.start()
         try:
             await restore(services)
             spawn: list[Coroutine[Any, Any, None]] = [checkpoint_loop(), heartbeat_loop()]
+            if isinstance(sessions, SharedSessionService) and sessions.unavailable_reason:
+                spawn.append(sessions.run_until_started(RESTART_INTERVAL_SECONDS))
             if settings.model_provider != "builtin":
                 try:
                     await asyncio.wait_for(key_checker.refresh(), timeout=5.0)
@@ -259,7 +313,7 @@ def create_app(
                 "runtime ready",
                 extra={
                     "fields": {
-                        "state": store.describe(),
+                        "state": sessions.store.describe(),
                         "provider": provider.name,
                         "sessions": sessions.session_count,
                     }
@@ -267,7 +321,7 @@ def create_app(
             )
             yield
         finally:
-            await shutdown(services, store, refresh_health)
+            await shutdown(services, refresh_health)
             await provider.close()
 
     app = web.Application(
@@ -284,8 +338,14 @@ def create_app(
 
 
 async def restore(services: Services) -> None:
-    """Read the previous high-water mark, restore the state, refuse it if it is older."""
+    """Read the previous high-water mark, restore the state, refuse it if it is older.
+
+    The postgres backend restores nothing: it migrates the schema and loads sessions on
+    demand; a database not there yet is retried in the background."""
     sessions, metrics = services.sessions, services.metrics
+    if isinstance(sessions, SharedSessionService):
+        await sessions.start()
+        return
     services.previous_mark = await previous_mark(services)
     try:
         restored = await sessions.store.load()
@@ -360,7 +420,7 @@ def check_rollback(services: Services, restored: Restored) -> None:
     log.error("%s; serving it (%s)", reason, why)
 
 
-async def shutdown(services: Services, store: StateStore, refresh_health: Any) -> None:
+async def shutdown(services: Services, refresh_health: Any) -> None:
     """After the drain: stop tasks, final checkpoint, final heartbeat, close the store."""
     services.shutting_down = True
     for task in services.tasks:
@@ -378,7 +438,7 @@ async def shutdown(services: Services, store: StateStore, refresh_health: Any) -
     await services.heartbeat.beat(ready=False)
     with contextlib.suppress(Exception):
         await services.heartbeat.publisher.close()
-    await store.close()
+    await services.sessions.store.close()
     log.info("runtime stopped")
 
 
@@ -398,6 +458,7 @@ def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict
         "health": {name: health_values.get(name, "ok") for name in health.CHECK_NAMES},
         "metrics": services.metrics.summary(),
         **high_water(services),
+        "state": state_summary(services),
         "lastCheckpoint": None
         if checkpoint is None
         else {
@@ -409,10 +470,34 @@ def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict
     }
 
 
+def state_summary(services: Services) -> dict[str, Any]:
+    """``state`` of the heartbeat: the backend, its sessions, and its rows under old keys
+    (what ``kubectl agent rotate-key`` waits on; see docs/architecture.md)."""
+    sessions, active = services.sessions, services.keyring.active_key_id
+    if isinstance(sessions, SharedSessionService):
+        stats = sessions.stats
+        return {
+            "backend": "postgres",
+            "sessions": None if stats is None else stats.sessions,
+            "rowsUnderOldKeys": None if stats is None else stats.rows_under_old_keys,
+            "activeKeyId": active,
+        }
+    checkpoint = sessions.last_checkpoint
+    return {
+        "backend": services.settings.state_backend,
+        "sessions": sessions.session_count,
+        "rowsUnderOldKeys": 0 if checkpoint is not None and checkpoint.key_id == active else None,
+        "activeKeyId": active,
+    }
+
+
 def high_water(services: Services) -> dict[str, Any]:
     """``highWater`` of the heartbeat: the store's position while sessions are served;
     the previous mark, unchanged, while they are refused (a refused rollback, unreadable
-    state), so that a restart does not find the rollback already accepted."""
+    state), so that a restart does not find the rollback already accepted. The postgres
+    backend has none: its durability is the database's."""
+    if isinstance(services.sessions, SharedSessionService):
+        return {}
     if services.sessions.unavailable_reason is None:
         position = services.sessions.store.position
         mark: highwater.HighWater | None = highwater.HighWater(

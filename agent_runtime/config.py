@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     namespace: str = "default"
     replica: str = Field(default_factory=socket.gethostname)
 
-    state_backend: Literal["memory", "pvc", "configmap"] = "pvc"
+    state_backend: Literal["memory", "pvc", "configmap", "postgres"] = "pvc"
     state_dir: Path = Path("/var/lib/agentry/state")
     state_generations: int = Field(default=3, ge=1, le=32)
     state_set_aside: str = ""  # a fresh start's stamp: move unreadable pvc files aside once
@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     """Serve state older than the heartbeat's high-water mark in production (it is refused
     there otherwise); set it after checking why checkpoint or journal files went missing."""
     keys_dir: Path | None = None
+    postgres_url: str | None = Field(default=None, repr=False)
+    """libpq URI of the shared database (backend postgres); holds a password: never shown."""
+    postgres_schema: str = Field(default="agentry", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    postgres_pool_size: int = Field(default=10, ge=1, le=100)
+    postgres_sslmode: (
+        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = None
+    """Overrides the URI's sslmode when set."""
+    postgres_cache_sessions: int = Field(default=1000, ge=0)
+    """Hot sessions each replica keeps in memory (LRU); the rest are read on demand."""
+    state_retention_seconds: float = Field(default=0.0, ge=0)
+    """postgres: sessions idle this long are deleted by a background pass. 0: kept."""
 
     model_provider: Literal["builtin", "openai"] = "builtin"
     model_endpoint: str | None = None
@@ -169,6 +181,22 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("postgres_url")
+    @classmethod
+    def _libpq_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise _SettingError("postgres_url", "is not a URI (postgresql://...)") from None
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise _SettingError(
+                "postgres_url", "must be a postgresql://user:password@host:port/db URI"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.model_provider == "openai":
@@ -180,6 +208,8 @@ class Settings(BaseSettings):
             raise _SettingError(
                 "keys_dir", f"required in {self.environment} (mount the key Secret there)"
             )
+        if self.state_backend == "postgres" and not self.postgres_url:
+            raise _SettingError("postgres_url", "required when STATE_BACKEND is postgres")
         if self.rate_limit_client_key == "token" and self.auth_tokens_file is None:
             raise _SettingError(
                 "rate_limit_client_key",
@@ -221,6 +251,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         if self.model_endpoint:
             data["model_endpoint"] = redact_url(self.model_endpoint)
+        if self.postgres_url:
+            data["postgres_url"] = redact_url(self.postgres_url)
         data["log_level"] = self.effective_log_level
         data["rate_limit_client_key"] = self.effective_client_key
         return {ENV_PREFIX + key.upper(): value for key, value in data.items()}
@@ -285,7 +317,7 @@ def _to_config_error(exc: ValidationError) -> ConfigError:
     message = message[:1].lower() + message[1:]
     raw = error.get("input")
     got = raw if isinstance(raw, str) else repr(raw)
-    if field == "model_endpoint":
+    if field in ("model_endpoint", "postgres_url"):
         got = redact_url(got)
     return ConfigError(env_name(field), f"{message} (got {got})")
 

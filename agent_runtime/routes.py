@@ -78,7 +78,7 @@ async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     owner = owner_of(request, admin_may_name_owner=True)
     after, limit = page_request(request.query)
-    messages = request.app[SERVICES].sessions.get(owner, session_id)
+    messages = await request.app[SERVICES].sessions.get(owner, session_id)
     page = page_of(messages, after, limit)
     return web.json_response(
         {"id": session_id, "messages": page.messages, "total": page.total, "next": page.next}

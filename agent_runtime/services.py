@@ -24,6 +24,7 @@ from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.sessions import SessionService
+from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.tokens import TokenFile
 from agent_runtime.turns import Turns
 
@@ -34,7 +35,7 @@ class Services:
     clock: Clock
     metrics: Metrics
     keyring: KeyRing
-    sessions: SessionService
+    sessions: SessionService | SharedSessionService
     turns: Turns
     model: GuardedModel
     key_checker: ModelKeyChecker

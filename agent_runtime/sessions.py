@@ -54,6 +54,30 @@ log = logging.getLogger("agent_runtime.sessions")
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+def check_session_id(session_id: str) -> None:
+    """InvalidRequest naming ``id`` unless the id is one SESSION_ID allows."""
+    if not SESSION_ID.fullmatch(session_id):
+        raise InvalidRequest(
+            "id", "must be 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
+        )
+
+
+class SessionLocks:
+    """One ``asyncio.Lock`` per session, kept only while someone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def __call__(self, key: SessionKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+
 @dataclass(frozen=True, slots=True)
 class TurnResult:
     reply: str
@@ -74,9 +98,7 @@ class SessionService:
         self._metrics = metrics
         self.quotas = quotas or Quotas(SessionLimits(), SystemClock())
         self._sessions: MemoryState = {}
-        self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._lock = SessionLocks()
         self._checkpoint_lock = asyncio.Lock()
         self.unavailable_reason: str | None = "state not restored yet"
         self.restored: Restored | None = None
@@ -105,17 +127,7 @@ class SessionService:
     def _check(self, session_id: str) -> None:
         if self.unavailable_reason is not None:
             raise StateUnavailable(f"sessions are unavailable: {self.unavailable_reason}")
-        if not SESSION_ID.fullmatch(session_id):
-            raise InvalidRequest(
-                "id", "must be 1-128 letters, digits, '.', '_' or '-', starting alphanumeric"
-            )
-
-    def _lock(self, key: SessionKey) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+        check_session_id(session_id)
 
     async def post(
         self,
@@ -163,8 +175,9 @@ class SessionService:
             turn = self.quotas.turns(key)  # counted as turns are stored, not re-counted here
             return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
 
-    def get(self, client: str, session_id: str) -> Sequence[Message]:
-        """The messages of `client`'s session; SessionNotFound for anyone else's."""
+    async def get(self, client: str, session_id: str) -> Sequence[Message]:
+        """The messages of `client`'s session; SessionNotFound for anyone else's. Async
+        like the shared store's, which reads the database."""
         self._check(session_id)
         messages = self._sessions.get(SessionKey(client, session_id))
         if messages is None:

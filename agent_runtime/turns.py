@@ -25,6 +25,7 @@ from agent_runtime.profile import ProfileSource
 from agent_runtime.providers.base import ChatTurn
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.sessions import SessionService
+from agent_runtime.shared_sessions import SharedSessionService
 
 CHARS_PER_TOKEN = 4
 
@@ -53,7 +54,12 @@ class Outcome:
 
 
 class Turns:
-    def __init__(self, sessions: SessionService, model: GuardedModel, profile: ProfileSource):
+    def __init__(
+        self,
+        sessions: SessionService | SharedSessionService,
+        model: GuardedModel,
+        profile: ProfileSource,
+    ):
         self.sessions = sessions
         self.model = model
         self.profile = profile
@@ -66,7 +72,7 @@ class Turns:
         result = await self.sessions.post(
             client, session_id, content, system=system, on_delta=on_delta
         )
-        history = self.sessions.get(client, session_id)
+        history = await self.sessions.get(client, session_id)
         prompt = estimate_tokens(system) + sum(
             estimate_tokens(m["content"]) for m in history[: 2 * result.turn - 1]
         )
@@ -84,10 +90,10 @@ class Turns:
         prompt = sum(estimate_tokens(t["content"]) for t in sent)
         return Outcome(reply.text, reply.degraded, Usage(prompt, estimate_tokens(reply.text)))
 
-    def session_turn(self, client: str, session_id: str, turn: int) -> tuple[str, str] | None:
+    async def session_turn(self, client: str, session_id: str, turn: int) -> tuple[str, str] | None:
         """(question, answer) of turn ``turn`` of ``client``'s session, if it is stored."""
         try:
-            messages = self.sessions.get(client, session_id)
+            messages = await self.sessions.get(client, session_id)
         except SessionNotFound:
             return None
         if turn < 1 or 2 * turn > len(messages):
@@ -95,9 +101,9 @@ class Turns:
         question, answer = messages[2 * turn - 2], messages[2 * turn - 1]
         return question["content"], answer["content"]
 
-    def next_turn(self, client: str, session_id: str) -> int:
+    async def next_turn(self, client: str, session_id: str) -> int:
         """The number the session's next turn gets (read under its lock, it is this turn's)."""
         try:
-            return len(self.sessions.get(client, session_id)) // 2 + 1
+            return len(await self.sessions.get(client, session_id)) // 2 + 1
         except SessionNotFound:
             return 1

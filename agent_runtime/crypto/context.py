@@ -12,6 +12,9 @@ Two encodings exist, and both stay readable forever (golden files in the tests):
 - ``agentry-aad-v2``: the same plus the owning client and the session id. The messages
   of one session are sealed under it inside those records, so a session's sealed body
   moved to another client's (or another session's) place fails authentication.
+- ``agentry-aad-v3``: namespace, agent, kind, client, session and turn number, without
+  the replica: one turn's row in the shared PostgreSQL store, which any replica writes and
+  reads. A row copied to another session, or to another turn number, fails to open.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from functools import lru_cache
 
 _AAD_LABEL_V1 = b"agentry-aad-v1"
 _AAD_LABEL_V2 = b"agentry-aad-v2"
+_AAD_LABEL_V3 = b"agentry-aad-v3"
 
 
 def _length_prefixed(label: bytes, values: tuple[str, ...]) -> bytes:
@@ -59,9 +63,15 @@ class RecordContext:
     kind: str
     client: str | None = None
     session: str | None = None
+    turn: int | None = None
 
     def associated_data(self) -> bytes:
         """Encode the context unambiguously (each field length-prefixed), for use as AAD."""
+        if self.turn is not None and self.client is not None and self.session is not None:
+            return _length_prefixed(
+                _AAD_LABEL_V3,
+                (self.namespace, self.agent, self.kind, self.client, self.session, str(self.turn)),
+            )
         if self.client is None or self.session is None:
             return _encode_v1(self.namespace, self.agent, self.replica, self.kind)
         prefix = _v2_prefix(self.namespace, self.agent, self.replica, self.kind)
@@ -74,3 +84,7 @@ class RecordContext:
     def for_session(self, kind: str, client: str, session: str) -> RecordContext:
         """The context of one session's sealed body: this replica, that client and session."""
         return RecordContext(self.namespace, self.agent, self.replica, kind, client, session)
+
+    def for_turn(self, kind: str, client: str, session: str, turn: int) -> RecordContext:
+        """The context of one turn's row in a shared store: no replica, the turn number."""
+        return RecordContext(self.namespace, self.agent, "", kind, client, session, turn)

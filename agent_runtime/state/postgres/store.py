@@ -1,0 +1,422 @@
+"""The SQL of the shared store, with every wait bounded and every failure a ``StateError``.
+
+``PostgresStore`` owns an asyncpg pool (created lazily: a replica whose database is down
+at start-up stays up and retries). Each method takes a ``budget`` (seconds) that bounds
+the pool wait and every statement, so a stalled or unreachable database turns into
+``DatabaseUnavailable`` (a ``StateError``) within the caller's deadline, never a hang.
+A connection that failed or timed out is terminated, not handed back: the pool opens a
+fresh one for the next caller, which is how the runtime reconnects after an outage.
+
+The turn transaction (``turn()``) is the heart of serialization: it locks the session's
+row ``FOR UPDATE`` (creating the row if needed), and holds the lock while the caller reads
+history, asks the model and inserts the next turn; a concurrent turn of the same session
+on any replica waits on that lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from agent_runtime.config import redact_url
+from agent_runtime.state.errors import StateError
+from agent_runtime.state.model import SessionKey
+from agent_runtime.state.postgres import schema
+from agent_runtime.state.postgres.schema import Conn
+
+log = logging.getLogger("agent_runtime.state.postgres")
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+T = TypeVar("T")
+
+# Errors that mean "the database cannot serve right now", as opposed to a bug.
+_OUTAGE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
+
+
+class DatabaseUnavailable(StateError):
+    """The database did not answer in time, or refused: a 503 for the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    turns: int
+    bytes: int
+    created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What the heartbeat and readiness publish about the store."""
+
+    sessions: int
+    rows_under_old_keys: int
+
+
+def describe_error(error: BaseException) -> str:
+    """A short reason with no connection string in it."""
+    if isinstance(error, TimeoutError):
+        return "the database did not answer in time"
+    if isinstance(error, asyncpg.exceptions.LockNotAvailableError):
+        return "the session is busy with another turn"
+    if isinstance(error, asyncpg.PostgresError):
+        return f"{type(error).__name__}: {error.args[0] if error.args else ''}".strip()
+    return f"{type(error).__name__}: {error}"
+
+
+async def _rolled_back(conn: Conn, error: BaseException) -> bool:
+    """After a refusal by the caller (a quota, the model): roll back and keep the connection.
+    After a database failure, a budget or a cancellation: False, the connection goes."""
+    if isinstance(error, (*_OUTAGE, asyncpg.PostgresError, asyncio.CancelledError)):
+        return False
+    if not isinstance(error, Exception):
+        return False
+    try:
+        if conn.is_in_transaction():
+            await asyncio.wait_for(conn.execute("ROLLBACK"), timeout=1.0)
+    except Exception:
+        return False
+    return True
+
+
+class PostgresStore:
+    """The agent's rows in one schema of a PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        agent: str,
+        schema_name: str = "agentry",
+        pool_size: int = 10,
+        sslmode: str | None = None,
+    ) -> None:
+        self._url = url
+        self.namespace = namespace
+        self.agent = agent
+        self.schema = schema_name
+        self._pool_size = pool_size
+        self._sslmode = sslmode
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return f"postgres:{redact_url(self._url)} schema {self.schema}"
+
+    # -- connections --------------------------------------------------------------------
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                kwargs: dict[str, Any] = {}
+                if self._sslmode is not None:
+                    kwargs["ssl"] = self._sslmode
+                self._pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=0,
+                    max_size=self._pool_size,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    server_settings={"search_path": self.schema, "application_name": "agentry"},
+                    **kwargs,
+                )
+            return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, budget: float) -> AsyncIterator[Conn]:
+        """A pooled connection within `budget`; terminated (not reused) if anything fails."""
+        try:
+            async with asyncio.timeout(max(budget, 0.001)):
+                pool = await self._get_pool()
+                conn = await pool.acquire()
+        except _OUTAGE as error:
+            raise DatabaseUnavailable(f"database unreachable: {describe_error(error)}") from None
+        except asyncpg.PostgresError as error:
+            raise DatabaseUnavailable(f"database refused: {describe_error(error)}") from None
+        try:
+            yield conn
+        except BaseException as error:
+            if not await _rolled_back(conn, error):
+                # Broken or stalled: never hand it to the next caller. A connection the
+                # server closed is already back in the pool, closed, which says so.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+            if isinstance(error, _OUTAGE):
+                raise DatabaseUnavailable(
+                    f"database unreachable: {describe_error(error)}"
+                ) from None
+            if isinstance(error, asyncpg.PostgresError):
+                raise DatabaseUnavailable(f"database error: {describe_error(error)}") from None
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await pool.release(conn, timeout=1.0)
+
+    async def _run(self, budget: float, work: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._connection(budget) as conn:
+            async with asyncio.timeout(max(budget, 0.001)):
+                return await work(conn)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), timeout=5.0)
+            self._pool.terminate()
+            self._pool = None
+
+    # -- start-up -----------------------------------------------------------------------
+
+    async def migrate(self, budget: float = 30.0) -> int:
+        """Apply migrations under the advisory lock; the version found. SchemaTooNew as is."""
+        return await self._run(
+            budget, lambda conn: schema.migrate(conn, self.schema, lock_timeout=budget)
+        )
+
+    async def probe(self, budget: float = 2.0) -> None:
+        await self._run(budget, lambda conn: conn.fetchval("SELECT 1"))
+
+    # -- one turn -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def turn(
+        self, key: SessionKey, now: datetime, budget: float
+    ) -> AsyncIterator[TurnTransaction]:
+        """A transaction holding `key`'s row lock; commits when the block ends cleanly."""
+        async with self._connection(budget) as conn:
+            tx = conn.transaction()
+            async with asyncio.timeout(max(budget, 0.001)):
+                await tx.start()
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', $1, true)",
+                    f"{max(int(budget * 1000), 1)}ms",
+                )
+                row = await conn.fetchrow(
+                    "INSERT INTO sessions (namespace, agent, client, session, created_at, "
+                    "updated_at) VALUES ($1, $2, $3, $4, $5, $5) "
+                    "ON CONFLICT (namespace, agent, client, session) "
+                    "DO UPDATE SET turns = sessions.turns "
+                    "RETURNING id, turns, bytes, (xmax = 0) AS created",
+                    self.namespace,
+                    self.agent,
+                    key.client,
+                    key.session,
+                    now,
+                )
+            assert row is not None
+            session = SessionRow(row["id"], row["turns"], row["bytes"], row["created"])
+            yield TurnTransaction(self, conn, tx, session)
+
+    # -- reads and deletes --------------------------------------------------------------
+
+    async def read(
+        self, key: SessionKey, after: tuple[int, int] | None, budget: float
+    ) -> tuple[SessionRow, list[tuple[int, bytes]]] | None:
+        """The session row and its turns after `after` = (id, turns) when that id still
+        holds the session, else all of them; None when there is no such session. One
+        statement, so the row and the turns come from one snapshot."""
+        known_id, known_turns = after if after is not None else (0, 0)
+
+        async def work(conn: Conn) -> list[asyncpg.Record]:
+            return await conn.fetch(
+                "SELECT s.id, s.turns, s.bytes, t.turn, t.sealed FROM sessions s "
+                "LEFT JOIN turns t ON t.session_id = s.id "
+                "AND t.turn > (CASE WHEN s.id = $5 THEN $6 ELSE 0 END) "
+                "WHERE s.namespace = $1 AND s.agent = $2 AND s.client = $3 AND s.session = $4 "
+                "ORDER BY t.turn",
+                self.namespace,
+                self.agent,
+                key.client,
+                key.session,
+                known_id,
+                known_turns,
+            )
+
+        records = await self._run(budget, work)
+        if not records:
+            return None
+        first = records[0]
+        row = SessionRow(first["id"], first["turns"], first["bytes"])
+        turns = [(r["turn"], bytes(r["sealed"])) for r in records if r["turn"] is not None]
+        return row, turns
+
+    async def delete(self, key: SessionKey, budget: float) -> bool:
+        """Delete the session and (by cascade) its turns; False if there was none. Waits
+        for a turn in progress on it (its row lock), within `budget`."""
+
+        async def work(conn: Conn) -> str:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', $1, true)",
+                    f"{max(int(budget * 1000), 1)}ms",
+                )
+                status: str = await conn.execute(
+                    "DELETE FROM sessions WHERE namespace = $1 AND agent = $2 "
+                    "AND client = $3 AND session = $4",
+                    self.namespace,
+                    self.agent,
+                    key.client,
+                    key.session,
+                )
+                return status
+
+        return await self._run(budget, work) != "DELETE 0"
+
+    async def expire(self, cutoff: datetime, batch: int, budget: float) -> list[SessionKey]:
+        """Delete up to `batch` sessions whose last turn is older than `cutoff`; sessions
+        locked by a turn in progress are skipped (they are not idle)."""
+
+        async def work(conn: Conn) -> list[asyncpg.Record]:
+            return await conn.fetch(
+                "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "
+                "WHERE namespace = $1 AND agent = $2 AND updated_at < $3 "
+                "ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                "RETURNING client, session",
+                self.namespace,
+                self.agent,
+                cutoff,
+                batch,
+            )
+
+        records = await self._run(budget, work)
+        return [SessionKey(r["client"], r["session"]) for r in records]
+
+    async def count_sessions(self, budget: float) -> int:
+        return int(
+            await self._run(
+                budget,
+                lambda conn: conn.fetchval(
+                    "SELECT count(*) FROM sessions WHERE namespace = $1 AND agent = $2",
+                    self.namespace,
+                    self.agent,
+                ),
+            )
+        )
+
+    async def stats(self, active_key_id: str, budget: float) -> StoreStats:
+        async def work(conn: Conn) -> StoreStats:
+            sessions = await conn.fetchval(
+                "SELECT count(*) FROM sessions WHERE namespace = $1 AND agent = $2",
+                self.namespace,
+                self.agent,
+            )
+            old = await conn.fetchval(
+                "SELECT count(*) FROM turns t JOIN sessions s ON s.id = t.session_id "
+                "WHERE s.namespace = $1 AND s.agent = $2 AND t.key_id <> $3",
+                self.namespace,
+                self.agent,
+                active_key_id,
+            )
+            return StoreStats(int(sessions), int(old))
+
+        return await self._run(budget, work)
+
+    async def reencrypt(
+        self,
+        active_key_id: str,
+        reseal: Callable[[SessionKey, int, bytes], bytes],
+        batch: int,
+        budget: float,
+    ) -> int:
+        """Re-seal up to `batch` rows under old keys with the active key; how many. Rows a
+        concurrent pass holds are skipped; a turn in progress never touches old rows."""
+
+        async def work(conn: Conn) -> int:
+            async with conn.transaction():
+                records = await conn.fetch(
+                    "SELECT t.session_id, t.turn, t.sealed, s.client, s.session "
+                    "FROM turns t JOIN sessions s ON s.id = t.session_id "
+                    "WHERE s.namespace = $1 AND s.agent = $2 AND t.key_id <> $3 "
+                    "LIMIT $4 FOR UPDATE OF t SKIP LOCKED",
+                    self.namespace,
+                    self.agent,
+                    active_key_id,
+                    batch,
+                )
+                updates = [
+                    (
+                        r["session_id"],
+                        r["turn"],
+                        reseal(SessionKey(r["client"], r["session"]), r["turn"], r["sealed"]),
+                        active_key_id,
+                    )
+                    for r in records
+                ]
+                await conn.executemany(
+                    "UPDATE turns SET sealed = $3, key_id = $4 WHERE session_id = $1 AND turn = $2",
+                    updates,
+                )
+                return len(updates)
+
+        return await self._run(budget, work)
+
+
+class TurnTransaction:
+    """The open transaction of one turn: read the turns after a point, insert the next."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: Conn,
+        tx: Any,
+        session: SessionRow,
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self._tx = tx
+        self.session = session
+
+    async def turns_after(self, turn: int, budget: float) -> list[tuple[int, bytes]]:
+        records = await self._conn.fetch(
+            "SELECT turn, sealed FROM turns WHERE session_id = $1 AND turn > $2 ORDER BY turn",
+            self.session.id,
+            turn,
+            timeout=max(budget, 0.001),
+        )
+        return [(r["turn"], bytes(r["sealed"])) for r in records]
+
+    async def count_sessions(self, budget: float) -> int:
+        value = await self._conn.fetchval(
+            "SELECT count(*) FROM sessions WHERE namespace = $1 AND agent = $2",
+            self._store.namespace,
+            self._store.agent,
+            timeout=max(budget, 0.001),
+        )
+        return int(value)
+
+    async def commit_turn(
+        self, turn: int, key_id: str, sealed: bytes, size: int, now: datetime, budget: float
+    ) -> None:
+        """Insert the turn, update the session row, and commit: durable when this returns."""
+        async with asyncio.timeout(max(budget, 0.001)):
+            await self._conn.execute(
+                "WITH t AS (INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
+                "VALUES ($1, $2, $3, $4, $6)) "
+                "UPDATE sessions SET turns = $2, bytes = bytes + $5, updated_at = $6 "
+                "WHERE id = $1",
+                self.session.id,
+                turn,
+                key_id,
+                sealed,
+                size,
+                now,
+            )
+            await self._tx.commit()
+
+    async def rollback(self, budget: float = 2.0) -> None:
+        async with asyncio.timeout(budget):
+            await self._tx.rollback()
