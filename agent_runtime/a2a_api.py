@@ -233,7 +233,7 @@ def _result(request_id: Any, result: Proto) -> dict[str, Any]:
 async def send_message(
     request: web.Request, request_id: Any, params: SendMessageRequest
 ) -> web.Response:
-    turn = _Turn.of(request, params)
+    turn = await _Turn.of(request, params)
     outcome = await turn.run()
     headers = _degraded(request, outcome.degraded)
     task = turn.task(outcome)
@@ -244,7 +244,7 @@ async def send_streaming_message(
     request: web.Request, request_id: Any, params: SendMessageRequest
 ) -> web.StreamResponse:
     """The task (working), the reply in artifact pieces, then its completed status."""
-    turn = _Turn.of(request, params)
+    turn = await _Turn.of(request, params)
     stream = EventStream(request)
 
     async def send(event: StreamResponse) -> None:
@@ -253,7 +253,7 @@ async def send_streaming_message(
     async def on_delta(piece: str, degraded: bool) -> None:
         if not stream.started:
             stream.headers.update(_degraded(request, degraded))
-            turn.number = turn.services.turns.next_turn(turn.caller, turn.context_id)
+            turn.number = await turn.services.turns.next_turn(turn.caller, turn.context_id)
             await send(StreamResponse(task=turn.working()))
         await send(StreamResponse(artifact_update=turn.piece(piece)))
         turn.pieces += 1
@@ -275,7 +275,7 @@ async def send_streaming_message(
 async def get_task(request: web.Request, request_id: Any, params: GetTaskRequest) -> web.Response:
     services = request.app[SERVICES]
     context_id, number = _task_id(params.id)
-    stored = services.turns.session_turn(caller_of(request), context_id, number)
+    stored = await services.turns.session_turn(caller_of(request), context_id, number)
     if stored is None:
         raise TaskNotFoundError(f"id: task {params.id!r} does not exist")
     question, answer = stored
@@ -291,7 +291,7 @@ async def cancel_task(
 ) -> web.Response:
     services = request.app[SERVICES]
     context_id, number = _task_id(params.id)
-    if services.turns.session_turn(caller_of(request), context_id, number) is None:
+    if await services.turns.session_turn(caller_of(request), context_id, number) is None:
         raise TaskNotFoundError(f"id: task {params.id!r} does not exist")
     raise TaskNotCancelableError(f"id: task {params.id!r} is already completed")
 
@@ -324,7 +324,7 @@ class _Turn:
         self.pieces = 0
 
     @classmethod
-    def of(cls, request: web.Request, params: SendMessageRequest) -> _Turn:
+    async def of(cls, request: web.Request, params: SendMessageRequest) -> _Turn:
         services = request.app[SERVICES]
         caller = caller_of(request)
         message = params.message
@@ -339,7 +339,7 @@ class _Turn:
             )
         if message.task_id:
             ctx, number = _task_id(message.task_id)
-            if services.turns.session_turn(caller, ctx, number) is None:
+            if await services.turns.session_turn(caller, ctx, number) is None:
                 raise TaskNotFoundError(f"message.taskId: task {message.task_id!r} does not exist")
             raise UnsupportedOperationError(
                 f"message.taskId: task {message.task_id!r} is completed; send the next "
