@@ -7,6 +7,7 @@ Field names follow ../shared/DESIGN.md ("The Agent resource") in camelCase on th
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,7 +17,8 @@ Environment = Literal["development", "staging", "production"]
 Provider = Literal["builtin", "openai"]
 Fallback = Literal["builtin", "reject"]
 ClientKey = Literal["header", "token", "ip"]
-Backend = Literal["configmap", "pvc"]
+Backend = Literal["configmap", "pvc", "postgres"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 Phase = Literal["Pending", "Running", "Degraded", "Suspended", "Failed"]
 
 # A Kubernetes quantity as the API server parses it (k8s.io/apimachinery resource.Quantity).
@@ -32,6 +34,17 @@ RESERVED_ENV_PREFIX = "AGENTRY_"
 CONDITION_TYPE_MAX = 316
 CONDITION_REASON_MAX = 1024
 CONDITION_MESSAGE_MAX = 32768
+# spec.state.retention: one or more <number><unit>, units s, m, h, d (e.g. 30d, 12h, 1h30m).
+DURATION_PATTERN = r"^([0-9]+[smhd])+$"
+_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The one backend whose memory every replica shares (docs/state-and-encryption.md).
+SHARED_BACKEND = "postgres"
+SINGLE_REPLICA_MESSAGE = (
+    "spec.replicas may be more than 1 only with spec.state.backend: postgres (pvc and "
+    "configmap keep one replica's memory; use spec.state.backend: postgres to share "
+    "sessions across replicas)"
+)
 
 
 def _rules(*rules: tuple[str, str, str | None]) -> dict[str, Any]:
@@ -174,8 +187,31 @@ class EncryptionSpec(_Model):
     absent and never regenerated."""
 
 
+class PostgresSpec(_Model):
+    """The PostgreSQL database of the postgres backend."""
+
+    connection_secret_ref: SecretKeyRef
+    """Secret key holding a libpq URI (postgresql://user:password@host:5432/db), such as the
+    `uri` key of a CloudNativePG `<cluster>-app` Secret. The pods read it into
+    AGENTRY_POSTGRES_URL; the operator never copies it anywhere else."""
+    schema_name: str = Field(
+        default="agentry",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        alias="schema",
+    )
+    """Schema the runtime creates its tables in; several Agents may share a database with
+    one schema each or share one schema (rows carry the namespace and Agent)."""
+    pool_size: int = Field(default=10, ge=1, le=100)
+    """Connections each replica keeps open; the database must allow replicas times poolSize."""
+    ssl_mode: SslMode | None = None
+    """libpq sslmode, overriding the URI's: disable, allow, prefer, require, verify-ca or
+    verify-full. Unset keeps what the URI says (libpq's default is prefer)."""
+
+
 class StateSpec(_Model):
-    """Where and how often the agent's memory is checkpointed."""
+    """Where the agent's memory lives: one replica's (pvc, configmap) or shared (postgres)."""
 
     model_config = ConfigDict(
         json_schema_extra=_rules(
@@ -184,15 +220,39 @@ class StateSpec(_Model):
                 "spec.state.pvc may only be set when spec.state.backend is pvc",
                 ".pvc",
             ),
+            (
+                "self.backend != 'postgres' || has(self.postgres)",
+                "spec.state.postgres.connectionSecretRef is required when "
+                "spec.state.backend is postgres",
+                ".postgres",
+            ),
+            (
+                "self.backend == 'postgres' || !has(self.postgres)",
+                "spec.state.postgres may only be set when spec.state.backend is postgres",
+                ".postgres",
+            ),
+            (
+                "self.backend == 'postgres' || !has(self.retention)",
+                "spec.state.retention needs spec.state.backend: postgres (on pvc and "
+                "configmap, spec.sessions.idleTimeoutSeconds expires idle sessions)",
+                ".retention",
+            ),
         )
     )
 
     backend: Backend = "pvc"
-    """configmap (encrypted ConfigMaps) or pvc (a volume per replica)."""
+    """pvc (a volume) or configmap (encrypted ConfigMaps): one replica's memory, no
+    dependency, for replicas: 1. postgres: a shared database, any replica serves any
+    session, for replicas > 1."""
     checkpoint_interval_seconds: int = Field(default=30, ge=1, le=86400)
-    """Cadence of checkpoints."""
+    """Cadence of checkpoints (pvc and configmap)."""
     pvc: PvcSpec | None = None
     """Volume settings for the pvc backend."""
+    postgres: PostgresSpec | None = None
+    """The database of the postgres backend."""
+    retention: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
+    """postgres: sessions idle this long are deleted with their rows, e.g. 30d, 12h or
+    1h30m (units s, m, h, d). Unset keeps sessions until they are deleted."""
     retain_on_delete: bool = True
     """Keep the state and the key Secret when the Agent is deleted."""
     encryption: EncryptionSpec | None = None
@@ -201,6 +261,31 @@ class StateSpec(_Model):
     """Serve state older than the high-water mark in the heartbeat Lease (checkpoint or
     journal files removed or truncated on the volume); production refuses it otherwise.
     Set it once you know why, and unset it after the pods have restarted."""
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> StateSpec:
+        if self.backend != SHARED_BACKEND and self.postgres is not None:
+            raise ValueError(
+                "spec.state.postgres may only be set when spec.state.backend is postgres"
+            )
+        if self.backend == SHARED_BACKEND and self.postgres is None:
+            raise ValueError(
+                "spec.state.postgres.connectionSecretRef is required when "
+                "spec.state.backend is postgres"
+            )
+        if self.backend != SHARED_BACKEND and self.retention is not None:
+            raise ValueError("spec.state.retention needs spec.state.backend: postgres")
+        return self
+
+    @property
+    def retention_seconds(self) -> int:
+        """spec.state.retention in seconds; 0 when unset (sessions kept until deleted)."""
+        if self.retention is None:
+            return 0
+        return sum(
+            int(number) * _UNIT_SECONDS[unit]
+            for number, unit in _DURATION_PART.findall(self.retention)
+        )
 
 
 class AuthSpec(_Model):
@@ -337,6 +422,12 @@ class AgentSpec(_Model):
                 "set spec.instructions or spec.instructionsFrom, not both",
                 ".instructionsFrom",
             ),
+            (
+                "self.replicas <= 1 || "
+                f"(has(self.state) && self.state.backend == '{SHARED_BACKEND}')",
+                SINGLE_REPLICA_MESSAGE,
+                ".replicas",
+            ),
         )
     )
 
@@ -417,6 +508,12 @@ class AgentSpec(_Model):
                 "spec.rateLimit.clientKey: token needs spec.auth.enabled "
                 "(without auth any Authorization header would pick its own bucket)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_need_shared_state(self) -> AgentSpec:
+        if self.replicas > 1 and self.state.backend != SHARED_BACKEND:
+            raise ValueError(SINGLE_REPLICA_MESSAGE)
         return self
 
     @property

@@ -97,6 +97,14 @@ class FreshStartPendingError(ReconcileError):
     pods_serve = True
 
 
+class ConnectionSecretMissingError(ReconcileError):
+    """The postgres backend's connection Secret or its key is missing: pods that already
+    run keep the URL they started with; new ones could not start, so none is rolled."""
+
+    reason = "ConnectionSecretMissing"
+    pods_serve = True
+
+
 class NameConflictError(ReconcileError):
     """Objects with the names of this Agent's children belong to someone else."""
 
@@ -191,6 +199,7 @@ class Reconciler:
             conflicts.append(Conflict("Service", agent.name, holder(service)))
         if conflicts:
             raise NameConflictError(agent, conflicts)
+        await self.check_connection_secret(agent)
         if not keys.fresh:
             if new and live_sts is None and not keys.created:
                 # A create handler that found the key Secret already there is a retry, or
@@ -239,6 +248,28 @@ class Reconciler:
         live = await self.kube.get(kind, agent.namespace, name)
         if live is not None and claim(live, agent.name, agent.metadata.uid) == "controlled":
             await self.kube.delete(kind, agent.namespace, name)
+
+    async def check_connection_secret(self, agent: Agent) -> None:
+        """The postgres backend's Secret must exist and hold its key before a pod is built
+        on it; read by name only, and only whether the key is there (never its value)."""
+        postgres = agent.spec.state.postgres
+        if agent.spec.state.backend != "postgres" or postgres is None:
+            return
+        ref = postgres.connection_secret_ref
+        secret = await self.kube.get("Secret", agent.namespace, ref.name)
+        where = "spec.state.postgres.connectionSecretRef"
+        if secret is None:
+            raise ConnectionSecretMissingError(
+                f"{where}: Secret {ref.name!r} does not exist in namespace {agent.namespace}; "
+                f"create it with key {ref.key!r} holding a postgresql:// URI"
+            )
+        if ref.key not in (secret.get("data") or {}) and ref.key not in (
+            secret.get("stringData") or {}
+        ):
+            raise ConnectionSecretMissingError(
+                f"{where}: Secret {ref.name!r} has no key {ref.key!r} (it should hold a "
+                "postgresql:// URI)"
+            )
 
     def hold_unsafe_roll(
         self,

@@ -14,6 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 
+PG_REF = {"name": "pg", "key": "uri"}
+PG = {"connectionSecretRef": PG_REF}
+
 BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("negative replicas", {"replicas": -1}, "spec.replicas"),
     (
@@ -70,6 +73,28 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("env name twice", {"env": [{"name": "X"}, {"name": "X", "value": "2"}]}, "spec.env"),
     # Issue 16, item 4: without auth any Authorization header would be its own bucket.
     ("token client key without auth", {"rateLimit": {"clientKey": "token"}}, "spec.rateLimit"),
+    # Issue 8: postgres needs its Secret; its settings and retention belong to it alone.
+    ("postgres without a connection", {"state": {"backend": "postgres"}}, "connectionSecretRef"),
+    (
+        "postgres settings on pvc",
+        {"state": {"backend": "pvc", "postgres": {"connectionSecretRef": PG_REF}}},
+        "spec.state.postgres",
+    ),
+    (
+        "retention on configmap",
+        {"state": {"backend": "configmap", "retention": "30d"}},
+        "retention",
+    ),
+    (
+        "retention that is not a duration",
+        {"state": {"backend": "postgres", "postgres": PG, "retention": "a month"}},
+        "spec.state.retention",
+    ),
+    (
+        "unknown sslMode",
+        {"state": {"backend": "postgres", "postgres": {**PG, "sslMode": "always"}}},
+        "spec.state.postgres.sslMode",
+    ),
 ]
 
 
@@ -92,6 +117,40 @@ def test_the_api_server_rejects_a_bad_spec_naming_the_field(
     result = _apply(crd_installed, namespace, spec)
     assert result.returncode != 0, f"{case}: accepted"
     assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["pvc", "configmap"])
+def test_two_replicas_on_a_single_replica_backend_are_refused_naming_postgres(
+    crd_installed: Any, namespace: str, backend: str
+) -> None:
+    result = _apply(crd_installed, namespace, {"replicas": 2, "state": {"backend": backend}})
+    assert result.returncode != 0, f"replicas 2 on {backend}: accepted"
+    assert "spec.replicas" in result.stderr, result.stderr
+    assert "spec.state.backend: postgres" in result.stderr, result.stderr
+    defaulted = _apply(crd_installed, namespace, {"replicas": 2})  # the default backend is pvc
+    assert "spec.state.backend: postgres" in defaulted.stderr, defaulted.stderr
+
+
+def test_kubectl_scale_of_a_pvc_agent_past_one_replica_is_refused(
+    crd_installed: Any, namespace: str
+) -> None:
+    body = {"apiVersion": "agentry.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "solo"}}
+    crd_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+    scaled = crd_installed.kubectl(
+        "scale", "agents.agentry.dev/solo", "--replicas=3", "-n", namespace, check=False
+    )
+    assert scaled.returncode != 0, "scaled a pvc Agent to 3 replicas"
+    assert "spec.state.backend: postgres" in scaled.stderr, scaled.stderr
+
+
+def test_postgres_takes_any_replica_count_and_its_defaults(
+    crd_installed: Any, namespace: str
+) -> None:
+    spec = {"replicas": 5, "state": {"backend": "postgres", "postgres": PG, "retention": "1h30m"}}
+    result = _apply(crd_installed, namespace, spec)
+    assert result.returncode == 0, result.stderr
+    postgres = json.loads(result.stdout)["spec"]["state"]["postgres"]
+    assert (postgres["schema"], postgres["poolSize"]) == ("agentry", 10)
 
 
 @pytest.mark.parametrize("name", ["a" * 53, "1st", "a.b", "end-"])

@@ -5,7 +5,7 @@ with the virtual environment's bin directory on PATH (so kubectl's plugin discov
 part of what is tested), as a subprocess, reading the admin kubeconfig from KUBECONFIG.
 
 Two Agents share the module to keep it economical:
-- `bot`: two replicas, the builtin model; status, health, metrics (and --watch), logs
+- `bot`: one replica (configmap), the builtin model; status, health, metrics (and --watch), logs
   (merged, -f, --since, --raw, --previous after a crash), invoke, restart, stop/start,
   rotate-key and the global options run against it, in file order;
 - `modelled`: one replica talking to a fake OpenAI-compatible provider on the host
@@ -173,7 +173,8 @@ def ns(operator: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def bot(operator: Any, ns: str) -> str:
-    """Agent `bot`: two replicas, builtin model, configmap state checkpointed every 3 s."""
+    """Agent `bot`: one replica (configmap keeps one replica's memory), builtin model,
+    state checkpointed every 3 s."""
     apply(
         operator,
         {
@@ -181,12 +182,12 @@ def bot(operator: Any, ns: str) -> str:
             "kind": "Agent",
             "metadata": {"name": BOT, "namespace": ns},
             "spec": {
-                "replicas": 2,
+                "replicas": 1,
                 "state": {"backend": "configmap", "checkpointIntervalSeconds": 3},
             },
         },
     )
-    wait_phase(operator, ns, BOT, "Running", 2)
+    wait_phase(operator, ns, BOT, "Running", 1)
     return BOT
 
 
@@ -312,14 +313,14 @@ def test_status_shows_phase_readiness_conditions_and_the_last_checkpoint(
     table = ok(kubectl_agent(operator, "status", bot, "-n", ns))
     assert f"Agent:            {bot} (namespace {ns})" in table
     assert "Phase:            Running" in table
-    assert "Ready:            2/2" in table
+    assert "Ready:            1/1" in table
     assert f"key {key_id}" in table
     conditions = table.split("Conditions:", 1)[1].splitlines()
     assert any(line.split()[:2] == ["Ready", "True"] for line in conditions if line.strip())
 
     as_json = json.loads(ok(kubectl_agent(operator, "status", bot, "-n", ns, "-o", "json")))
     assert as_json["phase"] == "Running"
-    assert as_json["readyReplicas"] == 2
+    assert as_json["readyReplicas"] == 1
     assert as_json["lastCheckpoint"]["keyId"] == key_id
     ready = next(c for c in as_json["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
@@ -335,12 +336,11 @@ def test_health_lists_every_replica_and_exits_0_when_all_are_healthy(
     result = kubectl_agent(operator, "health", bot, "-n", ns)
     text = ok(result)
     assert f"{bot}-0" in text
-    assert f"{bot}-1" in text
-    assert "All 2 replica(s) healthy." in text
+    assert "All 1 replica(s) healthy." in text
 
     report = json.loads(ok(kubectl_agent(operator, "health", bot, "-n", ns, "-o", "json")))
     assert report["healthy"] is True
-    assert [r["replica"] for r in report["replicas"]] == [f"{bot}-0", f"{bot}-1"]
+    assert [r["replica"] for r in report["replicas"]] == [f"{bot}-0"]
     for replica in report["replicas"]:
         assert replica["components"] == {
             "state": "ok",
@@ -383,7 +383,7 @@ def test_metrics_counts_requests_per_replica_and_in_total_and_watch_refreshes(
 
     report = wait_for(counted, 60, "6 requests in the heartbeats", interval=2)
     replicas = report["replicas"]
-    assert [r["replica"] for r in replicas] == [f"{bot}-0", f"{bot}-1"]
+    assert [r["replica"] for r in replicas] == [f"{bot}-0"]
     assert report["total"]["requests"] == sum(r["requests"] for r in replicas)
     assert report["total"]["ok"] == sum(r["ok"] for r in replicas)
 
@@ -402,20 +402,17 @@ def test_metrics_counts_requests_per_replica_and_in_total_and_watch_refreshes(
     assert watching.returncode in (0, 130, -signal.SIGINT)
 
 
-def test_logs_merge_both_replicas_in_time_order_with_since_and_raw(
-    operator: Any, ns: str, bot: str
-) -> None:
+def test_logs_are_in_time_order_with_since_and_raw(operator: Any, ns: str, bot: str) -> None:
     documents = [
         json.loads(line)
         for line in ok(kubectl_agent(operator, "logs", bot, "-n", ns, "-o", "json")).splitlines()
     ]
-    assert {d["pod"] for d in documents} == {f"{bot}-0", f"{bot}-1"}
+    assert {d["pod"] for d in documents} == {f"{bot}-0"}
     times = [d["time"] for d in documents]
     assert times == sorted(times), "merged in time order"
 
     pretty = ok(kubectl_agent(operator, "logs", bot, "-n", ns)).splitlines()
     assert any(line.startswith(f"{bot}-0 ") for line in pretty)
-    assert any(line.startswith(f"{bot}-1 ") for line in pretty)
     assert not any(line.split(maxsplit=2)[-1].startswith("{") for line in pretty if line)
 
     raw = ok(kubectl_agent(operator, "logs", bot, "-n", ns, "--raw")).splitlines()
@@ -446,7 +443,7 @@ def test_logs_follow_prints_lines_as_they_arrive(operator: Any, ns: str, bot: st
         if line.startswith("{") and '"route"' in line and "messages" in line
     ]
     assert len(requests) >= 4, out[-2000:]
-    assert {r.get("replica") for r in requests} <= {f"{bot}-0", f"{bot}-1"}
+    assert {r.get("replica") for r in requests} == {f"{bot}-0"}
 
 
 def test_logs_previous_shows_the_run_before_a_crash(operator: Any, ns: str, bot: str) -> None:
@@ -489,10 +486,10 @@ def _parse_time(text: str) -> datetime:
 def test_restart_rolls_every_pod_and_waits_until_they_are_ready(
     operator: Any, ns: str, bot: str
 ) -> None:
-    wait_phase(operator, ns, bot, "Running", 2)
+    wait_phase(operator, ns, bot, "Running", 1)
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in replica_pods(operator, ns, bot)}
     out = ok(kubectl_agent(operator, "restart", bot, "-n", ns))
-    assert out.strip() == f"Agent {bot} restarted: 2/2 ready"
+    assert out.strip() == f"Agent {bot} restarted: 1/1 ready"
     after = replica_pods(operator, ns, bot)
     assert {p["metadata"]["name"] for p in after} == set(before)
     for pod in after:
@@ -507,7 +504,7 @@ def test_restart_rolls_every_pod_and_waits_until_they_are_ready(
 def test_stop_and_start_wait_for_the_phase_and_no_wait_returns_at_once(
     operator: Any, ns: str, bot: str
 ) -> None:
-    wait_phase(operator, ns, bot, "Running", 2)
+    wait_phase(operator, ns, bot, "Running", 1)
     stopped = ok(kubectl_agent(operator, "stop", bot, "-n", ns))
     assert stopped.strip() == f"Agent {bot} stopped: phase Suspended, 0/0 ready"
     assert agent_status(operator, ns, bot)["phase"] == "Suspended"
@@ -519,7 +516,7 @@ def test_stop_and_start_wait_for_the_phase_and_no_wait_returns_at_once(
     )
 
     started = ok(kubectl_agent(operator, "start", bot, "-n", ns))
-    assert started.strip() == f"Agent {bot} started: phase Running, 2/2 ready"
+    assert started.strip() == f"Agent {bot} started: phase Running, 1/1 ready"
 
     began = time.monotonic()
     quick = ok(kubectl_agent(operator, "stop", bot, "-n", ns, "--no-wait"))
@@ -528,13 +525,13 @@ def test_stop_and_start_wait_for_the_phase_and_no_wait_returns_at_once(
     assert get_json(operator, "agents.agentry.dev", bot, "-n", ns)["spec"]["suspend"] is True
     resumed = json.loads(ok(kubectl_agent(operator, "start", bot, "-n", ns, "-o", "json")))
     assert resumed["phase"] == "Running"
-    assert resumed["readyReplicas"] == 2
+    assert resumed["readyReplicas"] == 1
 
 
 def test_rotate_key_adds_an_active_key_keeps_the_old_and_the_next_checkpoint_uses_it(
     operator: Any, ns: str, bot: str
 ) -> None:
-    wait_phase(operator, ns, bot, "Running", 2)
+    wait_phase(operator, ns, bot, "Running", 1)
     ok(kubectl_agent(operator, "invoke", bot, "-n", ns, "--session", "before-rotation", "hi"))
     result = kubectl_agent(operator, "rotate-key", bot, "-n", ns, "--timeout", "3m")
     if result.returncode != 0:
@@ -561,7 +558,7 @@ def test_rotate_key_adds_an_active_key_keeps_the_old_and_the_next_checkpoint_use
     )
     # The pods restarted with both keys and read the state written under the old key: a state
     # they could not read would show as a failing `state` component.
-    wait_phase(operator, ns, bot, "Running", 2)
+    wait_phase(operator, ns, bot, "Running", 1)
     ok(kubectl_agent(operator, "health", bot, "-n", ns))
 
 

@@ -20,6 +20,8 @@ from agentry_operator.kube import Kube, KubeError
 from agentry_operator.models import Agent
 from agentry_operator.reconcile import Reconciler
 
+from tests.support.agents import connection_secret, shared_state
+
 AGENTS = "agentry.dev/v1alpha1/agents"
 STS = "apps/v1/statefulsets"
 HASH = "agentry.dev/config-hash"
@@ -94,16 +96,16 @@ def ready_sts_status(replicas: int) -> dict[str, Any]:
 
 
 async def test_a_drifted_statefulset_is_put_back(api: Any, operator: None, eventually: Any) -> None:
-    await api.create(AGENTS, agent(replicas=2))
+    await api.create(AGENTS, agent(replicas=1))
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
     await api.patch(STS, "ns", "bot", {"spec": {"replicas": 7}})
-    assert await eventually(lambda: api.get(STS, "ns", "bot")["spec"]["replicas"] == 2)
+    assert await eventually(lambda: api.get(STS, "ns", "bot")["spec"]["replicas"] == 1)
 
 
 async def test_a_rate_limit_change_rewrites_the_config_and_rolls_the_pods(
     api: Any, operator: None, eventually: Any
 ) -> None:
-    await api.create(AGENTS, agent(replicas=2, rateLimit={"requestsPerSecond": 10, "burst": 20}))
+    await api.create(AGENTS, agent(replicas=1, rateLimit={"requestsPerSecond": 10, "burst": 20}))
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
     before = api.get(STS, "ns", "bot")["spec"]["template"]["metadata"]["annotations"][HASH]
     await api.patch(
@@ -117,7 +119,7 @@ async def test_a_rate_limit_change_rewrites_the_config_and_rolls_the_pods(
     )
     assert await eventually(
         lambda: (
-            api.get("v1/configmaps", "ns", "bot-config")["data"]["AGENTRY_RATE_LIMIT_RPS"] == "2"
+            api.get("v1/configmaps", "ns", "bot-config")["data"]["AGENTRY_RATE_LIMIT_RPS"] == "4"
         )
     )
     assert await eventually(
@@ -158,7 +160,8 @@ async def test_an_existing_key_secret_is_adopted_and_never_regenerated(
 async def test_heartbeats_and_the_statefulset_become_a_running_status(
     api: Any, operator: None, eventually: Any
 ) -> None:
-    await api.create(AGENTS, agent(replicas=2))
+    await api.create("v1/secrets", connection_secret("ns", "postgresql://db/agents"))
+    await api.create(AGENTS, agent(replicas=2, state=shared_state()))
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
     await api.create("coordination.k8s.io/v1/leases", lease("bot-0", 100, 1))
     await api.create("coordination.k8s.io/v1/leases", lease("bot-1", 50, 0))
@@ -386,3 +389,26 @@ async def test_an_older_heartbeat_read_evaluated_late_does_not_reopen_a_resolved
     leases.release.set()
     await asyncio.gather(stale, calm)
     assert not alerts.incident.open
+
+
+async def test_a_missing_connection_secret_is_a_condition_naming_it_until_it_exists(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    await api.create(AGENTS, agent(replicas=3, state=shared_state("pg-app", "uri")))
+
+    def ready() -> dict[str, Any] | None:
+        conditions = ((api.get(AGENTS, "ns", "bot") or {}).get("status") or {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Ready"), None)
+
+    assert await eventually(lambda: (ready() or {}).get("reason") == "ConnectionSecretMissing")
+    message = (ready() or {})["message"]
+    assert "spec.state.postgres.connectionSecretRef" in message
+    assert "'pg-app'" in message
+    assert "'uri'" in message
+    assert api.get(STS, "ns", "bot") is None, "no pod is built on a Secret that is not there"
+    await api.create("v1/secrets", connection_secret("ns", "postgresql://db/x", "pg-app", "other"))
+    assert await eventually(lambda: "has no key 'uri'" in (ready() or {}).get("message", ""))
+    assert api.get(STS, "ns", "bot") is None
+    await api.patch("v1/secrets", "ns", "pg-app", {"data": {"uri": "cG9zdGdyZXNxbDovL2RiL3g="}})
+    assert await eventually(lambda: api.get(STS, "ns", "bot"))
+    assert await eventually(lambda: (ready() or {}).get("reason") != "ConnectionSecretMissing")

@@ -1,10 +1,9 @@
 """`kubectl agent invoke NAME [--session ID] MESSAGE`: talk to an Agent from kubectl.
 
-The message goes through the API server's proxy, so it needs only the kubeconfig, no
-port-forward and no network route to the pods. A session's memory lives on one replica,
-so with several replicas the message goes to the session's home replica
-(`sessions.home_replica`, RBAC `create` on `pods/proxy`); with one replica it goes to the
-Agent's Service port `http` (`services/proxy`).
+The message goes through the API server's proxy to the Agent's Service port `http`
+(`services/proxy`), so it needs only the kubeconfig, no port-forward and no network route
+to the pods. Any replica serves any session: an Agent with more than one replica keeps
+its memory in PostgreSQL, and a single-replica backend has only one pod to ask.
 
 Sessions belong to the client that created them. With `--token-file` the message carries
 the user's bearer token, so the session is that token's client's; without it the caller
@@ -25,27 +24,22 @@ from urllib.parse import quote
 from ..cluster import HttpReply
 from ..environment import Env
 from ..errors import Forbidden, OperationFailed, UsageError
-from ..sessions import home_replica
 
 SERVICE_PORT = "http"
-POD_PORT = "8080"  # the runtime's port (docs/architecture.md); the pod proxy takes no names
 TOKEN_HEADER = "X-Agentry-Authorization"  # noqa: S105 - a header name; survives the proxy
 
 
 def run(env: Env, args: argparse.Namespace) -> int:
-    agent = env.cluster.get_agent(env.namespace, args.name)  # a clear error when absent
+    env.cluster.get_agent(env.namespace, args.name)  # a clear error when absent
     session = args.session or f"cli-{secrets.token_hex(4)}"
     path = f"v1/sessions/{quote(session, safe='')}/messages"
     headers = {"X-Client-ID": args.client_id} if args.client_id else {}
     if args.token_file:
         headers[TOKEN_HEADER] = f"Bearer {read_token(Path(args.token_file))}"
-    target, port = proxy_target(
-        args.name, session, int((agent.get("spec") or {}).get("replicas", 1))
-    )
     reply = env.cluster.post_through_proxy(
         env.namespace,
-        target,
-        port,
+        f"services/{args.name}",
+        SERVICE_PORT,
         path,
         {"content": args.message},
         headers,
@@ -76,14 +70,6 @@ def read_token(path: Path) -> str:
     if len(lines) != 1:
         raise UsageError(f"--token-file {path}: must hold exactly one token")
     return lines[0]
-
-
-def proxy_target(agent: str, session: str, replicas: int) -> tuple[str, str]:
-    """(`pods/<agent>-<home>`, its port) for a session of a multi-replica Agent, else
-    the Agent's Service and its port name."""
-    if replicas > 1:
-        return f"pods/{agent}-{home_replica(session, replicas)}", POD_PORT
-    return f"services/{agent}", SERVICE_PORT
 
 
 def render_reply(result: dict[str, Any]) -> str:

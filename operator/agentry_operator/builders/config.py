@@ -69,6 +69,22 @@ def session_limits(agent: Agent) -> dict[str, str]:
     }
 
 
+def postgres_settings(agent: Agent) -> dict[str, str]:
+    """The postgres backend's settings; the URL itself comes from the connection Secret
+    through the pod's env (secretKeyRef), never through this ConfigMap."""
+    state = agent.spec.state
+    if state.postgres is None:
+        return {}
+    env = {
+        "POSTGRES_SCHEMA": state.postgres.schema_name,
+        "POSTGRES_POOL_SIZE": str(state.postgres.pool_size),
+        "STATE_RETENTION_SECONDS": str(state.retention_seconds),
+    }
+    if state.postgres.ssl_mode is not None:
+        env["POSTGRES_SSLMODE"] = state.postgres.ssl_mode
+    return env
+
+
 def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
@@ -96,6 +112,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
         **session_limits(agent),
         "PROFILE_DIR": c.PROFILE_DIR,
+        **postgres_settings(agent),
         "HEARTBEAT": "lease",
         "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "LOG_LEVEL": profile.log_level,

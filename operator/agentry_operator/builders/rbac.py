@@ -2,6 +2,7 @@
 
 The Role names exactly the state ConfigMaps and heartbeat Leases of every ordinal below
 `replicas` (docs/architecture.md, "Object names"); `create` cannot be limited by name.
+On the postgres backend the memory is in the database, so no ConfigMap is granted.
 """
 
 from __future__ import annotations
@@ -27,30 +28,32 @@ def build_service_account(agent: Agent) -> dict[str, Any]:
     }
 
 
+def _named(resource: str, group: str, names: list[str]) -> list[dict[str, Any]]:
+    """get/update/patch on the named objects, and create (which names cannot limit)."""
+    return [
+        {
+            "apiGroups": [group],
+            "resources": [resource],
+            "resourceNames": names,
+            "verbs": ["get", "update", "patch"],
+        },
+        {"apiGroups": [group], "resources": [resource], "verbs": ["create"]},
+    ]
+
+
 def build_role(agent: Agent) -> dict[str, Any]:
     pods = _pods(agent)
-    state = [name for pod in pods for name in c.state_config_map_names(pod)]
-    leases = [c.heartbeat_lease_name(pod) for pod in pods]
+    leases = _named("leases", "coordination.k8s.io", [c.heartbeat_lease_name(p) for p in pods])
+    rules = leases
+    if agent.spec.state.backend != "postgres":
+        state = [name for pod in pods for name in c.state_config_map_names(pod)]
+        named, create = _named("configmaps", "", state)
+        rules = [named, leases[0], create, leases[1]]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": metadata(agent, agent.name),
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["configmaps"],
-                "resourceNames": state,
-                "verbs": ["get", "update", "patch"],
-            },
-            {
-                "apiGroups": ["coordination.k8s.io"],
-                "resources": ["leases"],
-                "resourceNames": leases,
-                "verbs": ["get", "update", "patch"],
-            },
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        ],
+        "rules": rules,
     }
 
 

@@ -15,6 +15,10 @@ from agentry_operator.builders.profiles import profile_for
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
+# The libpq URI reaches the runtime only from the connection Secret (a ConfigMap is
+# readable by more people, and the hash annotation must not depend on a password).
+POSTGRES_URL_ENV = "AGENTRY_POSTGRES_URL"
+
 
 def key_secret_name_for(agent: Agent) -> str:
     """The key Secret the pods mount: the referenced one, or the generated `<agent>-keys`."""
@@ -64,7 +68,7 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"name": "profile", "mountPath": c.PROFILE_DIR, "readOnly": True},
         {"name": "state", "mountPath": c.STATE_DIR},
     ]
-    if spec.state.backend == "configmap":
+    if spec.state.backend != "pvc":  # configmap and postgres keep nothing on a volume
         volumes.append({"name": "state", "emptyDir": {"sizeLimit": "256Mi"}})
     ref = spec.model.api_key_secret_ref
     if ref is not None:
@@ -102,6 +106,15 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "AGENTRY_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    postgres = spec.state.postgres
+    if spec.state.backend == "postgres" and postgres is not None:
+        ref = postgres.connection_secret_ref
+        env.append(
+            {
+                "name": POSTGRES_URL_ENV,
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
     env.extend({"name": name, "value": value} for name, value in sorted(settings.agent_env.items()))
     env.extend({"name": var.name, "value": var.value} for var in spec.env)
     container: dict[str, Any] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from agentry_cli.cluster import HttpReply
-from agentry_cli.sessions import home_replica
 
 
 def reply(status=200, body=None, reason="OK", headers=None):
@@ -13,18 +12,16 @@ def reply(status=200, body=None, reason="OK", headers=None):
     return HttpReply(status=status, reason=reason, body=payload, headers=headers or {})
 
 
-def test_invoke_posts_the_message_to_the_sessions_home_replica_port_http(
-    kubectl_agent, fake_cluster
-):
+def test_invoke_posts_the_message_to_the_agents_service_port_http(kubectl_agent, fake_cluster):
     fake_cluster.replies.append(reply(body={"reply": "hello!", "degraded": False, "turn": 1}))
 
     result = kubectl_agent("invoke", "demo", "--session", "s1", "hi there")
 
     assert result.code == 0
     assert result.out == "hello!\n"
-    home = f"pods/demo-{home_replica('s1', 2)}"  # the fixture Agent has two replicas
+    # The fixture Agent has two replicas: any of them serves the session, so the Service.
     assert fake_cluster.posts == [
-        (home, "8080", "v1/sessions/s1/messages", {"content": "hi there"}, {})
+        ("services/demo", "http", "v1/sessions/s1/messages", {"content": "hi there"}, {})
     ]
     assert "(session s1, turn 1; continue with --session s1)" in result.err
 
@@ -147,19 +144,12 @@ def test_invoke_of_an_unknown_agent_does_not_send_anything(kubectl_agent, fake_c
     assert fake_cluster.posts == []
 
 
-def test_every_turn_of_a_session_reaches_the_same_replica(kubectl_agent, fake_cluster):
-    for _ in range(3):
-        fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
-        kubectl_agent("invoke", "demo", "--session", "sticky", "hi")
-    assert len({post[0] for post in fake_cluster.posts}) == 1
-
-
-def test_sessions_spread_over_the_replicas_and_one_replica_uses_the_service(
+def test_every_session_goes_through_the_service_whatever_the_replica_count(
     kubectl_agent, fake_cluster
 ):
-    homes = {home_replica(f"session-{i}", 3) for i in range(100)}
-    assert homes == {0, 1, 2}
-    fake_cluster.agents["demo"]["spec"]["replicas"] = 1
-    fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
-    kubectl_agent("invoke", "demo", "--session", "s1", "hi")
-    assert fake_cluster.posts[-1][0] == "services/demo"
+    for replicas in (1, 3):
+        fake_cluster.agents["demo"]["spec"]["replicas"] = replicas
+        for session in ("a", "b", "c"):
+            fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
+            kubectl_agent("invoke", "demo", "--session", session, "hi")
+    assert {(post[0], post[1]) for post in fake_cluster.posts} == {("services/demo", "http")}

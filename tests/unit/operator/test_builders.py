@@ -13,10 +13,14 @@ from agentry_operator.keyrings import Ring, ring_of
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
+from tests.support.agents import shared_state
+
 SETTINGS = OperatorSettings(runtime_image="img:1")
 
 
 def agent(**spec: Any) -> Agent:
+    if spec.get("replicas", 1) > 1:
+        spec.setdefault("state", shared_state())  # more than one replica needs postgres
     return Agent.from_body(
         {"metadata": {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 1}, "spec": spec}
     )
@@ -61,15 +65,22 @@ def test_a_suspended_agent_keeps_its_share_and_runs_no_pods() -> None:
 
 
 def test_the_runtime_role_names_only_its_own_state_and_heartbeats() -> None:
-    rules = builders.build_role(agent(replicas=2))["rules"]
+    rules = builders.build_role(agent(replicas=1, state={"backend": "configmap"}))["rules"]
     named = [r for r in rules if "resourceNames" in r]
     names = [n for r in named for n in r["resourceNames"]]
-    assert "bot-1-state" in names
-    assert "bot-1-heartbeat" in names
-    assert "bot-2-state" not in names
+    assert "bot-0-state" in names
+    assert "bot-0-heartbeat" in names
+    assert "bot-1-state" not in names
     assert all(n.startswith("bot-") for n in names)
     unnamed = [r for r in rules if "resourceNames" not in r]
     assert all(r["verbs"] == ["create"] for r in unnamed)
+
+
+def test_on_postgres_the_runtime_role_grants_heartbeats_and_no_config_map() -> None:
+    rules = builders.build_role(agent(replicas=2))["rules"]
+    assert {res for r in rules for res in r["resources"]} == {"leases"}
+    names = [n for r in rules for n in r.get("resourceNames", [])]
+    assert names == ["bot-0-heartbeat", "bot-1-heartbeat"]
 
 
 def test_a_role_for_zero_replicas_never_grants_every_object() -> None:
@@ -249,3 +260,33 @@ def test_a_rollback_is_accepted_only_when_the_agent_says_so() -> None:
     accepted = builders.runtime_environment(agent(state={"acceptRollback": True}))
     assert accepted["AGENTRY_ACCEPT_STATE_ROLLBACK"] == "true"
     assert "AGENTRY_ACCEPT_STATE_ROLLBACK" not in builders.runtime_environment(agent())
+
+
+def test_postgres_settings_reach_the_runtime_and_the_url_only_from_its_secret() -> None:
+    state = shared_state("pg-app", "uri")
+    state["postgres"].update({"schema": "team_a", "poolSize": 4, "sslMode": "verify-full"})
+    a = agent(replicas=3, state={**state, "retention": "30d"})
+    env = builders.runtime_environment(a)
+    assert env["AGENTRY_STATE_BACKEND"] == "postgres"
+    assert env["AGENTRY_POSTGRES_SCHEMA"] == "team_a"
+    assert env["AGENTRY_POSTGRES_POOL_SIZE"] == "4"
+    assert env["AGENTRY_POSTGRES_SSLMODE"] == "verify-full"
+    assert env["AGENTRY_STATE_RETENTION_SECONDS"] == str(30 * 86400)
+    assert "AGENTRY_POSTGRES_URL" not in builders.build_config_map(a)["data"]
+    container = pod_spec(a)["containers"][0]
+    url = next(e for e in container["env"] if e["name"] == "AGENTRY_POSTGRES_URL")
+    assert url == {
+        "name": "AGENTRY_POSTGRES_URL",
+        "valueFrom": {"secretKeyRef": {"name": "pg-app", "key": "uri"}},
+    }
+
+
+def test_postgres_pods_get_no_volume_claim_and_no_postgres_settings_elsewhere() -> None:
+    sts = builders.build_statefulset(agent(replicas=2), SETTINGS)
+    assert "volumeClaimTemplates" not in sts["spec"]
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["state"]
+    pvc_env = builders.runtime_environment(agent())
+    assert not [name for name in pvc_env if "POSTGRES" in name or "RETENTION" in name]
+    names = [e["name"] for e in pod_spec(agent())["containers"][0]["env"]]
+    assert "AGENTRY_POSTGRES_URL" not in names

@@ -81,7 +81,7 @@ def test_the_schema_rejects_bad_values_with_at_least_eight_rules() -> None:
     spec = _schema()["properties"]["spec"]["properties"]
     assert spec["replicas"]["minimum"] == 0
     assert spec["environment"]["enum"] == ["development", "staging", "production"]
-    assert spec["state"]["properties"]["backend"]["enum"] == ["configmap", "pvc"]
+    assert spec["state"]["properties"]["backend"]["enum"] == ["configmap", "pvc", "postgres"]
     threshold = spec["alerting"]["properties"]["errorRateThreshold"]
     assert (threshold["minimum"], threshold["maximum"]) == (0, 1)
     rules = _rules(_schema())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from agentry_operator.models import Agent, AgentSpec, field_errors
 from pydantic import ValidationError
@@ -113,3 +115,63 @@ def test_skill_ids_are_unique_and_well_formed() -> None:
         )
     with pytest.raises(ValidationError, match=r"skills\.0\.id"):
         AgentSpec.model_validate({"skills": [{"id": "no spaces", "name": "x"}]})
+
+
+# ---- state backends (issue 8) ----------------------------------------------------------------
+
+POSTGRES: dict[str, Any] = {
+    "backend": "postgres",
+    "postgres": {"connectionSecretRef": {"name": "pg", "key": "uri"}},
+}
+
+
+@pytest.mark.parametrize("backend", ["pvc", "configmap"])
+def test_more_than_one_replica_on_a_single_replica_backend_names_postgres(backend: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Agent.from_body(
+            {"metadata": {"name": "a"}, "spec": {"replicas": 2, "state": {"backend": backend}}}
+        )
+    assert "spec.state.backend: postgres" in field_errors(caught.value)
+
+
+def test_postgres_takes_any_replica_count_and_fills_the_defaults() -> None:
+    spec = AgentSpec.model_validate({"replicas": 5, "state": POSTGRES})
+    assert spec.state.postgres is not None
+    assert (spec.state.postgres.schema_name, spec.state.postgres.pool_size) == ("agentry", 10)
+    assert spec.state.postgres.ssl_mode is None
+    assert spec.state.retention_seconds == 0
+
+
+def test_postgres_without_a_connection_secret_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError, match="connectionSecretRef"):
+        AgentSpec.model_validate({"state": {"backend": "postgres"}})
+
+
+def test_postgres_settings_on_another_backend_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"spec.state.postgres may only be set"):
+        AgentSpec.model_validate({"state": {**POSTGRES, "backend": "pvc"}})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30d", 30 * 86400), ("12h", 43200), ("1h30m", 5400), ("45s", 45)]
+)
+def test_retention_is_a_duration_in_seconds(text: str, seconds: int) -> None:
+    spec = AgentSpec.model_validate({"state": {**POSTGRES, "retention": text}})
+    assert spec.state.retention_seconds == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "d", "1w", "-1h", "1.5h", "30 d"])
+def test_a_retention_that_is_not_a_duration_is_refused(text: str) -> None:
+    with pytest.raises(ValidationError, match="retention"):
+        AgentSpec.model_validate({"state": {**POSTGRES, "retention": text}})
+
+
+def test_retention_needs_the_postgres_backend() -> None:
+    with pytest.raises(ValidationError, match=r"spec.state.retention needs"):
+        AgentSpec.model_validate({"state": {"backend": "pvc", "retention": "30d"}})
+
+
+def test_an_unknown_ssl_mode_is_refused() -> None:
+    state = {**POSTGRES, "postgres": {**POSTGRES["postgres"], "sslMode": "always"}}
+    with pytest.raises(ValidationError, match=r"ssl_mode|sslMode"):
+        AgentSpec.model_validate({"state": state})

@@ -15,10 +15,14 @@ from agentry_operator.status import (
     parse_heartbeat,
 )
 
+from tests.support.agents import shared_state
+
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
 def agent(**spec: Any) -> Agent:
+    if spec.get("replicas", 1) > 1:
+        spec.setdefault("state", shared_state())  # more than one replica needs postgres
     return Agent.from_body(
         {"metadata": {"name": "bot", "namespace": "ns", "generation": 3}, "spec": spec}
     )
