@@ -29,6 +29,7 @@ from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.errors import ConfigError
 from agent_runtime.heartbeat import HeartbeatLoop, HeartbeatPublisher, NullPublisher, rfc3339
 from agent_runtime.keys import load_keyring
+from agent_runtime.limits import Limits, LimitsFile, LimitsFileError, LiveLimiter
 from agent_runtime.metrics import Metrics
 from agent_runtime.middleware.context import request_context
 from agent_runtime.middleware.guard import guard
@@ -39,7 +40,6 @@ from agent_runtime.providers.builtin import BuiltinProvider
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.providers.openai import OpenAIProvider
 from agent_runtime.quotas import Quotas, SessionLimits
-from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.routes import routes
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SessionService
@@ -153,6 +153,26 @@ def load_tokens(settings: Settings, clock: Clock) -> TokenFile | None:
         raise ConfigError(env_name("auth_tokens_file"), str(exc)) from None
 
 
+def load_limits(settings: Settings, clock: Clock) -> LiveLimiter:
+    """The rate limits: from AGENTRY_LIMITS_FILE, reloaded when it changes, or fixed by the
+    AGENTRY_RATE_LIMIT_* variables; a limits file it cannot use is a ConfigError."""
+    source = None
+    limits = Limits.from_settings(settings)
+    if settings.limits_file is not None:
+        try:
+            source = LimitsFile(settings.limits_file, clock.monotonic)
+        except LimitsFileError as exc:
+            raise ConfigError(env_name("limits_file"), str(exc)) from None
+        limits = source.value
+    return LiveLimiter(
+        limits,
+        per_client=settings.rate_limit_per_client,
+        max_clients=settings.rate_limit_max_clients,
+        clock=clock.monotonic,
+        source=source,
+    )
+
+
 def failed_authentications(
     settings: Settings, tokens: TokenFile | None, clock: Clock
 ) -> FailedAuthentications | None:
@@ -200,17 +220,7 @@ def create_app(
     else:
         sessions = SessionService(store, model, metrics, Quotas(session_limits(settings), clock))
     key_checker = health.ModelKeyChecker(provider, clock, settings.model_key_check_interval_seconds)
-    limiter = None
-    if settings.rate_limit_enabled:
-        limiter = RateLimiter(
-            settings.rate_limit_rps,
-            settings.rate_limit_burst,
-            per_client=settings.rate_limit_per_client,
-            client_rate=settings.rate_limit_client_rps,
-            client_burst=settings.rate_limit_client_burst,
-            max_clients=settings.rate_limit_max_clients,
-            clock=clock.monotonic,
-        )
+    limits = load_limits(settings, clock)
     tokens = load_tokens(settings, clock)
 
     async def state_check() -> health.CheckResult:
@@ -257,7 +267,7 @@ def create_app(
         key_checker=key_checker,
         checks=checks,
         heartbeat=heartbeat,
-        limiter=limiter,
+        limits=limits,
         tokens=tokens,
         client_slots=ClientSlots(settings.max_concurrent_per_client),
         auth_failures=failed_authentications(settings, tokens, clock),

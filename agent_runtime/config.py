@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     rate_limit_client_key: ClientKey | None = None
     """How clients are told apart; unset means ``token`` with auth on, else ``header``."""
     rate_limit_max_clients: int = Field(default=10_000, ge=1)
+    limits_file: Path | None = None
+    """JSON with this replica's rate and burst (``limits.py``), reloaded when it changes;
+    when set, it replaces RATE_LIMIT_RPS, _BURST, _CLIENT_RPS and _CLIENT_BURST."""
     max_concurrent: int = Field(default=64, ge=1)
     max_concurrent_per_client: int = Field(default=0, ge=0)
     """One client's requests in flight (its body being read included); 0 means half of
@@ -326,7 +329,7 @@ def check_files(settings: Settings) -> None:
     """Referenced files and directories must exist; checked at startup and by check-config."""
     if settings.keys_dir is not None and not settings.keys_dir.is_dir():
         raise ConfigError(env_name("keys_dir"), f"not a directory ({settings.keys_dir})")
-    for field in ("model_api_key_file", "auth_tokens_file"):
+    for field in ("model_api_key_file", "auth_tokens_file", "limits_file"):
         path = getattr(settings, field)
         if path is not None and not Path(path).is_file():
             raise ConfigError(env_name(field), f"file not found ({path})")

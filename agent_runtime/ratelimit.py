@@ -33,6 +33,13 @@ class TokenBucket:
             self.updated = now
         return self.tokens
 
+    def retune(self, rate: float, burst: int, now: float) -> None:
+        """New rate and size: what accrued at the old rate is kept, up to the new size."""
+        self.refill(now)
+        self.rate = rate
+        self.burst = burst
+        self.tokens = min(self.tokens, float(burst))
+
     def seconds_until(self, tokens: float) -> float:
         missing = tokens - self.tokens
         return 0.0 if missing <= 0 else missing / self.rate
@@ -52,6 +59,13 @@ class BucketTable:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+    def retune(self, rate: float, burst: int, now: float) -> None:
+        """New rate and size for new buckets and every bucket held."""
+        self.rate = rate
+        self.burst = burst
+        for bucket in self._buckets.values():
+            bucket.retune(rate, burst, now)
 
     def get(self, key: str) -> TokenBucket | None:
         """The bucket of ``key`` if it has one; looking does not count as a use."""
@@ -93,6 +107,20 @@ class Decision(NamedTuple):
         return fields
 
 
+def _check(rate: float, burst: int) -> None:
+    if rate <= 0 or burst < 1:
+        raise ValueError("rate must be > 0 and burst >= 1")
+
+
+def _client_share(
+    rate: float, burst: int, client_rate: float | None, client_burst: int | None
+) -> tuple[float, int]:
+    """A client's (rate, burst): the given ones, else half of the replica's. A client bucket
+    as large as the replica's could never refuse anything the replica bucket would admit,
+    so one noisy client could starve the rest."""
+    return (client_rate or rate / 2, client_burst or max(1, burst // 2))
+
+
 class RateLimiter:
     """Decides whether a request from ``client`` may proceed now."""
 
@@ -108,16 +136,11 @@ class RateLimiter:
         client_burst: int | None = None,
         log_every_seconds: float = 10.0,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
+        _check(rate, burst)
         self.rate = rate
         self.burst = burst
         self.per_client = per_client
-        # A client bucket as large as the replica's could never refuse anything the replica
-        # bucket would admit, so one noisy client could starve the rest: by default a client
-        # gets half of the replica's rate and burst.
-        self.client_rate = client_rate if client_rate else rate / 2
-        self.client_burst = client_burst if client_burst else max(1, burst // 2)
+        self.client_rate, self.client_burst = _client_share(rate, burst, client_rate, client_burst)
         self.max_clients = max_clients
         self._clock = clock
         self._log_every = log_every_seconds
@@ -127,6 +150,24 @@ class RateLimiter:
     @property
     def tracked_clients(self) -> int:
         return len(self._clients)
+
+    def reconfigure(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        client_rate: float | None = None,
+        client_burst: int | None = None,
+    ) -> None:
+        """New limits for this replica (a scale or a new spec.rateLimit, see limits.py);
+        every bucket keeps its tokens up to its new size."""
+        _check(rate, burst)
+        now = self._clock()
+        self.rate = rate
+        self.burst = burst
+        self.client_rate, self.client_burst = _client_share(rate, burst, client_rate, client_burst)
+        self._replica.retune(rate, burst, now)
+        self._clients.retune(self.client_rate, self.client_burst, now)
 
     def decide(self, client: str) -> Decision:
         now = self._clock()

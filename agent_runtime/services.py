@@ -20,9 +20,9 @@ from agent_runtime.crypto import KeyRing
 from agent_runtime.health import Check, ModelKeyChecker
 from agent_runtime.heartbeat import HeartbeatLoop
 from agent_runtime.highwater import HighWater
+from agent_runtime.limits import LiveLimiter
 from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
-from agent_runtime.ratelimit import RateLimiter
 from agent_runtime.sessions import SessionService
 from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.tokens import TokenFile
@@ -41,7 +41,7 @@ class Services:
     key_checker: ModelKeyChecker
     checks: dict[str, Check]
     heartbeat: HeartbeatLoop
-    limiter: RateLimiter | None
+    limits: LiveLimiter
     tokens: TokenFile | None
     client_slots: ClientSlots
     auth_failures: FailedAuthentications | None

@@ -17,24 +17,23 @@ without auth, and the owner of sessions stored before sessions had owners.
 Only SHA-256 digests are kept in memory, so a heap dump or a log of this object shows no
 token, and errors name line numbers, never a line's text.
 
-``TokenFile`` re-reads the file when it changes, so revoking a token needs no restart: a
-mounted Secret is updated in place by swapping a symlink (``..data``), which changes the
-device, inode, size or modification time of the resolved path. The check is one ``stat``
-at most once per ``check_interval`` seconds, on the request that authenticates. A new
-version that cannot be used is logged and ignored: the previous tokens stay in force.
+``TokenFile`` re-reads the file when it changes (``watchedfile.FileWatch``: one ``stat`` at
+most once per ``check_interval`` seconds, on the request that authenticates), so revoking
+a token needs no restart. A new version that cannot be used is logged and ignored: the
+previous tokens stay in force.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runtime.state.model import ANONYMOUS_CLIENT
+from agent_runtime.watchedfile import ReloadingFile, read_text
 
 log = logging.getLogger("agent_runtime.tokens")
 
@@ -104,11 +103,7 @@ class TokenTable:
     @classmethod
     def from_file(cls, path: Path) -> TokenTable:
         """Read and parse the file; TokenFileError when it cannot be used."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TokenFileError(f"cannot read {path}: {exc.__class__.__name__}") from None
-        return cls.parse(text)
+        return cls.parse(read_text(path, TokenFileError))
 
     @classmethod
     def parse(cls, text: str) -> TokenTable:
@@ -132,15 +127,6 @@ class TokenTable:
         return self._entries.get(_digest(token))
 
 
-FileSignature = tuple[int, int, int, int]  # device, inode, size, mtime in ns
-
-
-def _signature(path: Path) -> FileSignature:
-    """What changes when the file (or the file a symlink chain resolves to) is replaced."""
-    stat = os.stat(path)  # follows symlinks: a Secret volume's ..data swap shows here
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
 class TokenFile:
     """The tokens file's current table, reloaded when the file changes."""
 
@@ -148,46 +134,20 @@ class TokenFile:
         self, path: Path, clock: Callable[[], float], *, check_interval: float = 1.0
     ) -> None:
         """Read the file now; TokenFileError when it cannot be used (a startup error)."""
-        self._path = path
-        self._clock = clock
-        self._interval = check_interval
-        self._signature = self._stat()
-        self._table = TokenTable.from_file(path)
-        self._checked_at = clock()
+        self._file = ReloadingFile(
+            path,
+            TokenTable.from_file,
+            clock,
+            log=log,
+            what="tokens",
+            summary=lambda table: {"tokens": len(table)},
+            check_interval=check_interval,
+        )
 
     def __repr__(self) -> str:
-        return f"TokenFile({self._path}, {self._table!r})"
+        return f"TokenFile({self._file.path}, {self._file.value!r})"
 
     def caller_for(self, token: str) -> Caller | None:
         """The caller a valid token identifies under the file's newest usable version."""
-        self._reload_if_changed()
-        return self._table.caller_for(token)
-
-    def _stat(self) -> FileSignature | None:
-        try:
-            return _signature(self._path)
-        except OSError:
-            return None  # mid-swap or gone: keep the tokens we have and look again later
-
-    def _reload_if_changed(self) -> None:
-        now = self._clock()
-        if now - self._checked_at < self._interval:
-            return
-        self._checked_at = now
-        signature = self._stat()
-        if signature is None or signature == self._signature:
-            return
-        self._signature = signature  # a bad version is reported once, not every second
-        try:
-            table = TokenTable.from_file(self._path)
-        except TokenFileError as exc:
-            log.error(
-                "tokens file changed but cannot be used; keeping the previous tokens",
-                extra={"fields": {"path": str(self._path), "reason": str(exc)}},
-            )
-            return
-        self._table = table
-        log.info(
-            "tokens file reloaded",
-            extra={"fields": {"path": str(self._path), "tokens": len(table)}},
-        )
+        self._file.reload_if_changed()
+        return self._file.value.caller_for(token)

@@ -33,7 +33,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,8 +340,9 @@ def parse_throttled(metrics_text: str) -> int:
 def agent_environment(
     name: str, *, rps: float, burst: int, clients_key: str = "header"
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(AGENTRY_* variables, key Secret data) the operator gives a one-replica Agent."""
-    from agentry_operator.builders import build_key_secret, runtime_environment
+    """(AGENTRY_* variables, key Secret data) the operator gives a one-replica Agent; the
+    limits it mounts as a file become the equivalent fixed variables."""
+    from agentry_operator.builders import build_key_secret, replica_limits, runtime_environment
     from agentry_operator.models import Agent
 
     spec: dict[str, object] = {
@@ -354,7 +355,21 @@ def agent_environment(
         spec["rateLimit"] = {"requestsPerSecond": rps, "burst": burst, "clientKey": clients_key}
     agent = Agent.from_body({"metadata": {"name": name, "namespace": "default"}, "spec": spec})
     keys: dict[str, str] = build_key_secret(agent)["stringData"]
-    return runtime_environment(agent), keys
+    env = runtime_environment(agent)
+    env.pop("AGENTRY_LIMITS_FILE", None)
+    env.update({f"AGENTRY_{k}": v for k, v in limits_settings(replica_limits(agent)).items()})
+    return env, keys
+
+
+def limits_settings(limits: Mapping[str, float | int]) -> dict[str, str]:
+    """The operator's limits.json as the runtime's fixed RATE_LIMIT_* settings."""
+    names = {
+        "requestsPerSecond": "RATE_LIMIT_RPS",
+        "burst": "RATE_LIMIT_BURST",
+        "perClientRequestsPerSecond": "RATE_LIMIT_CLIENT_RPS",
+        "perClientBurst": "RATE_LIMIT_CLIENT_BURST",
+    }
+    return {names[key]: f"{value:g}" for key, value in limits.items() if key in names}
 
 
 def local_overrides(env: dict[str, str], port: int, home: Path, replica: str) -> dict[str, str]:
@@ -639,6 +654,12 @@ async def cluster_agents(
                 )
             )
             settings = {k.removeprefix("AGENTRY_"): v for k, v in config["data"].items()}
+            limits = json.loads(
+                await kubectl(
+                    binary, "get", "configmap", f"{name}-limits", "-n", namespace, "-o", "json"
+                )
+            )
+            settings.update(limits_settings(json.loads(limits["data"]["limits.json"])))
             pid = await asyncio.to_thread(find_runtime_pid, name, namespace)
             targets[name] = Target(f"http://{ip}:8080", pid, settings)
         yield targets

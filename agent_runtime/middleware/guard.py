@@ -41,7 +41,7 @@ async def _limited(
     if services.tokens is not None:
         authenticate(request, services.tokens, services.auth_failures)
     key = client_key(request, services.settings.effective_client_key)
-    limiter = services.limiter
+    limiter = services.limits.current()
     decision = None if limiter is None else admit(key, services, limiter)
     with client_slot(key, services):
         await read_body(request, services.settings.body_read_timeout_seconds)

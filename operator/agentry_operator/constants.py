@@ -48,6 +48,9 @@ MODEL_KEY_FILE: Final = f"{MODEL_KEY_DIR}/api-key"
 AUTH_DIR: Final = "/etc/agentry/auth"
 AUTH_TOKENS_FILE: Final = f"{AUTH_DIR}/tokens"
 PROFILE_DIR: Final = "/etc/agentry/profile"
+LIMITS_DIR: Final = "/etc/agentry/limits"
+LIMITS_KEY: Final = "limits.json"
+LIMITS_FILE: Final = f"{LIMITS_DIR}/{LIMITS_KEY}"
 STATE_DIR: Final = "/var/lib/agentry/state"
 TMP_DIR: Final = "/tmp"  # noqa: S108 - the mount path of the pod's emptyDir, not a temp file
 
@@ -77,6 +80,10 @@ def config_map_name(agent: str) -> str:
 
 def profile_config_map_name(agent: str) -> str:
     return f"{agent}-profile"
+
+
+def limits_config_map_name(agent: str) -> str:
+    return f"{agent}-limits"
 
 
 def keys_secret_name(agent: str) -> str:

@@ -212,6 +212,7 @@ class Reconciler:
             config_map["data"]["AGENTRY_STATE_SET_ASIDE"] = keys.set_aside
         await self._apply(agent, config_map, new)
         await self._apply(agent, builders.build_profile_config_map(agent), new)
+        await self._apply(agent, builders.build_limits_config_map(agent), new)
         digest = builders.config_hash(config_map["data"], keys.ring)
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)

@@ -533,7 +533,7 @@ def test_an_operator_restarted_mid_reconcile_converges_without_duplicate_childre
     wait_phase(operator, "steady", namespace, "Running")
 
     expected = {
-        "ConfigMap": ["steady-config"],
+        "ConfigMap": ["steady-config", "steady-limits"],
         "PersistentVolumeClaim": ["state-steady-0"],
         "Pod": ["steady-0"],
         "Role": ["steady"],

@@ -37,6 +37,7 @@ def test_an_agent_becomes_owned_children_ready_pods_and_a_running_status(
         ("rolebinding", "hello"),
         ("secret", "hello-keys"),
         ("configmap", "hello-config"),
+        ("configmap", "hello-limits"),
         ("statefulset", "hello"),
         ("service", "hello"),
     ]:

@@ -26,6 +26,7 @@ CHILDREN = [
     ("v1/secrets", "Secret", "-keys"),
     ("v1/configmaps", "ConfigMap", "-config"),
     ("v1/configmaps", "ConfigMap", "-profile"),
+    ("v1/configmaps", "ConfigMap", "-limits"),
     ("apps/v1/statefulsets", "StatefulSet", ""),
     ("v1/services", "Service", ""),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", ""),

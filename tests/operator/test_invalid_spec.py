@@ -8,6 +8,7 @@ corrected spec converges; an Agent with such a spec can still be deleted.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -73,8 +74,8 @@ async def test_a_corrected_spec_converges(api: Any, operator: None, eventually: 
     await api.patch(AGENTS, "ns", "bot", fix)
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
     assert await eventually(lambda: ready(api)["reason"] != "InvalidSpec")
-    config = api.get("v1/configmaps", "ns", "bot-config")["data"]
-    assert config["AGENTRY_RATE_LIMIT_CLIENT_BURST"] == "5"
+    limits = json.loads(api.get("v1/configmaps", "ns", "bot-limits")["data"]["limits.json"])
+    assert limits["perClientBurst"] == 5
 
 
 async def test_an_agent_with_a_refused_spec_can_be_deleted(

@@ -1,6 +1,7 @@
 """Behaviour of the running operator against kmock, beyond the children it creates.
 
-Checks: drift is put back; a spec change rewrites the config and rolls the pods (hash);
+Checks: drift is put back; a spec change rewrites the config and rolls the pods (hash),
+while a new rate limit or replica count rewrites only the limits file (no roll);
 an existing key Secret is adopted and never regenerated; heartbeats and the StatefulSet
 become status; an error burst yields one webhook call per incident and one on resolve;
 delete with retainOnDelete keeps and labels the keys and state; a new Agent of the same
@@ -102,12 +103,20 @@ async def test_a_drifted_statefulset_is_put_back(api: Any, operator: None, event
     assert await eventually(lambda: api.get(STS, "ns", "bot")["spec"]["replicas"] == 1)
 
 
-async def test_a_rate_limit_change_rewrites_the_config_and_rolls_the_pods(
+async def test_a_rate_limit_change_or_a_scale_rewrites_the_limits_and_rolls_no_pod(
     api: Any, operator: None, eventually: Any
 ) -> None:
-    await api.create(AGENTS, agent(replicas=1, rateLimit={"requestsPerSecond": 10, "burst": 20}))
+    await api.create("v1/secrets", connection_secret("ns", "postgresql://db/agents"))
+    limit = {"requestsPerSecond": 10, "burst": 20}
+    await api.create(AGENTS, agent(replicas=2, state=shared_state(), rateLimit=limit))
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
-    before = api.get(STS, "ns", "bot")["spec"]["template"]["metadata"]["annotations"][HASH]
+    before = api.get(STS, "ns", "bot")["spec"]["template"]
+
+    def limits() -> dict[str, Any]:
+        data = api.get("v1/configmaps", "ns", "bot-limits")["data"]
+        return dict(json.loads(data["limits.json"]))
+
+    assert limits() == {"requestsPerSecond": 5, "burst": 10}
     await api.patch(
         AGENTS,
         "ns",
@@ -117,10 +126,27 @@ async def test_a_rate_limit_change_rewrites_the_config_and_rolls_the_pods(
             "spec": {"rateLimit": {"requestsPerSecond": 4, "burst": 8}},
         },
     )
+    assert await eventually(lambda: limits() == {"requestsPerSecond": 2, "burst": 4})
+    await api.patch(AGENTS, "ns", "bot", {"metadata": {"generation": 3}, "spec": {"replicas": 4}})
+    assert await eventually(lambda: api.get(STS, "ns", "bot")["spec"]["replicas"] == 4)
+    assert limits() == {"requestsPerSecond": 1, "burst": 2}
+    assert api.get(STS, "ns", "bot")["spec"]["template"] == before, "no pod rolls"
+
+
+async def test_an_env_change_rewrites_the_config_and_rolls_the_pods(
+    api: Any, operator: None, eventually: Any
+) -> None:
+    await api.create(AGENTS, agent(replicas=1))
+    assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
+    before = api.get(STS, "ns", "bot")["spec"]["template"]["metadata"]["annotations"][HASH]
+    await api.patch(
+        AGENTS,
+        "ns",
+        "bot",
+        {"metadata": {"generation": 2}, "spec": {"fallback": "reject"}},
+    )
     assert await eventually(
-        lambda: (
-            api.get("v1/configmaps", "ns", "bot-config")["data"]["AGENTRY_RATE_LIMIT_RPS"] == "4"
-        )
+        lambda: api.get("v1/configmaps", "ns", "bot-config")["data"]["AGENTRY_FALLBACK"] == "reject"
     )
     assert await eventually(
         lambda: (

@@ -1,10 +1,17 @@
-"""Helpers for end-to-end tests on the local cluster: polling and JSON reads via kubectl."""
+"""Helpers for end-to-end tests on the local cluster: polling, JSON reads via kubectl, and
+HTTP to an Agent's Service through the API server's proxy."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -30,3 +37,70 @@ def is_ready(pod: dict[str, Any]) -> bool:
     """Whether a pod's Ready condition is True."""
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+@dataclass(frozen=True)
+class ProxyReply:
+    """What a client got back through the API server's service proxy."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class ServiceProxy:
+    """HTTP to an Agent's Service through the API server's proxy, as
+    `kubectl create --raw /api/v1/namespaces/NS/services/NAME:80/proxy/...` sends it, but
+    with the status and headers kept (kubectl prints only a body or an error)."""
+
+    def __init__(self, cluster: Any, namespace: str, service: str) -> None:
+        pki = Path(cluster.state_dir) / "pki"
+        self._context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self._context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        server = str(cluster.info["server"]).rstrip("/")
+        self.base = f"{server}/api/v1/namespaces/{namespace}/services/{service}:80/proxy"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ProxyReply:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(req, context=self._context, timeout=timeout) as resp:
+                return ProxyReply(resp.status, dict(resp.headers.items()), _json(resp.read()))
+        except urllib.error.HTTPError as err:
+            return ProxyReply(err.code, dict(err.headers.items()), _json(err.read()))
+
+    def turn(self, session: str, content: str, client: str = "e2e") -> ProxyReply:
+        """POST one message to `session` as the client `client` (X-Client-ID)."""
+        path = f"/v1/sessions/{urllib.parse.quote(session, safe='')}/messages"
+        return self.request("POST", path, {"content": content}, {"X-Client-ID": client})
+
+    def history(self, session: str) -> list[dict[str, Any]]:
+        """The session's messages, every page of them."""
+        messages: list[dict[str, Any]] = []
+        path = f"/v1/sessions/{urllib.parse.quote(session, safe='')}"
+        after: int | None = 0
+        while after is not None:
+            reply = self.request("GET", f"{path}?limit=1000&after={after}")
+            assert reply.status == 200, reply
+            messages.extend(reply.body["messages"])
+            after = reply.body.get("next")
+        return messages
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")

@@ -1,7 +1,9 @@
-"""Helpers shared by the runtime's tests: settings for a test app and the client factory type."""
+"""Helpers shared by the runtime's tests: settings for a test app, the client factory type,
+and a directory laid out as the kubelet mounts a Secret or ConfigMap volume."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,31 @@ from agent_runtime.heartbeat import NullPublisher
 from agent_runtime.state import ANONYMOUS_CLIENT, SessionKey
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+class MountedVolume:
+    """One key of a Secret or ConfigMap volume: `<name>` -> `..data/<name>`, `..data` -> a
+    timestamped directory, updated by swapping the `..data` symlink (as the kubelet does)."""
+
+    def __init__(self, root: Path, name: str, text: str) -> None:
+        self.root = root
+        self.name = name
+        self.versions = 0
+        self.update(text)
+        (root / name).symlink_to(f"..data/{name}")
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.name
+
+    def update(self, text: str) -> None:
+        self.versions += 1
+        version = self.root / f"..2026_11_29_{self.versions}"
+        version.mkdir()
+        (version / self.name).write_text(text)
+        swap = self.root / "..data_tmp"
+        swap.symlink_to(version.name)
+        os.replace(swap, self.root / "..data")
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

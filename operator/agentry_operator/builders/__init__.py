@@ -8,9 +8,10 @@ from agentry_operator.builders.common import owner_reference
 from agentry_operator.builders.config import (
     build_config_map,
     build_key_secret,
+    build_limits_config_map,
     build_profile_config_map,
     config_hash,
-    replica_share,
+    replica_limits,
     runtime_environment,
 )
 from agentry_operator.builders.profiles import PROFILES, Profile, profile_for
@@ -27,6 +28,7 @@ __all__ = [
     "Profile",
     "build_config_map",
     "build_key_secret",
+    "build_limits_config_map",
     "build_pdb",
     "build_profile_config_map",
     "build_role",
@@ -38,6 +40,6 @@ __all__ = [
     "key_secret_name_for",
     "owner_reference",
     "profile_for",
-    "replica_share",
+    "replica_limits",
     "runtime_environment",
 ]

@@ -1,11 +1,12 @@
-"""The runtime ConfigMap, the profile ConfigMap, the generated key Secret and the hash
-that rolls the pods.
+"""The runtime ConfigMaps, the generated key Secret and the hash that rolls the pods.
 
-The ConfigMap holds the AGENTRY_* variables of docs/architecture.md ("Runtime settings");
-the pods read it with envFrom. The Agent's rate limit is divided by the replica count
-because each replica enforces its own share. The profile ConfigMap (instructions,
-description, skills) is mounted as files that the runtime reads again when they change,
-so it is left out of the hash: editing the instructions does not roll the pods.
+`<agent>-config` holds the AGENTRY_* variables of docs/architecture.md ("Runtime
+settings"); the pods read it with envFrom, and its hash is on the pod template, so a
+change rolls them. Two more are mounted as files that the runtime reads again when they
+change, so they are left out of the hash: `<agent>-profile` (instructions, description,
+skills: editing the instructions does not roll the pods) and `<agent>-limits` (each
+replica's share of the Agent's rate limit, divided by the replica count because each
+replica enforces its own: `kubectl scale` or a new spec.rateLimit restarts no pod).
 """
 
 from __future__ import annotations
@@ -33,28 +34,29 @@ def _number(value: float) -> str:
     return text or "0"
 
 
-def replica_share(agent: Agent) -> tuple[str, str]:
-    """This replica's (RATE_LIMIT_RPS, RATE_LIMIT_BURST) from the Agent-wide limit."""
+def replica_limits(agent: Agent) -> dict[str, float | int]:
+    """This replica's share of the Agent-wide limit, as the runtime's limits.json
+    (agent_runtime/limits.py): 0 requests per second turns limiting off, and 0 for a
+    client field means the runtime's default (half of the replica's bucket)."""
     limit = agent.spec.rate_limit
     if limit.requests_per_second <= 0:
-        return "0", "0"
+        return {"requestsPerSecond": 0, "burst": 0}
     replicas = max(agent.spec.replicas, 1)
-    rps = limit.requests_per_second / replicas
-    burst = max(math.ceil(limit.burst / replicas), 1)
-    return _number(rps), str(burst)
-
-
-def client_share(agent: Agent) -> dict[str, str]:
-    """This replica's per-client bucket, only when the Agent sets one explicitly (the
-    runtime's default is half of the replica's bucket)."""
-    limit = agent.spec.rate_limit
-    replicas = max(agent.spec.replicas, 1)
-    env: dict[str, str] = {}
+    share: dict[str, float | int] = {
+        "requestsPerSecond": _share(limit.requests_per_second, replicas),
+        "burst": max(math.ceil(limit.burst / replicas), 1),
+    }
     if limit.per_client_requests_per_second is not None:
-        env["RATE_LIMIT_CLIENT_RPS"] = _number(limit.per_client_requests_per_second / replicas)
+        share["perClientRequestsPerSecond"] = _share(limit.per_client_requests_per_second, replicas)
     if limit.per_client_burst is not None:
-        env["RATE_LIMIT_CLIENT_BURST"] = str(max(math.ceil(limit.per_client_burst / replicas), 1))
-    return env
+        share["perClientBurst"] = max(math.ceil(limit.per_client_burst / replicas), 1)
+    return share
+
+
+def _share(value: float, replicas: int) -> float | int:
+    """value / replicas to six decimals, an int when whole: 10/3 → 3.333333, 8/2 → 4."""
+    exact = round(value / replicas, 6)
+    return int(exact) if exact.is_integer() else exact
 
 
 def session_limits(agent: Agent) -> dict[str, str]:
@@ -89,7 +91,6 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
     profile = profile_for(spec.environment)
-    rps, burst = replica_share(agent)
     env = {
         "ENVIRONMENT": spec.environment,
         "HOST": "0.0.0.0",  # noqa: S104 - the pod listens on its own network namespace
@@ -103,11 +104,9 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         "MODEL_TIMEOUT_SECONDS": str(spec.model.timeout_seconds),
         "MODEL_MAX_RETRIES": str(spec.model.max_retries),
         "FALLBACK": spec.fallback,
-        "RATE_LIMIT_RPS": rps,
-        "RATE_LIMIT_BURST": burst,
+        "LIMITS_FILE": c.LIMITS_FILE,
         "RATE_LIMIT_PER_CLIENT": "true" if spec.rate_limit.per_client else "false",
         "RATE_LIMIT_CLIENT_KEY": spec.effective_client_key,
-        **client_share(agent),
         "MAX_CONCURRENT": str(spec.rate_limit.max_concurrent),
         "CHECKPOINT_INTERVAL_SECONDS": str(spec.state.checkpoint_interval_seconds),
         **session_limits(agent),
@@ -165,6 +164,17 @@ def build_profile_config_map(agent: Agent) -> dict[str, Any]:
     }
 
 
+def build_limits_config_map(agent: Agent) -> dict[str, Any]:
+    """ConfigMap `<agent>-limits`, mounted by the pods and reloaded when it changes."""
+    text = json.dumps(replica_limits(agent), sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(agent, c.limits_config_map_name(agent.name)),
+        "data": {c.LIMITS_KEY: text},
+    }
+
+
 def build_key_secret(
     agent: Agent, random_bytes: Callable[[int], bytes] = secrets.token_bytes
 ) -> dict[str, Any]:
@@ -183,8 +193,9 @@ def build_key_secret(
 
 def config_hash(config_data: Mapping[str, str], ring: Ring | None) -> str:
     """sha256 over the runtime config and the key ids (not the key bytes): a change rolls
-    the pods. New bytes under an id the pods already hold do not roll them, so a running
-    pod keeps the key it loaded instead of restarting onto one that cannot read its state."""
+    the pods. The limits ConfigMap is left out: the pods reload it. New bytes under an id
+    the pods already hold do not roll them, so a running pod keeps the key it loaded
+    instead of restarting onto one that cannot read its state."""
     keys = {"active": ring.active, "ids": list(ring.ids)} if ring else {}
     payload = json.dumps({"config": dict(config_data), "keys": keys}, sort_keys=True).encode()
     return hashlib.sha256(payload).hexdigest()

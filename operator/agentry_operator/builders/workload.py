@@ -59,9 +59,14 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         },
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         _profile_volume(agent),
+        {
+            "name": "limits",
+            "configMap": {"name": c.limits_config_map_name(agent.name), "defaultMode": 0o444},
+        },
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "keys", "mountPath": c.KEYS_DIR, "readOnly": True},
+        {"name": "limits", "mountPath": c.LIMITS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": c.TMP_DIR},
         # Not a subPath mount: the kubelet updates a whole volume in place, so edited
         # instructions reach the running pod.

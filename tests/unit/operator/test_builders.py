@@ -4,6 +4,7 @@ grace period that covers the runtime's shutdown delay, drain and final checkpoin
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -31,37 +32,74 @@ def pod_spec(a: Agent) -> dict[str, Any]:
     return spec
 
 
+def limits_of(a: Agent) -> dict[str, Any]:
+    data = builders.build_limits_config_map(a)["data"]
+    assert list(data) == ["limits.json"]
+    parsed: dict[str, Any] = json.loads(data["limits.json"])
+    return parsed
+
+
+def template_hash(a: Agent) -> str:
+    config = builders.build_config_map(a)["data"]
+    sts = builders.build_statefulset(a, SETTINGS, builders.config_hash(config, None))
+    template: dict[str, Any] = sts["spec"]["template"]
+    return json.dumps(template, sort_keys=True)
+
+
 def test_each_replica_enforces_its_share_of_the_agent_limit() -> None:
-    env = builders.runtime_environment(
-        agent(replicas=3, rateLimit={"requestsPerSecond": 10, "burst": 20})
-    )
-    assert env["AGENTRY_RATE_LIMIT_RPS"] == "3.333333"
-    assert env["AGENTRY_RATE_LIMIT_BURST"] == "7"
+    limits = limits_of(agent(replicas=3, rateLimit={"requestsPerSecond": 10, "burst": 20}))
+    assert limits == {"requestsPerSecond": 3.333333, "burst": 7}
 
 
 def test_an_explicit_client_limit_is_shared_among_replicas_and_absent_otherwise() -> None:
     limited = {"requestsPerSecond": 40, "burst": 40}
-    env = builders.runtime_environment(
-        agent(
-            replicas=2, rateLimit={**limited, "perClientRequestsPerSecond": 10, "perClientBurst": 5}
-        )
-    )
-    assert env["AGENTRY_RATE_LIMIT_CLIENT_RPS"] == "5"
-    assert env["AGENTRY_RATE_LIMIT_CLIENT_BURST"] == "3"
-    default = builders.runtime_environment(agent(replicas=2, rateLimit=limited))
-    assert "AGENTRY_RATE_LIMIT_CLIENT_RPS" not in default  # the runtime's half-share default
+    explicit = {**limited, "perClientRequestsPerSecond": 10, "perClientBurst": 5}
+    limits = limits_of(agent(replicas=2, rateLimit=explicit))
+    assert (limits["perClientRequestsPerSecond"], limits["perClientBurst"]) == (5, 3)
+    default = limits_of(agent(replicas=2, rateLimit=limited))
+    assert "perClientRequestsPerSecond" not in default  # the runtime's half-share default
 
 
 def test_a_limit_of_zero_turns_rate_limiting_off() -> None:
-    env = builders.runtime_environment(agent(replicas=2))
-    assert (env["AGENTRY_RATE_LIMIT_RPS"], env["AGENTRY_RATE_LIMIT_BURST"]) == ("0", "0")
+    assert limits_of(agent(replicas=2)) == {"requestsPerSecond": 0, "burst": 0}
 
 
 def test_a_suspended_agent_keeps_its_share_and_runs_no_pods() -> None:
     a = agent(replicas=2, suspend=True, rateLimit={"requestsPerSecond": 8, "burst": 8})
-    assert builders.runtime_environment(a)["AGENTRY_RATE_LIMIT_RPS"] == "4"
+    assert limits_of(a)["requestsPerSecond"] == 4
     assert builders.build_statefulset(a, SETTINGS)["spec"]["replicas"] == 0
     assert builders.build_pdb(a) is None
+
+
+def test_the_limits_reach_the_pods_as_a_mounted_file_and_not_as_variables() -> None:
+    a = agent(replicas=3, rateLimit={"requestsPerSecond": 9, "burst": 9})
+    env = builders.runtime_environment(a)
+    assert env["AGENTRY_LIMITS_FILE"] == "/etc/agentry/limits/limits.json"
+    assert not [
+        name for name in env if name.startswith(("AGENTRY_RATE_LIMIT_RPS", "AGENTRY_RATE_LIMIT_B"))
+    ]
+    volumes = {v["name"]: v for v in pod_spec(a)["volumes"]}
+    assert volumes["limits"]["configMap"]["name"] == "bot-limits"
+    mounts = {m["name"]: m for m in pod_spec(a)["containers"][0]["volumeMounts"]}
+    assert mounts["limits"] == {
+        "name": "limits",
+        "mountPath": "/etc/agentry/limits",
+        "readOnly": True,
+    }
+
+
+def test_scaling_or_a_new_rate_limit_leaves_the_pod_template_alone() -> None:
+    limit = {"requestsPerSecond": 30, "burst": 60}
+    three = template_hash(agent(replicas=3, rateLimit=limit))
+    assert template_hash(agent(replicas=5, rateLimit=limit)) == three
+    assert template_hash(agent(replicas=3, rateLimit={"requestsPerSecond": 3, "burst": 3})) == three
+    assert template_hash(agent(replicas=3)) == three
+    # What needs a new process still rolls: the image, an env var, the backend.
+    assert template_hash(agent(replicas=3, rateLimit=limit, image="img:2")) != three
+    assert template_hash(agent(replicas=3, env=[{"name": "X", "value": "1"}])) != three
+    assert template_hash(agent(replicas=1, state={"backend": "configmap"})) != template_hash(
+        agent(replicas=1)
+    )
 
 
 def test_the_runtime_role_names_only_its_own_state_and_heartbeats() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from agent_runtime.app import load_tokens
 from agent_runtime.clock import ManualClock
 from agent_runtime.errors import ConfigError
 from agent_runtime.tokens import Caller, TokenFileError, TokenTable
-from tests.support.runtime import MakeClient, make_settings
+from tests.support.runtime import MakeClient, MountedVolume, make_settings
 
 
 def client_of(table: TokenTable, token: str) -> str | None:
@@ -65,28 +64,11 @@ def test_a_file_it_cannot_use_is_refused_naming_the_line_not_its_text(text: str,
     assert "SECRET" not in str(raised.value)
 
 
-class SecretVolume:
-    """A directory laid out as the kubelet mounts a Secret: `tokens` -> `..data/tokens`,
-    `..data` -> a timestamped directory, updated by swapping the `..data` symlink."""
+class SecretVolume(MountedVolume):
+    """The tokens file as a Secret volume mounts it."""
 
     def __init__(self, root: Path, text: str) -> None:
-        self.root = root
-        self.versions = 0
-        self.update(text)
-        (root / "tokens").symlink_to("..data/tokens")
-
-    @property
-    def path(self) -> Path:
-        return self.root / "tokens"
-
-    def update(self, text: str) -> None:
-        self.versions += 1
-        version = self.root / f"..2026_11_29_{self.versions}"
-        version.mkdir()
-        (version / "tokens").write_text(text)
-        swap = self.root / "..data_tmp"
-        swap.symlink_to(version.name)
-        os.replace(swap, self.root / "..data")
+        super().__init__(root, "tokens", text)
 
 
 async def status_of(client: TestClient[Any, Any], token: str) -> int:
