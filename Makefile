@@ -44,7 +44,8 @@ run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8
 	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \
 	  $(BIN)/agentry-runtime serve
 
-cluster-binaries: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached; promtool: make lint)
+cluster-binaries: ## build the cluster's binaries (cached; promtool: make lint) and install nftables if missing
+	hack/install-host-packages.sh
 	hack/build-binaries.sh >/dev/null
 
 cluster-up: install cluster-binaries ## start the local cluster (real control plane + process node)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from the Go module proxy: etcd, kube-apiserver,
-# kube-controller-manager, kubectl and helm; and, on request, promtool for `make lint`.
+# kube-controller-manager, kube-proxy, kubectl, helm and CoreDNS; and, on request,
+# promtool for `make lint`.
 # Versions are pinned in hack/build/*/go.mod.
 #
 # Binaries go to a cache outside the repository and are rebuilt only when a pinned
@@ -21,6 +22,7 @@ version_of() { awk -v m="$1" '{for (i = 1; i < NF; i++) if ($i == m && $(i+1) ~ 
 k8s_version=$(version_of k8s.io/kubernetes "$build/kube/go.mod")
 etcd_version=$(version_of go.etcd.io/etcd/server/v3 "$build/etcd/go.mod")
 helm_version=$(version_of helm.sh/helm/v3 "$build/helm/go.mod")
+coredns_version=$(version_of github.com/coredns/coredns "$build/coredns/go.mod")
 promtool_version=$(version_of github.com/prometheus/prometheus "$build/promtool/go.mod")
 out=${AGENTRY_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agentry/bin/$k8s_version}
 
@@ -60,7 +62,7 @@ fi
 
 stamp=$(stamp_of . -path ./promtool -prune -o "${sources[@]}")
 if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" ]]; then
-  echo "cluster binaries up to date in $out (kubernetes $k8s_version, etcd $etcd_version, helm $helm_version)" >&2
+  echo "cluster binaries up to date in $out (kubernetes $k8s_version, etcd $etcd_version, helm $helm_version, coredns $coredns_version)" >&2
   echo "$out"
   exit 0
 fi
@@ -83,8 +85,11 @@ step "building etcd $etcd_version (first build: a few minutes)"
 (cd "$build/etcd" && go build -ldflags "-s -w" -o "$out/etcd" .)
 step "building helm $helm_version (first build: a few minutes)"
 (cd "$build/helm" && go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
-step "building kube-apiserver, kube-controller-manager, kubectl $k8s_version (first build: about 10 minutes on 2 cores)"
+step "building kube-apiserver, kube-controller-manager, kube-proxy, kubectl $k8s_version (first build: about 10 minutes on 2 cores)"
 (cd "$build/kube" && go build -ldflags "-s -w $kv" -o "$out/" ./cmd/...)
+# hack/build/coredns/main.go imports only the plugins the cluster's Corefile uses.
+step "building coredns $coredns_version (first build: about 2 minutes on 2 cores)"
+(cd "$build/coredns" && go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns_version" -o "$out/coredns" .)
 echo "$stamp" > "$out/.stamp"
 step "done: binaries in $out"
 echo "$out"

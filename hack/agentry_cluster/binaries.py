@@ -12,7 +12,15 @@ from pathlib import Path
 from agentry_cluster.errors import CannotRunHere, ClusterError
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
-REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+REQUIRED = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kubectl",
+    "helm",
+    "coredns",
+)
 
 
 def cache_dir() -> Path:

@@ -11,9 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from agentry_cluster import binaries, controlplane
+from agentry_cluster import binaries, clusterdns, controlplane, kubeproxy
+from agentry_cluster.apiclient import ApiClient
 from agentry_cluster.errors import CannotRunHere, ClusterError
-from agentry_cluster.layout import DEFAULT_NAME, StateLayout, default_state_dir, read_info
+from agentry_cluster.layout import (
+    DEFAULT_NAME,
+    ClusterInfo,
+    StateLayout,
+    default_state_dir,
+    read_info,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,11 +113,32 @@ def _status(layout: StateLayout) -> int:
     print(f"cluster {info.name!r}: {state}")
     print(f"  server      {info.server} (pods: {info.pod_server_host}:{info.pod_server_port})")
     print(f"  bridge      {info.bridge} {info.bridge_ip} pods {info.pod_cidr}")
+    if info.node_netns:
+        print(f"  network     namespace {info.node_netns}, host {info.host_ip}")
+        print(f"  services    {info.service_cidr}, DNS {info.dns_ip} ({info.cluster_domain})")
     print(f"  kubeconfig  {layout.admin_kubeconfig}")
     print(f"  logs        {layout.logs}/")
     for proc, pid in info.pids.items():
-        print(f"  {proc:<24} pid {pid:<8} {'up' if running.get(proc) else 'down'}")
+        detail = f" ({kubeproxy.MODE} mode)" if proc == "kube-proxy" else ""
+        print(f"  {proc:<24} pid {pid:<8} {'up' if running.get(proc) else 'down'}{detail}")
+    if running.get("node"):
+        print(f"  {'coredns':<24} {_coredns_state(layout, info)}")
     return 0 if state == "running" else 1
+
+
+def _coredns_state(layout: StateLayout, info: ClusterInfo) -> str:
+    """The CoreDNS Deployment's ready replicas, and whether DNS answers by its Service."""
+    path = f"/apis/apps/v1/namespaces/{clusterdns.NAMESPACE}/deployments/coredns"
+    try:
+        resp = ApiClient(info.server, layout.pki).get(path, timeout=2)
+    except OSError as exc:
+        return f"unknown (API server: {exc})"
+    if resp.status != 200:
+        return "not installed"
+    status = resp.json().get("status") or {}
+    ready = f"{status.get('readyReplicas', 0)}/{status.get('replicas', 0)} ready"
+    answering = clusterdns.answers(info.node_netns, info.dns_ip, info.cluster_domain)
+    return f"{ready}, {'answers' if answering else 'does not answer'} on {info.dns_ip}:53"
 
 
 def _name_flags(layout: StateLayout, name: str) -> str:

@@ -1,9 +1,11 @@
-"""Bringing one cluster up and down: etcd, kube-apiserver, kube-controller-manager and the
-process node, on free ports, behind a bridge of their own, all state in one directory.
+"""Bringing one cluster up and down: etcd, kube-apiserver, kube-controller-manager, the
+process node, kube-proxy and CoreDNS, on free ports, behind a node network of their own,
+all state in one directory.
 
 The argument builders are pure functions (unit-tested); `up` and `down` do the I/O in the
-order the components need: bridge and certificates, etcd, API server, controller manager,
-wait for /readyz, then the node. A failed `up` stops whatever it had started.
+order the components need: node network and certificates, etcd, API server, controller
+manager, wait for /readyz, then the node, kube-proxy and the cluster DNS, and wait until
+DNS answers through its Service. A failed `up` stops whatever it had started.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentry_cluster import kubeconfig, network, pki, ports, processes
+from agentry_cluster import clusterdns, kubeconfig, kubeproxy, network, pki, ports, processes
 from agentry_cluster.apiclient import ApiClient
-from agentry_cluster.errors import AlreadyRunning, ClusterError, NotRoot, StartFailed
+from agentry_cluster.errors import (
+    AlreadyRunning,
+    CannotRunHere,
+    ClusterError,
+    NotRoot,
+    StartFailed,
+)
 from agentry_cluster.layout import (
     NODE_NAME,
     PROCESS_ORDER,
@@ -32,6 +40,7 @@ from agentry_cluster.layout import (
 )
 
 SERVICE_CIDR = "10.96.0.0/12"
+CLUSTER_DOMAIN = "cluster.local"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 CONTROLLERS = (
@@ -60,7 +69,13 @@ CONTROLLERS = (
 )
 
 # Seconds each process gets between SIGTERM and SIGKILL; the node ends its pods first.
-STOP_GRACE = {"node": 45.0, "kube-controller-manager": 10.0, "kube-apiserver": 15.0, "etcd": 10.0}
+STOP_GRACE = {
+    "node": 45.0,
+    "kube-proxy": 10.0,
+    "kube-controller-manager": 10.0,
+    "kube-apiserver": 15.0,
+    "etcd": 10.0,
+}
 
 Progress = Callable[[str], None]
 
@@ -108,7 +123,9 @@ def apiserver_args(
         f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
         "--bind-address=0.0.0.0",
         f"--secure-port={p.apiserver}",
-        f"--advertise-address={bridge.ip}",
+        # The host's end of the node link: the `kubernetes` Service's endpoint, reached
+        # from pods through kube-proxy's rules.
+        f"--advertise-address={bridge.host_ip}",
         f"--tls-cert-file={pk('apiserver.crt')}",
         f"--tls-private-key-file={pk('apiserver.key')}",
         f"--client-ca-file={pk('ca.crt')}",
@@ -190,10 +207,16 @@ def up(
 ) -> ClusterInfo:
     """Start a fresh cluster in `layout.root`; return its `cluster.json` content."""
     check_can_start(layout)
+    if with_node and shutil.which("nft") is None:
+        raise CannotRunHere(
+            "kube-proxy needs nft: install the nftables package (hack/install-host-packages.sh)"
+        )
     _prepare_fresh(layout)
 
     bridge = network.create_bridge(layout.root)
-    progress(f"bridge {bridge.name} {bridge.ip}/24")
+    progress(
+        f"node network {bridge.netns}: bridge {bridge.name} {bridge.ip}/24, host {bridge.host_ip}"
+    )
     try:
         return _start(layout, name, bin_dir, bridge, with_node, progress, now())
     except BaseException:
@@ -205,7 +228,8 @@ def up(
 def down(
     layout: StateLayout, *, progress: Progress = lambda _: None, bridge_name: str = ""
 ) -> list[str]:
-    """Stop this cluster's processes (node first) and delete its bridge; keep its files.
+    """Stop this cluster's processes (node first) and delete its node network (bridge,
+    kube-proxy's rules, the host's veth and route); keep its files.
 
     Returns the names of the processes that were stopped.
     """
@@ -219,7 +243,7 @@ def down(
                 stopped.append(proc)
         bridge_name = bridge_name or info.bridge
     if network.delete_bridge(bridge_name, layout.root):
-        progress(f"deleted bridge {bridge_name}")
+        progress(f"deleted bridge {bridge_name} and its node network")
     return stopped
 
 
@@ -249,7 +273,7 @@ def _start(
 ) -> ClusterInfo:
     p = Ports.choose()
     server = f"https://127.0.0.1:{p.apiserver}"
-    pki.write_cluster_pki(layout.pki, NODE_NAME, bridge.ip, now)
+    pki.write_cluster_pki(layout.pki, NODE_NAME, bridge.host_ip, now)
     for path, stem in (
         (layout.admin_kubeconfig, "admin"),
         (layout.controller_manager_kubeconfig, "controller-manager"),
@@ -257,13 +281,22 @@ def _start(
         (layout.scheduler_kubeconfig, "scheduler"),
     ):
         kubeconfig.write_from_pki(path, cluster=name, server=server, pki_dir=layout.pki, stem=stem)
+    # kube-proxy runs in the node namespace, where 127.0.0.1 is not the host's.
+    kubeconfig.write_from_pki(
+        layout.kube_proxy_kubeconfig,
+        cluster=name,
+        server=f"https://{bridge.host_ip}:{p.apiserver}",
+        pki_dir=layout.pki,
+        stem="kube-proxy",
+    )
     progress("certificates and kubeconfigs")
 
     info = ClusterInfo(
         name=name,
         server=server,
-        pod_server_host=bridge.ip,
-        pod_server_port=p.apiserver,
+        # Pods reach the API server as in any cluster: the `kubernetes` Service, port 443.
+        pod_server_host=pki.SERVICE_IP,
+        pod_server_port=443,
         bridge=bridge.name,
         bridge_ip=bridge.ip,
         pod_cidr=bridge.cidr,
@@ -271,6 +304,13 @@ def _start(
         bin_dir=str(bin_dir),
         etcd_server=f"http://127.0.0.1:{p.etcd_client}",
         controller_manager_port=p.controller_manager,
+        node_netns=bridge.netns,
+        host_ip=bridge.host_ip,
+        node_link_cidr=bridge.link_cidr,
+        service_cidr=SERVICE_CIDR,
+        dns_ip=clusterdns.dns_service_ip(SERVICE_CIDR),
+        cluster_domain=CLUSTER_DOMAIN,
+        kube_proxy_health=f"{bridge.node_ip}:{kubeproxy.HEALTH_PORT}",
     )
 
     def launch(proc: str, args: list[str], env: dict[str, str] | None = None) -> None:
@@ -285,7 +325,7 @@ def _start(
     launch("kube-apiserver", apiserver_args(bin_dir, layout, p, bridge))
     client = ApiClient(server, layout.pki)
     _wait(layout, info, "kube-apiserver", lambda: _ok(client, "/readyz"), timeout=90)
-    progress(f"kube-apiserver ready on {server} (pods reach it at {bridge.ip}:{p.apiserver})")
+    progress(f"kube-apiserver ready on {server} (pods: {info.pod_server_host}:443)")
     # Only now: the controller manager exits if its RBAC roles are not bootstrapped yet.
     launch("kube-controller-manager", controller_manager_args(bin_dir, layout, p, name))
     _grant_scheduler_provisioning(client)
@@ -299,10 +339,35 @@ def _start(
     progress("kube-controller-manager healthy")
 
     if with_node:
-        launch("node", node_args(layout), node_env())
-        _wait(layout, info, "node", lambda: _node_ready(client), timeout=60)
-        progress(f"process node {NODE_NAME} Ready (kubelet port {bridge.ip}:{p.kubelet})")
+        _start_node_and_services(layout, info, client, launch, progress)
     return info
+
+
+def _start_node_and_services(
+    layout: StateLayout,
+    info: ClusterInfo,
+    client: ApiClient,
+    launch: Callable[..., None],
+    progress: Progress,
+) -> None:
+    """The node, kube-proxy and CoreDNS start together; ready once DNS answers by Service."""
+    bin_dir = Path(info.bin_dir)
+    clusterdns.install(client, bin_dir, info.dns_ip, info.cluster_domain)
+    launch("node", node_args(layout), node_env())
+    kubeproxy.write_config(layout, info)
+    launch("kube-proxy", kubeproxy.args(bin_dir, layout, info.node_netns))
+    _wait(layout, info, "node", lambda: _node_ready(client), timeout=60)
+    progress(f"process node {NODE_NAME} Ready (kubelet port {info.host_ip}:{info.kubelet_port})")
+    _wait(layout, info, "kube-proxy", lambda: kubeproxy.healthy(info.kube_proxy_health), 60)
+    progress(f"kube-proxy ({kubeproxy.MODE} mode) synced in {info.node_netns}")
+    _wait(
+        layout,
+        info,
+        "node",
+        lambda: clusterdns.answers(info.node_netns, info.dns_ip, info.cluster_domain),
+        timeout=60,
+    )
+    progress(f"cluster DNS answers on {info.dns_ip} ({info.cluster_domain})")
 
 
 def _grant_scheduler_provisioning(client: ApiClient) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 NODE_NAME = "agentry-node"
 DEFAULT_NAME = "default"
 
-# The order in which `down` stops processes: the node first (it ends its pods), etcd last.
-PROCESS_ORDER = ("node", "kube-controller-manager", "kube-apiserver", "etcd")
+# The order in which `down` stops processes: the node first (it ends its pods, CoreDNS among
+# them), then kube-proxy, etcd last.
+PROCESS_ORDER = ("node", "kube-proxy", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
 def default_state_root() -> Path:
@@ -74,6 +75,15 @@ class StateLayout:
         return self.root / "scheduler.kubeconfig"
 
     @property
+    def kube_proxy_kubeconfig(self) -> Path:
+        return self.root / "kube-proxy.kubeconfig"
+
+    @property
+    def kube_proxy_config(self) -> Path:
+        """kube-proxy's KubeProxyConfiguration file."""
+        return self.root / "kube-proxy.yaml"
+
+    @property
     def controller_manager_cert_dir(self) -> Path:
         """Where kube-controller-manager keeps its self-signed serving certificate."""
         return self.root / "controller-manager"
@@ -108,6 +118,16 @@ class ClusterInfo:
     # Not read by the node: what `status` shows and `down` needs besides the pids.
     etcd_server: str = ""
     controller_manager_port: int = 0
+    # Service networking: the node's network namespace (bridge and kube-proxy's rules), the
+    # host's address as pods reach it (the node's InternalIP and the API server's advertised
+    # address), the /30 joining the two, and the cluster DNS Service.
+    node_netns: str = ""
+    host_ip: str = ""
+    node_link_cidr: str = ""
+    service_cidr: str = ""
+    dns_ip: str = ""
+    cluster_domain: str = "cluster.local"
+    kube_proxy_health: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

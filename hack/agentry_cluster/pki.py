@@ -62,14 +62,15 @@ class Identity:
     server: bool = False
 
 
-def cluster_identities(node_name: str, bridge_ip: str) -> list[Identity]:
-    """Every leaf certificate of one cluster (the shared contract's `pki/` list)."""
+def cluster_identities(node_name: str, host_ip: str) -> list[Identity]:
+    """Every leaf certificate of one cluster (the shared contract's `pki/` list); `host_ip`
+    is the host's address as pods reach it (the API server's and kubelet port's)."""
     return [
         Identity(
             "apiserver",
             "kube-apiserver",
             dns_names=API_SERVER_DNS,
-            ip_addresses=("127.0.0.1", bridge_ip, SERVICE_IP),
+            ip_addresses=("127.0.0.1", host_ip, SERVICE_IP),
             client=False,
             server=True,
         ),
@@ -84,11 +85,14 @@ def cluster_identities(node_name: str, bridge_ip: str) -> list[Identity]:
             f"system:node:{node_name}",
             ("system:nodes",),
             dns_names=(node_name,),
-            ip_addresses=(bridge_ip,),
+            ip_addresses=(host_ip,),
             client=False,
             server=True,
         ),
         Identity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+        # The user the API server's bootstrap binding `system:node-proxier` names: the role
+        # kubeadm grants kube-proxy (kubeadm binds it to a service account instead).
+        Identity("kube-proxy", "system:kube-proxy"),
     ]
 
 
@@ -154,12 +158,12 @@ def new_service_account_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def write_cluster_pki(pki_dir: Path, node_name: str, bridge_ip: str, now: dt.datetime) -> None:
+def write_cluster_pki(pki_dir: Path, node_name: str, host_ip: str, now: dt.datetime) -> None:
     """Make the CA, every leaf and the service-account keys under `pki_dir`."""
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca = new_ca(now)
     _write_pair(pki_dir, "ca", ca)
-    for identity in cluster_identities(node_name, bridge_ip):
+    for identity in cluster_identities(node_name, host_ip):
         _write_pair(pki_dir, identity.stem, issue(ca, identity, now))
     sa = new_service_account_key()
     _write_private(pki_dir / "sa.key", _key_pem(sa))

@@ -16,15 +16,16 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.e2e import eventually as wait_for
 from tests.support.e2e import get_json as kubectl_json
+from tests.support.e2e import get_url_json as get_json
 from tests.support.e2e import is_ready
 
 pytestmark = pytest.mark.cluster
@@ -154,26 +155,6 @@ def manifests(ns: str, signals: Path) -> list[dict[str, Any]]:
              }},
          }},
     ]  # fmt: skip
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # the condition is not met yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 @pytest.fixture(scope="module")

@@ -216,7 +216,7 @@ def warning_events(cluster: Any, namespace: str, name: str) -> list[dict[str, An
 def test_a_model_outage_degrades_the_agent_with_marked_replies_and_it_recovers_when_the_model_returns(  # noqa: E501
     operator: Any, namespace: str, loop_thread: LoopThread
 ) -> None:
-    bridge = operator.info["bridge_ip"]
+    bridge = operator.info["host_ip"]
     fake = FakeProvider(host=bridge, port=free_port(bridge))
     loop_thread.run(fake.__aenter__())
     try:
@@ -280,7 +280,7 @@ def test_a_model_outage_degrades_the_agent_with_marked_replies_and_it_recovers_w
 def test_an_error_burst_raises_one_alert_with_one_webhook_call_and_one_resolve_call(
     operator: Any, namespace: str, loop_thread: LoopThread
 ) -> None:
-    bridge = operator.info["bridge_ip"]
+    bridge = operator.info["host_ip"]
     fake = FakeProvider(host=bridge)
     receiver = WebhookReceiver(bridge)
     loop_thread.run(fake.__aenter__())

@@ -240,7 +240,7 @@ async def _call(action: Any, *args: Any) -> None:
 
 @pytest.fixture(scope="module")
 def provider(operator: Any) -> Iterator[ProviderThread]:
-    with ProviderThread(operator.info["bridge_ip"]) as running:
+    with ProviderThread(operator.info["host_ip"]) as running:
         yield running
 
 

@@ -104,3 +104,26 @@ def _json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", errors="replace")
+
+
+def eventually(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll `check` until it returns something truthy, taking an exception (a server not
+    answering yet) as not yet; fail naming `what` and the last value or error."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the condition is not met yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+def get_url_json(url: str, timeout: float = 10.0) -> Any:
+    """The JSON body of a GET on `url` (a pod's IP, from the host)."""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from agentry_cluster.layout import StateLayout, read_info
-from agentry_cluster.node import envs, kubelet_server, network
+from agentry_cluster.node import dns, envs, kubelet_server, network
 from agentry_cluster.node.apiclient import ApiClient, ApiError, load_kubeconfig
 from agentry_cluster.node.containers import ContainerRunner
 from agentry_cluster.node.errors import NodeError
@@ -42,6 +42,14 @@ def node_path() -> str:
     return path if bindir in path.split(":") else f"{bindir}:{path}"
 
 
+def _host_resolv_conf(path: Path = Path("/etc/resolv.conf")) -> dns.ResolvConf:
+    """The node's own resolv.conf: what `dnsPolicy: Default` pods get, as on a kubelet."""
+    try:
+        return dns.parse_resolv_conf(path.read_text())
+    except OSError:
+        return dns.ResolvConf()
+
+
 class ProcessNode:
     def __init__(self, layout: StateLayout, backoff_base: float) -> None:
         info = read_info(layout)
@@ -56,10 +64,11 @@ class ProcessNode:
         self.node_api = ApiClient(load_kubeconfig(layout.node_kubeconfig, scratch))
         self.scheduler_api = ApiClient(load_kubeconfig(layout.scheduler_kubeconfig, scratch))
         self.session = aiohttp.ClientSession()
-        pool = network.IpPool(info.pod_cidr, info.bridge_ip)
+        pool = network.IpPool(info.pod_cidr, info.bridge_ip, info.node_link_cidr)
+        self.host_ip = info.host_ip or info.bridge_ip
         facts = envs.NodeFacts(
             node_name=info.node_name,
-            host_ip=info.bridge_ip,
+            host_ip=self.host_ip,
             api_host=info.pod_server_host,
             api_port=info.pod_server_port,
             path=node_path(),
@@ -69,6 +78,9 @@ class ProcessNode:
             facts=facts,
             pool=pool,
             bridge=info.bridge,
+            node_netns=info.node_netns,
+            gateway=info.bridge_ip,
+            dns=dns.ClusterDns(info.dns_ip, info.cluster_domain, _host_resolv_conf()),
             node_dir=self.node_dir,
             ca_pem=layout.pki_file("ca.crt").read_bytes(),
             backoff_base=backoff_base,
@@ -133,16 +145,16 @@ class ProcessNode:
     async def run(self, stop: asyncio.Event) -> None:
         info = self.info
         await self.clean_leftovers()
-        await network.ensure_bridge(info.bridge, info.bridge_ip, self.services.pool.prefix)
-        heartbeat = NodeHeartbeat(self.node_api, info.node_name, info.bridge_ip, info.kubelet_port)
+        await network.check_node_network(info.node_netns, info.bridge)
+        heartbeat = NodeHeartbeat(self.node_api, info.node_name, self.host_ip, info.kubelet_port)
         node = await heartbeat.register()
-        log.info("registered node %s (InternalIP %s)", info.node_name, info.bridge_ip)
+        log.info("registered node %s (InternalIP %s)", info.node_name, self.host_ip)
         pki = self.layout.pki
         context = kubelet_server.server_context(
             pki / "kubelet-serving.crt", pki / "kubelet-serving.key", pki / "ca.crt"
         )
         server = await kubelet_server.serve(
-            self.find_container, info.bridge_ip, info.kubelet_port, context
+            self.find_container, self.host_ip, info.kubelet_port, context
         )
         scheduler = Scheduler(self.scheduler_api, info.node_name, self.node_dir / "pvs")
         tasks = [
@@ -159,7 +171,7 @@ class ProcessNode:
             ),
         ]
         log.info(
-            "process node ready: kubelet API on https://%s:%d", info.bridge_ip, info.kubelet_port
+            "process node ready: kubelet API on https://%s:%d", self.host_ip, info.kubelet_port
         )
         await stop.wait()
         log.info("stopping: ending %d pods", len(self.workers))

@@ -1,6 +1,7 @@
-"""A network namespace per pod: a veth pair with one end on the cluster's bridge, a pod IP
-from the pod CIDR, a default route via the bridge address, and an /etc/netns resolv.conf
-that fails fast (a fresh namespace cannot reach the host's nameserver).
+"""A network namespace per pod: a veth pair with one end on the cluster's bridge (inside
+the cluster's node namespace), a pod IP from the pod CIDR, a default route via the bridge
+address, and /etc/netns files (resolv.conf and hosts, as the kubelet writes them) that
+`ip netns exec` mounts over /etc inside the pod.
 
 `IpPool` and the naming are pure; the rest runs `ip` as asyncio subprocesses.
 """
@@ -20,18 +21,20 @@ from pathlib import Path
 from agentry_cluster.node.errors import NodeError
 
 NETNS_ETC = Path("/etc/netns")
-RESOLV_CONF = "# agentry process node: no cluster DNS; fail fast\nnameserver 127.0.0.1\n"
-RESOLV_OPTIONS = "options timeout:1 attempts:1\n"
 
 
 class IpPool:
-    """Pod IPs from a CIDR, skipping the network, gateway and broadcast addresses, handed
-    out round-robin so a deleted pod's address is not reused at once."""
+    """Pod IPs from a CIDR, skipping the network, gateway and broadcast addresses and the
+    `reserved` range (the node link), handed out round-robin so a deleted pod's address is
+    not reused at once."""
 
-    def __init__(self, cidr: str, gateway: str) -> None:
+    def __init__(self, cidr: str, gateway: str, reserved: str = "") -> None:
         net = ipaddress.ip_network(cidr, strict=False)
         gw = ipaddress.ip_address(gateway)
-        self._free = [str(h) for h in net.hosts() if h != gw]
+        taken = ipaddress.ip_network(reserved) if reserved else None
+        self._free = [
+            str(h) for h in net.hosts() if h != gw and not (taken is not None and h in taken)
+        ]
         self._used: dict[str, str] = {}
         self._next = 0
         self.prefix = net.prefixlen
@@ -63,13 +66,17 @@ class PodNetwork:
     prefix: int
     gateway: str
     bridge: str
+    # The namespace holding the bridge and the pod's outer veth end.
+    node_netns: str = ""
 
 
-def pod_network(bridge: str, uid: str, ip: str, prefix: int, gateway: str) -> PodNetwork:
+def pod_network(
+    bridge: str, uid: str, ip: str, prefix: int, gateway: str, node_netns: str
+) -> PodNetwork:
     """Names short enough for Linux (interfaces: 15 characters), unique per bridge and pod."""
     digest = hashlib.sha1(f"{bridge}/{uid}".encode(), usedforsecurity=False).hexdigest()[:10]
     return PodNetwork(
-        f"{bridge}-{digest}", f"av{digest}", f"ap{digest}", ip, prefix, gateway, bridge
+        f"{bridge}-{digest}", f"av{digest}", f"ap{digest}", ip, prefix, gateway, bridge, node_netns
     )
 
 
@@ -83,35 +90,34 @@ async def _ip(*args: str, check: bool = True) -> str:
     return out.decode()
 
 
-async def ensure_bridge(bridge: str, gateway: str, prefix: int) -> None:
-    """The control plane creates the bridge; make it here too when running the node alone."""
-    if await _ip("link", "show", bridge, check=False):
-        await _ip("link", "set", bridge, "up")
-        return
-    await _ip("link", "add", bridge, "type", "bridge")
-    await _ip("addr", "add", f"{gateway}/{prefix}", "dev", bridge)
-    await _ip("link", "set", bridge, "up")
+async def check_node_network(node_netns: str, bridge: str) -> None:
+    """`agentry-cluster up` makes the node namespace and its bridge; the node needs both."""
+    if not await _ip("-n", node_netns, "link", "show", bridge, check=False):
+        raise NodeError(
+            f"no bridge {bridge} in network namespace {node_netns!r}: "
+            "start the cluster with `agentry-cluster up`"
+        )
 
 
-def write_netns_etc(net: PodNetwork, hostname: str) -> None:
+def write_netns_etc(net: PodNetwork, resolv_conf: str, hosts: str) -> None:
     """Files `ip netns exec` bind-mounts over /etc inside the pod."""
     etc = NETNS_ETC / net.netns
     etc.mkdir(parents=True, exist_ok=True)
-    (etc / "resolv.conf").write_text(RESOLV_CONF + RESOLV_OPTIONS)
-    (etc / "hosts").write_text(
-        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n{net.ip}\t{hostname}\n"
-    )
+    (etc / "resolv.conf").write_text(resolv_conf)
+    (etc / "hosts").write_text(hosts)
 
 
-async def create(net: PodNetwork, hostname: str) -> None:
+async def create(net: PodNetwork, resolv_conf: str, hosts: str) -> None:
     """Create the namespace, wire it to the bridge and give it its address."""
     await delete(net)
-    write_netns_etc(net, hostname)
+    write_netns_etc(net, resolv_conf, hosts)
     await _ip("netns", "add", net.netns)
     await _ip(
         "link",
         "add",
         net.host_veth,
+        "netns",
+        net.node_netns,
         "type",
         "veth",
         "peer",
@@ -120,7 +126,12 @@ async def create(net: PodNetwork, hostname: str) -> None:
         "netns",
         net.netns,
     )
-    await _ip("link", "set", net.host_veth, "master", net.bridge, "up")
+    await _ip("-n", net.node_netns, "link", "set", net.host_veth, "master", net.bridge, "up")
+    # Hairpin, as the CNI bridge plugin sets it: a pod's packet to its own Service is DNATed
+    # back to the pod and bridged out of the port it came in by.
+    await _ip(
+        "-n", net.node_netns, "link", "set", net.host_veth, "type", "bridge_slave", "hairpin", "on"
+    )
     batch = "\n".join(
         [
             f"link set {net.peer_veth} name eth0",
@@ -157,5 +168,6 @@ async def kill_processes(net: PodNetwork) -> int:
 async def delete(net: PodNetwork) -> None:
     """Remove the namespace (its veth end goes with it) and its /etc/netns files."""
     await _ip("netns", "delete", net.netns, check=False)
-    await _ip("link", "delete", net.host_veth, check=False)
+    if net.node_netns:
+        await _ip("-n", net.node_netns, "link", "delete", net.host_veth, check=False)
     shutil.rmtree(NETNS_ETC / net.netns, ignore_errors=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from agentry_cluster.node import envs, network, volumes
+from agentry_cluster.node import dns, envs, network, volumes
 from agentry_cluster.node.apiclient import ApiClient, ApiError
 from agentry_cluster.node.atomic_writer import write_volume
 from agentry_cluster.node.containers import ContainerRunner
@@ -42,6 +42,9 @@ class NodeServices:
     facts: envs.NodeFacts
     pool: network.IpPool
     bridge: str
+    node_netns: str
+    gateway: str
+    dns: dns.ClusterDns
     node_dir: Path
     ca_pem: bytes
     backoff_base: float
@@ -246,12 +249,14 @@ class PodWorker:
         svc = self.services
         self.pod_ip = svc.pool.allocate(self.uid)
         self.net = network.pod_network(
-            svc.bridge, self.uid, self.pod_ip, svc.pool.prefix, svc.facts.host_ip
+            svc.bridge, self.uid, self.pod_ip, svc.pool.prefix, svc.gateway, svc.node_netns
         )
         self.netns = self.net.netns
         self.pod_dir.mkdir(parents=True, exist_ok=True)
         (self.pod_dir / "network.json").write_text(json.dumps(self.net.__dict__))
-        await network.create(self.net, (self.pod["spec"].get("hostname") or self.name)[:63])
+        resolv = dns.pod_resolv_conf(self.pod, svc.dns).render()
+        hosts = dns.hosts_file(self.pod, self.pod_ip, svc.dns.domain)
+        await network.create(self.net, resolv, hosts)
         self.notify()
 
     async def _refresh_loop(self) -> None:

@@ -12,7 +12,13 @@ from agentry_cluster.errors import CannotRunHere
 def test_missing_lists_the_binaries_not_in_the_directory(tmp_path: Path) -> None:
     (tmp_path / "etcd").write_text("")
     (tmp_path / "kubectl").write_text("")
-    assert binaries.missing(tmp_path) == ["kube-apiserver", "kube-controller-manager", "helm"]
+    assert binaries.missing(tmp_path) == [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-proxy",
+        "helm",
+        "coredns",
+    ]
 
 
 def test_without_binaries_and_without_go_the_reason_names_both(

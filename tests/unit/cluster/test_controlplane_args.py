@@ -49,13 +49,14 @@ def test_etcd_serves_on_its_own_loopback_ports_without_fsync(layout: StateLayout
     assert "unsafe-no-fsync" in f
 
 
-def test_api_server_listens_for_pods_on_the_bridge_and_authorizes_with_node_and_rbac(
+def test_api_server_advertises_the_hosts_end_of_the_node_link_and_authorizes_with_node_and_rbac(
     layout: StateLayout,
 ) -> None:
     f = flags(controlplane.apiserver_args(BIN, layout, PORTS, Bridge(2)))
     assert f["bind-address"] == "0.0.0.0"
     assert f["secure-port"] == "20003"
-    assert f["advertise-address"] == "10.244.2.1"
+    # The `kubernetes` Service's endpoint: pods reach it through kube-proxy's rules.
+    assert f["advertise-address"] == "10.244.2.253"
     assert f["authorization-mode"] == "Node,RBAC"
     assert f["etcd-servers"] == "http://127.0.0.1:20001"
     assert f["service-cluster-ip-range"] == "10.96.0.0/12"

@@ -33,6 +33,26 @@ def test_a_host_network_covering_the_whole_range_leaves_no_index() -> None:
 def test_bridge_addresses_follow_the_index() -> None:
     bridge = network.Bridge(7)
     assert (bridge.name, bridge.ip, bridge.cidr) == ("agbr7", "10.244.7.1", "10.244.7.0/24")
+    assert (bridge.netns, bridge.host_veth) == ("agnode7", "agh7")
+    assert (bridge.host_ip, bridge.node_ip) == ("10.244.7.253", "10.244.7.254")
+    assert bridge.link_cidr == "10.244.7.252/30"
+
+
+def test_a_namespace_or_host_link_left_by_another_cluster_is_skipped() -> None:
+    assert network.choose_index({"agnode0", "agh1"}, []) == 2
+
+
+def test_the_node_namespace_gets_its_link_end_the_bridge_and_a_route_to_the_host() -> None:
+    lines = network.node_setup_batch(network.Bridge(3)).splitlines()
+    assert "addr add 10.244.3.254/30 dev eth0" in lines
+    assert "link add agbr3 type bridge" in lines
+    assert "addr add 10.244.3.1/24 dev agbr3" in lines
+    assert lines[-1] == "route add default via 10.244.3.253"
+
+
+def test_a_bridge_name_that_is_not_a_clusters_is_never_owned(tmp_path: Path) -> None:
+    assert not network.bridge_owned_by("eth0", tmp_path)
+    assert not network.bridge_owned_by("agbrx", tmp_path)
 
 
 def test_used_networks_come_from_addresses_and_routes_but_not_the_default_route() -> None:
@@ -52,3 +72,9 @@ def test_the_owner_alias_fits_the_kernel_limit() -> None:
     alias = network.owner_alias(Path("/x" * 300))
     assert alias.startswith("agentry-cluster /x")
     assert len(alias) <= 255
+
+
+def test_the_node_namespace_routes_and_answers_arp_for_the_host_on_its_bridge() -> None:
+    settings = network.node_sysctls(network.Bridge(3))
+    assert "net.ipv4.ip_forward=1" in settings
+    assert "net.ipv4.conf.agbr3.proxy_arp=1" in settings

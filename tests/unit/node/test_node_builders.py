@@ -65,6 +65,15 @@ def test_pod_ips_skip_the_gateway_and_are_not_reused_at_once() -> None:
     assert pool.allocate("b") == "10.244.0.3"
 
 
+def test_the_node_link_addresses_are_never_given_to_a_pod() -> None:
+    pool = IpPool("10.244.3.0/24", "10.244.3.1", reserved="10.244.3.252/30")
+    given = {pool.allocate(str(n)) for n in range(250)}
+    assert "10.244.3.253" not in given
+    assert "10.244.3.254" not in given
+    with pytest.raises(NodeError, match="no free address"):
+        pool.allocate("one too many")
+
+
 def test_a_full_pod_cidr_is_a_clear_error() -> None:
     pool = IpPool("10.244.0.0/30", "10.244.0.1")
     pool.allocate("a")
@@ -73,7 +82,7 @@ def test_a_full_pod_cidr_is_a_clear_error() -> None:
 
 
 def test_interface_names_fit_the_kernel_limit() -> None:
-    net = pod_network("agbr12", "0f7c1e9a-1111-2222-3333-444455556666", "ip", 24, "gw")
+    net = pod_network("agbr12", "0f7c1e9a-1111-2222-3333-444455556666", "ip", 24, "gw", "agnode12")
     assert len(net.host_veth) <= 15
     assert len(net.peer_veth) <= 15
     assert net.netns.startswith("agbr12-")
