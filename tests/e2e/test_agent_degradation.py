@@ -7,9 +7,10 @@
   the incident; when the errors stop, exactly one "resolved" POST and nothing more.
 
 The model is the fake OpenAI-compatible provider of tests/support/fake_provider.py and
-the alert receiver a small HTTP server, both running in this process on the cluster's
-bridge address (pods reach the host there). They live on an event loop in a background
-thread, so the blocking kubectl calls of the test do not stall them. Agents send
+the alert receiver a small HTTP server, both running in this process on the host's
+address on the cluster's node link (`host_ip`: pods reach the host there). They live on
+an event loop in a background thread, so the blocking kubectl calls of the test do not
+stall them. Agents send
 heartbeats every 2 s and their circuit stays open 3 s (via ``spec.env``) to keep the
 tests short; the operator of the session fixture updates status every 2 s.
 """
@@ -216,8 +217,8 @@ def warning_events(cluster: Any, namespace: str, name: str) -> list[dict[str, An
 def test_a_model_outage_degrades_the_agent_with_marked_replies_and_it_recovers_when_the_model_returns(  # noqa: E501
     operator: Any, namespace: str, loop_thread: LoopThread
 ) -> None:
-    bridge = operator.info["host_ip"]
-    fake = FakeProvider(host=bridge, port=free_port(bridge))
+    host = operator.info["host_ip"]
+    fake = FakeProvider(host=host, port=free_port(host))
     loop_thread.run(fake.__aenter__())
     try:
         apply(operator, secret(namespace, "model-key", {"api-key": API_KEY}))
@@ -280,9 +281,9 @@ def test_a_model_outage_degrades_the_agent_with_marked_replies_and_it_recovers_w
 def test_an_error_burst_raises_one_alert_with_one_webhook_call_and_one_resolve_call(
     operator: Any, namespace: str, loop_thread: LoopThread
 ) -> None:
-    bridge = operator.info["host_ip"]
-    fake = FakeProvider(host=bridge)
-    receiver = WebhookReceiver(bridge)
+    host = operator.info["host_ip"]
+    fake = FakeProvider(host=host)
+    receiver = WebhookReceiver(host)
     loop_thread.run(fake.__aenter__())
     hook_url = loop_thread.run(receiver.start())
     try:

@@ -9,7 +9,7 @@ Two Agents share the module to keep it economical:
   (merged, -f, --since, --raw, --previous after a crash), invoke, restart, stop/start,
   rotate-key and the global options run against it, in file order;
 - `modelled`: one replica talking to a fake OpenAI-compatible provider on the host
-  (bound to the cluster's bridge address so the pod reaches it); its failures make
+  (bound to the host's address on the cluster's node link, so the pod reaches it); its failures make
   invoke print `[degraded]` and its rejected key makes `health` exit 1.
 The error paths (Agent not found, no cluster, forbidden) check the one-line message
 and the documented exit code.
@@ -193,7 +193,7 @@ def bot(operator: Any, ns: str) -> str:
 
 @dataclass
 class BridgeProvider(FakeProvider):
-    """The fake provider listening on the cluster's bridge address, reachable from pods."""
+    """The fake provider listening on the host's address on the node link, reachable from pods."""
 
     host: str = "127.0.0.1"
 

@@ -74,3 +74,35 @@ def test_an_agent_becomes_owned_children_ready_pods_and_a_running_status(
     printed = operator.kubectl("get", "agents.agentry.dev", "-n", namespace).stdout
     assert "Running" in printed
     assert "1/1" in printed
+
+    # The endpoint in the status is a name that resolves inside the cluster: a pod in the
+    # namespace reaches the runtime through it (cluster DNS, then kube-proxy's rules).
+    assert probe_from_a_pod(operator, namespace, final["endpoint"] + "/livez") == "200"
+
+
+PROBE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).status)"
+
+
+def probe_from_a_pod(operator: Any, namespace: str, url: str) -> str:
+    """The HTTP status a one-shot pod gets for `url` (its log), or the pod's failure."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "endpoint-probe", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "probe", "image": "python:3.11", "command": ["python3", "-c", PROBE, url]}
+            ],
+        },
+    }
+    operator.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+    def finished() -> str | None:
+        body = get_json(operator, "pod", "endpoint-probe", "-n", namespace) or {}
+        phase = (body.get("status") or {}).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for(finished, 60, "the probe pod finished")
+    output = operator.kubectl("logs", "endpoint-probe", "-n", namespace).stdout.strip()
+    return output if phase == "Succeeded" else f"{phase}: {output}"

@@ -39,7 +39,7 @@ class FakeProvider:
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     received: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
-    host: str = "127.0.0.1"  # end-to-end tests bind the cluster's bridge address
+    host: str = "127.0.0.1"  # end-to-end tests bind the cluster's host_ip
     port: int = 0  # 0 picks a free port; a fixed one lets a test restart the same endpoint
 
     def fail(self, count: int, status: int = 500) -> None:
