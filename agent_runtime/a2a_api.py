@@ -22,6 +22,7 @@ session deletes its tasks. ``CancelTask`` of a task that exists is ``TaskNotCanc
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -138,21 +139,28 @@ DEFAULT_SKILL = AgentSkill(
 def public_base(request: web.Request) -> str:
     """Where clients reach this agent: ``PUBLIC_URL``, else what the request says.
 
-    Behind a proxy that rewrites the path (the Kubernetes API server's service proxy),
-    ``X-Forwarded-Prefix`` or ``X-Forwarded-Uri`` tells the prefix; the card only points
-    the asking client back at the address it used.
+    Behind a proxy that rewrites the path, ``X-Forwarded-Prefix`` or ``X-Forwarded-Uri``
+    tells the prefix. The Kubernetes API server's service and pod proxy sends its own
+    address as ``Host`` and the path it was asked for as ``X-Forwarded-Uri``, but no
+    ``X-Forwarded-Proto``; it only serves HTTPS, so a path of that proxy means https. The
+    card only points the asking client back at the address it used.
     """
     configured = request.app[SERVICES].settings.public_url
     if configured:
         return configured.rstrip("/")
     headers = request.headers
-    scheme = headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
     host = headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
     prefix = headers.get("X-Forwarded-Prefix", "")
     forwarded_uri = headers.get("X-Forwarded-Uri", "")
     if not prefix and forwarded_uri.endswith(request.path):
         prefix = forwarded_uri[: len(forwarded_uri) - len(request.path)]
+    scheme = headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    if not scheme:
+        scheme = "https" if KUBERNETES_PROXY.match(prefix) else request.scheme
     return f"{scheme}://{host}{prefix.rstrip('/')}"
+
+
+KUBERNETES_PROXY = re.compile(r"/api/v1/namespaces/[^/]+/(services|pods)/[^/]+/proxy$")
 
 
 # -- JSON-RPC ---------------------------------------------------------------------------

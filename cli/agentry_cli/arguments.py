@@ -94,7 +94,8 @@ COMMANDS = (
         invoke.run,
         "send a message through the API server's service proxy",
         'kubectl agent invoke support-bot "hello"\n'
-        'kubectl agent invoke support-bot --session s1 "what did I just say?"',
+        'kubectl agent invoke support-bot --session s1 "what did I just say?"\n'
+        'kubectl agent invoke support-bot --session s1 --stream "tell me more"',
     ),
 )
 
@@ -208,6 +209,11 @@ def _add_options(name: str, sub: argparse.ArgumentParser) -> None:
         )
         sub.add_argument(
             "--client-id", metavar="ID", help="X-Client-ID header (rate limiting per client)"
+        )
+        sub.add_argument(
+            "--stream",
+            action="store_true",
+            help="print the reply as the model writes it (server-sent events)",
         )
         sub.add_argument(
             "--token-file",

@@ -34,6 +34,16 @@ class HttpReply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class StreamReply:
+    """A streamed response relayed by the API server's proxy: status, then its lines."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    lines: Iterator[bytes]
+
+
 class Cluster(Protocol):
     """The Kubernetes reads and writes of the plugin; errors are `CliError`s."""
 
@@ -63,6 +73,10 @@ class Cluster(Protocol):
     def patch_secret(self, namespace: str, name: str, patch: Obj) -> Obj: ...
 
     def create_secret(self, namespace: str, body: Obj) -> Obj: ...
+
+    def stream_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
+    ) -> StreamReply: ...
 
     def post_through_proxy(
         self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]

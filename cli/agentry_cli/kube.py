@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from . import agents
-from .cluster import HttpReply, LogOptions, Obj
+from .cluster import HttpReply, LogOptions, Obj, StreamReply
 from .errors import Forbidden, NotFound, OperationFailed, Unreachable
 
 # Connect and read timeouts for ordinary requests (seconds).
@@ -220,22 +220,48 @@ class KubeCluster:
         self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> HttpReply:
         """POST JSON through `/api/v1/namespaces/<ns>/<target>:<port>/proxy/<path>`, where
-        target is `services/<name>` or `pods/<name>`."""
+        target is `services/<name>` or `pods/<name>`; the whole answer."""
+        reply = self.stream_through_proxy(
+            namespace, target, port, path, body, headers, accept="application/json"
+        )
+        return HttpReply(reply.status, reply.reason, b"".join(reply.lines), reply.headers)
+
+    def stream_through_proxy(
+        self,
+        namespace: str,
+        target: str,
+        port: str,
+        path: str,
+        body: Obj,
+        headers: dict[str, str],
+        accept: str = "text/event-stream",
+    ) -> StreamReply:
+        """POST like `post_through_proxy`, asking for server-sent events; the reply's lines
+        are read as they arrive (the proxy relays a streamed body as it comes)."""
         resource = f"/api/v1/namespaces/{namespace}/{target}:{port}/proxy/{path.lstrip('/')}"
-        header_params = {"Content-Type": "application/json", "Accept": "application/json"}
+        header_params = {"Content-Type": "application/json", "Accept": accept}
         header_params.update(headers)
         request = self.api.param_serialize(
             "POST", resource, header_params=header_params, body=body, auth_settings=["BearerToken"]
         )
         kind, _, name = target.partition("/")
-        with self._errors("Service" if kind == "services" else "Pod", name, namespace):
+        kind = "Service" if kind == "services" else "Pod"
+        with self._errors(kind, name, namespace):
             response: Any = self.api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
-            data = response.read()
-        return HttpReply(
+        raw = response.response  # urllib3's response, not read yet
+
+        def lines() -> Iterator[bytes]:
+            with self._errors(kind, name, namespace):
+                try:
+                    yield from raw
+                finally:
+                    raw.release_conn()
+
+        return StreamReply(
             status=int(response.status),
             reason=str(response.reason or ""),
-            body=bytes(data or b""),
             headers={str(k): str(v) for k, v in dict(response.headers or {}).items()},
+            lines=lines(),
         )
 
     @contextlib.contextmanager

@@ -5,6 +5,10 @@ The message goes through the API server's proxy to the Agent's Service port `htt
 to the pods. Any replica serves any session: an Agent with more than one replica keeps
 its memory in PostgreSQL, and a single-replica backend has only one pod to ask.
 
+With `--stream` the reply is printed as the model writes it (the runtime's
+`?stream=true` server-sent events, relayed by the proxy as they come); the turn is stored
+only once the reply is complete, so an interrupted `--stream` leaves no half turn.
+
 Sessions belong to the client that created them. With `--token-file` the message carries
 the user's bearer token, so the session is that token's client's; without it the caller
 is the anonymous client, which only an Agent without auth serves. The API server removes
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +41,10 @@ def run(env: Env, args: argparse.Namespace) -> int:
     headers = {"X-Client-ID": args.client_id} if args.client_id else {}
     if args.token_file:
         headers[TOKEN_HEADER] = f"Bearer {read_token(Path(args.token_file))}"
+    if args.stream:
+        where = (f"services/{args.name}", SERVICE_PORT, path)
+        answer = stream_reply(env, args.name, where, args.message, headers)
+        return finish(env, session, answer, streamed=True)
     reply = env.cluster.post_through_proxy(
         env.namespace,
         f"services/{args.name}",
@@ -44,7 +53,11 @@ def run(env: Env, args: argparse.Namespace) -> int:
         {"content": args.message},
         headers,
     )
-    answer = parse_reply(reply, args.name)
+    return finish(env, session, parse_reply(reply, args.name), streamed=False)
+
+
+def finish(env: Env, session: str, answer: dict[str, Any], *, streamed: bool) -> int:
+    """Print the reply (unless its pieces were printed already) and how to continue."""
     result = {
         "session": session,
         "reply": answer.get("reply"),
@@ -53,10 +66,63 @@ def run(env: Env, args: argparse.Namespace) -> int:
     }
     if env.structured:
         env.emit_document(result)
-    else:
+    elif not streamed:
         env.emit(render_reply(result))
+    if not env.structured:
         env.note(f"(session {session}, turn {result['turn']}; continue with --session {session})")
     return 0
+
+
+def stream_reply(
+    env: Env, agent: str, where: tuple[str, str, str], message: str, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Print each `delta` as it arrives (plain output) and return the `done` event."""
+    target, port, path = where
+    reply = env.cluster.stream_through_proxy(
+        env.namespace, target, port, f"{path}?stream=true", {"content": message}, headers
+    )
+    if not 200 <= reply.status < 300 or "text/event-stream" not in _content_type(reply.headers):
+        body = b"".join(reply.lines)
+        return parse_reply(HttpReply(reply.status, reply.reason, body, reply.headers), agent)
+    printed = False
+    for event, data in sse_events(reply.lines):
+        if event == "delta" and not env.structured:
+            if not printed and data.get("degraded"):
+                env.out.write("[degraded] ")
+            env.out.write(str(data.get("delta", "")))
+            env.out.flush()
+            printed = True
+        elif event == "done":
+            if printed:
+                env.out.write("\n")
+                env.out.flush()
+            return data
+        elif event == "error":
+            if printed:
+                env.out.write("\n")
+            raise OperationFailed(f"invoke failed mid-reply: {_detail(data)} (nothing was stored)")
+    raise OperationFailed("invoke failed: the stream ended before the reply was complete")
+
+
+def sse_events(lines: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, JSON data) for each server-sent event in `lines`."""
+    event, data = "message", list[str]()
+    for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield event, _json("\n".join(data).encode()) or {}
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+    if data:
+        yield event, _json("\n".join(data).encode()) or {}
+
+
+def _content_type(headers: dict[str, str]) -> str:
+    return {k.lower(): v for k, v in headers.items()}.get("content-type", "")
 
 
 def read_token(path: Path) -> str:

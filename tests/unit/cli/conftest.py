@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agentry_cli.cluster import HttpReply, LogOptions
+from agentry_cli.cluster import HttpReply, LogOptions, StreamReply
 from agentry_cli.errors import CliError, NotFound, OperationFailed
 from agentry_cli.main import main
 
@@ -164,6 +164,20 @@ class FakeCluster:
         self._check("post_through_proxy", namespace, target)
         self.posts.append((target, port, path, body, headers))
         return self.replies.pop(0)
+
+    def stream_through_proxy(
+        self,
+        namespace: str,
+        target: str,
+        port: str,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> StreamReply:
+        reply = self.post_through_proxy(namespace, target, port, path, body, headers)
+        return StreamReply(
+            reply.status, reply.reason, reply.headers, iter(reply.body.splitlines(keepends=True))
+        )
 
 
 @dataclass

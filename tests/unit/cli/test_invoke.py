@@ -153,3 +153,55 @@ def test_every_session_goes_through_the_service_whatever_the_replica_count(
             fake_cluster.replies.append(reply(body={"reply": "x", "turn": 1}))
             kubectl_agent("invoke", "demo", "--session", session, "hi")
     assert {(post[0], post[1]) for post in fake_cluster.posts} == {("services/demo", "http")}
+
+
+def sse(*events: tuple[str, dict]) -> HttpReply:
+    text = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
+    headers = {"Content-Type": "text/event-stream"}
+    return HttpReply(status=200, reason="OK", body=text.encode(), headers=headers)
+
+
+def test_stream_prints_the_pieces_as_they_come_and_asks_for_events(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(
+        sse(
+            ("delta", {"delta": "Hello ", "degraded": False}),
+            ("delta", {"delta": "again", "degraded": False}),
+            ("done", {"reply": "Hello again", "degraded": False, "turn": 2}),
+        )
+    )
+
+    result = kubectl_agent("invoke", "demo", "--session", "s1", "--stream", "hi")
+
+    assert result.code == 0
+    assert result.out == "Hello again\n"
+    assert fake_cluster.posts[0][2] == "v1/sessions/s1/messages?stream=true"
+    assert "(session s1, turn 2; continue with --session s1)" in result.err
+
+
+def test_a_stream_cut_by_an_error_event_fails_and_says_nothing_was_stored(
+    kubectl_agent, fake_cluster
+):
+    fake_cluster.replies.append(
+        sse(
+            ("delta", {"delta": "Hel", "degraded": False}),
+            ("error", {"error": {"code": "model_stream_broken", "message": "model stopped"}}),
+        )
+    )
+
+    result = kubectl_agent("invoke", "demo", "--stream", "hi")
+
+    assert result.code != 0
+    assert "model stopped (model_stream_broken)" in result.err
+    assert "nothing was stored" in result.err
+
+
+def test_stream_with_an_http_error_before_the_first_piece_reports_it(kubectl_agent, fake_cluster):
+    fake_cluster.replies.append(
+        reply(429, {"error": {"code": "rate_limited", "message": "slow down"}}, "Too Many")
+    )
+
+    result = kubectl_agent("invoke", "demo", "--stream", "hi")
+
+    assert result.code != 0
+    assert "HTTP 429" in result.err
+    assert "slow down" in result.err

@@ -234,3 +234,26 @@ async def test_a_client_error_from_the_sdk_names_the_problem(
     await events(a2a, "one", "full")
     with pytest.raises(A2AClientError, match=r"MAX_TURNS"):
         await events(a2a, "two", "full")
+
+
+async def test_behind_the_api_server_proxy_the_card_points_back_through_it(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    proxy = "/api/v1/namespaces/team-a/services/demo:http/proxy"
+    card = await (
+        await client.get(
+            "/.well-known/agent-card.json",
+            headers={
+                "Host": "10.0.0.1:6443",
+                "X-Forwarded-Uri": f"{proxy}/.well-known/agent-card.json",
+            },
+        )
+    ).json()
+    assert card["supportedInterfaces"][0]["url"] == f"https://10.0.0.1:6443{proxy}/v1/a2a"
+
+
+async def test_the_public_url_setting_wins(make_client: MakeClient) -> None:
+    client = await make_client(overrides={"public_url": "https://agents.example.com/demo/"})
+    card = await (await client.get("/.well-known/agent-card.json")).json()
+    assert card["supportedInterfaces"][0]["url"] == "https://agents.example.com/demo/v1/a2a"

@@ -1,0 +1,160 @@
+"""The standard surfaces on a real cluster, through the API server's service proxy
+(issue 9).
+
+An Agent with `spec.instructions`, skills and auth on. `kubectl agent invoke --stream`
+prints a reply in the instructions' persona that remembers the previous turn; the official
+`openai` SDK and the `a2a-sdk` client reach the same Agent through
+`/api/v1/namespaces/<ns>/services/<agent>:http/proxy/`, authenticated to the API server
+by the kubeconfig's client certificate, with the Agent's own token in
+`X-Agentry-Authorization` (the proxy drops `Authorization`). Memory carries across turns
+on each surface, and an edit of the instructions reaches the pod without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+from a2a.client import ClientConfig, create_client
+from a2a.helpers.proto_helpers import new_text_message
+from a2a.types import GetTaskRequest, Role, SendMessageRequest, TaskState
+
+from tests.e2e.test_agent_degradation import apply, secret
+from tests.e2e.test_agent_lifecycle import agent_pods, apply_agent, patch_spec, wait_phase
+from tests.e2e.test_kubectl_agent import kubectl_agent, ok
+
+pytestmark = pytest.mark.e2e
+
+TOKENS = "alice:tok-alice-123\n"
+ALICE = {"X-Agentry-Authorization": "Bearer tok-alice-123"}
+SPEC = {
+    "instructions": "You are Ada, the help desk of Example Corp.\nAnswer briefly.",
+    "description": "Answers questions about orders",
+    "skills": [{"id": "orders", "name": "Order status", "tags": ["orders"]}],
+    "auth": {"enabled": True, "tokenSecretRef": {"name": "ada-tokens", "key": "tokens"}},
+}
+
+
+def api_server_client(cluster: Any, tmp_path: Path) -> tuple[str, ssl.SSLContext]:
+    """The API server's URL and a TLS context with the kubeconfig's client certificate."""
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = config["clusters"][0]["cluster"]
+    user = config["users"][0]["user"]
+    files = {}
+    for name in ("certificate-authority-data", "client-certificate-data", "client-key-data"):
+        path = tmp_path / name
+        path.write_bytes(base64.b64decode(server.get(name) or user[name]))
+        files[name] = str(path)
+    context = ssl.create_default_context(cafile=files["certificate-authority-data"])
+    context.load_cert_chain(files["client-certificate-data"], files["client-key-data"])
+    return server["server"], context
+
+
+@pytest.fixture
+async def proxied(
+    operator: Any, namespace: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The Agent `ada` running, and (its proxy base URL, an HTTP client for it)."""
+    apply(operator, secret(namespace, "ada-tokens", {"tokens": TOKENS}))
+    apply_agent(operator, "ada", namespace, SPEC)
+    wait_phase(operator, "ada", namespace, "Running")
+    server, context = api_server_client(operator, tmp_path)
+    base = f"{server}/api/v1/namespaces/{namespace}/services/ada:http/proxy"
+    async with httpx.AsyncClient(verify=context, headers=ALICE, timeout=60) as http:
+        yield base, http
+
+
+def invoke_stream(cluster: Any, namespace: str, token: Path, text: str) -> str:
+    result = kubectl_agent(
+        cluster,
+        "invoke",
+        "ada",
+        "-n",
+        namespace,
+        "--session",
+        "cli",
+        "--stream",
+        "--token-file",
+        str(token),
+        text,
+    )
+    return ok(result)
+
+
+async def test_every_surface_reaches_the_agent_through_the_proxy(
+    proxied: tuple[str, httpx.AsyncClient], operator: Any, namespace: str, tmp_path: Path
+) -> None:
+    base, http = proxied
+    token = tmp_path / "token"
+    token.write_text("tok-alice-123\n")
+
+    # kubectl agent invoke --stream: the persona, and the previous turn remembered.
+    invoke_stream(operator, namespace, token, "my order is 4711")
+    second = invoke_stream(operator, namespace, token, "where is it?")
+    assert second.startswith("[Ada, the help desk of Example Corp] ")
+    assert "“my order is 4711”" in second
+
+    # The openai SDK, streamed and not, as turns of one session.
+    api = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", http_client=http)
+    session = {"X-Session-ID": "sdk"}
+    await api.chat.completions.create(
+        model="ada", messages=[{"role": "user", "content": "remember 42"}], extra_headers=session
+    )
+    stream = await api.chat.completions.create(
+        model="ada",
+        messages=[{"role": "user", "content": "and?"}],
+        extra_headers=session,
+        stream=True,
+    )
+    streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert "“remember 42”" in streamed
+    assert [m.id for m in (await api.models.list()).data] == ["ada"]
+
+    # The a2a-sdk client: the card through the proxy, two messages in one context, GetTask.
+    a2a = await create_client(base, client_config=ClientConfig(httpx_client=http))
+    card = a2a._card  # what the client resolved
+    assert card.supported_interfaces[0].url == f"{base}/v1/a2a"
+    assert [s.id for s in card.skills] == ["orders"]
+    for text in ("my name is Grace", "who am I?"):
+        request = SendMessageRequest(
+            message=new_text_message(text, context_id="a2a", role=Role.ROLE_USER)
+        )
+        got = [event async for event in a2a.send_message(request)]
+    final = got[-1].status_update
+    assert final.status.state == TaskState.TASK_STATE_COMPLETED
+    assert "“my name is Grace”" in final.status.message.parts[0].text
+    task = await a2a.get_task(GetTaskRequest(id=final.task_id))
+    assert task.history[0].parts[0].text == "who am I?"
+    await a2a.close()
+
+
+async def test_edited_instructions_reach_the_pod_without_a_restart(
+    proxied: tuple[str, httpx.AsyncClient], operator: Any, namespace: str
+) -> None:
+    base, http = proxied
+    before = {p["metadata"]["uid"] for p in agent_pods(operator, "ada", namespace)}
+    patch_spec(operator, "ada", namespace, {"instructions": "You are Grace."})
+
+    async def persona() -> str:
+        response = await http.post(
+            f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    # The kubelet (here the process node) refreshes a ConfigMap volume within a minute.
+    reply = ""
+    for _ in range(45):
+        reply = await persona()
+        if reply.startswith("[Grace] "):
+            break
+        await asyncio.sleep(2)
+    assert reply.startswith("[Grace] "), reply
+    assert {p["metadata"]["uid"] for p in agent_pods(operator, "ada", namespace)} == before
