@@ -92,7 +92,8 @@ def _conversation(messages: Any) -> list[ChatTurn]:
         field = f"messages[{index}]"
         if not isinstance(message, dict):
             raise InvalidRequest(field, "must be an object with role and content")
-        role = _ROLES.get(message.get("role"))  # type: ignore[arg-type]
+        given = message.get("role")
+        role = _ROLES.get(given) if isinstance(given, str) else None
         if role is None:
             raise InvalidRequest(f"{field}.role", "must be system, developer, user or assistant")
         turns.append({"role": role, "content": _content(message.get("content"), field)})

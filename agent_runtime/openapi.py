@@ -69,7 +69,15 @@ _STREAM = {
     "description": "true: the reply as server-sent events (`delta`, then `done` or `error`)",
     "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
 }
-_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+_SSE = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "description": "one server-sent event",
+            "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+        }
+    }
+}
 _DEGRADED = {
     "X-Agentry-Degraded": {
         "description": "true when the fallback answered",

@@ -54,9 +54,9 @@ say "an Agent"
 run kubectl apply -f examples/agent.yaml
 run kubectl wait "agents.agentry.dev/$agent" --for=condition=Ready --timeout=180s
 
-say "talk to it (through the API server's service proxy; no port-forward)"
+say "talk to it (through the API server's service proxy; no port-forward); the second reply streams"
 run kubectl agent invoke "$agent" --session demo-session "Hello! What can you do?"
-run kubectl agent invoke "$agent" --session demo-session "And what did I just ask you?"
+run kubectl agent invoke "$agent" --session demo-session --stream "And what did I just ask you?"
 
 say "what kubectl shows (the operator folds the replicas' heartbeats into the status)"
 # Status lags the replicas by a heartbeat and a status tick; wait for the first checkpoint

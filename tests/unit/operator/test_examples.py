@@ -20,5 +20,12 @@ def test_each_example_agent_validates(path: Path) -> None:
 
 
 def test_the_examples_include_a_multi_replica_agent_on_postgres() -> None:
-    specs = [yaml.safe_load(p.read_text())["spec"] for p in EXAMPLES]
-    assert any(s["replicas"] > 1 and s["state"]["backend"] == "postgres" for s in specs)
+    specs = [
+        d["spec"]
+        for p in EXAMPLES
+        for d in yaml.safe_load_all(p.read_text())
+        if d and d.get("kind") == "Agent"
+    ]
+    assert any(
+        s.get("replicas", 1) > 1 and s.get("state", {}).get("backend") == "postgres" for s in specs
+    )

@@ -292,3 +292,13 @@ async def test_a_bad_session_header_or_a_huge_body_is_refused(make_client: MakeC
     huge = await client.post("/v1/chat/completions", json={"messages": user("x" * 70_000)})
     assert huge.status == 413
     assert (await huge.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_role_that_is_not_a_string_is_a_400_not_a_500(make_client: MakeClient) -> None:
+    # Found by the schema fuzzer: an object as the role was looked up in a dict (a 500).
+    client = await make_client()
+    response = await client.post(
+        "/v1/chat/completions", json={"messages": [{"role": {}, "content": "x"}]}
+    )
+    assert response.status == 400
+    assert (await response.json())["error"]["param"] == "messages[0].role"
