@@ -290,7 +290,7 @@ async def get_task(request: web.Request, request_id: Any, params: GetTaskRequest
     turn = _Turn(services, caller_of(request), context_id, Message())
     turn.number = number
     turn.message = _user_message(question, turn.task_id)
-    task = turn.task(Outcome(answer, False, _NO_USAGE, number), degraded_known=False)
+    task = turn.task(Outcome(answer, False, Usage(0, 0), number), degraded_known=False)
     return web.json_response(_result(request_id, task))
 
 
@@ -313,8 +313,6 @@ METHODS: dict[str, tuple[type[Proto], Handler]] = {
 
 
 # -- one message as one turn ------------------------------------------------------------
-
-_NO_USAGE = Usage(0, 0)
 
 
 class _Turn:

@@ -134,7 +134,9 @@ async def _run(
     if session is None:
         return await turns.stateless(conversation, on_delta=on_delta)
     question = conversation[-1]["content"]
-    return await turns.in_session(caller_of(request), session, question, on_delta=on_delta)
+    return await turns.in_session(
+        caller_of(request), session, question, on_delta=on_delta, count_usage=True
+    )
 
 
 def _headers(request: web.Request, outcome: Outcome) -> dict[str, str]:

@@ -44,6 +44,9 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+_NOT_COUNTED = Usage(0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     reply: str
@@ -65,18 +68,30 @@ class Turns:
         self.profile = profile
 
     async def in_session(
-        self, client: str, session_id: str, content: str, *, on_delta: OnDelta | None = None
+        self,
+        client: str,
+        session_id: str,
+        content: str,
+        *,
+        on_delta: OnDelta | None = None,
+        count_usage: bool = False,
     ) -> Outcome:
-        """One turn of ``client``'s session: remembered, journaled, then answered."""
+        """One turn of ``client``'s session: remembered, journaled, then answered.
+
+        ``count_usage`` (the OpenAI surface) estimates the prompt from the session as it
+        was sent, which costs a read of the session; the other surfaces skip it.
+        """
         system = self.profile.current().instructions
         result = await self.sessions.post(
             client, session_id, content, system=system, on_delta=on_delta
         )
-        history = await self.sessions.get(client, session_id)
-        prompt = estimate_tokens(system) + sum(
-            estimate_tokens(m["content"]) for m in history[: 2 * result.turn - 1]
-        )
-        usage = Usage(prompt, estimate_tokens(result.reply))
+        usage = _NOT_COUNTED
+        if count_usage:
+            history = await self.sessions.get(client, session_id)
+            prompt = estimate_tokens(system) + sum(
+                estimate_tokens(m["content"]) for m in history[: 2 * result.turn - 1]
+            )
+            usage = Usage(prompt, estimate_tokens(result.reply))
         return Outcome(result.reply, result.degraded, usage, result.turn)
 
     async def stateless(

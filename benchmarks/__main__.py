@@ -1,4 +1,5 @@
-"""``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md.
+"""``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md
+(runtime, then the protocol surfaces).
 
 ``--cluster`` adds the local cluster's figures (under a minute) and ``--operator`` the
 operator benchmark (about five minutes); both need root for the local cluster they
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import cluster, operator, runtime
+from benchmarks import cluster, operator, protocols, runtime
 
 CLUSTER_FLAGS = ("--cluster", "--operator")
 
@@ -19,6 +20,7 @@ CLUSTER_FLAGS = ("--cluster", "--operator")
 def main() -> int:
     args = sys.argv[1:]
     asyncio.run(runtime.main([arg for arg in args if arg not in CLUSTER_FLAGS]))
+    asyncio.run(protocols.main([]))
     status = 0
     if "--cluster" in args:
         status |= cluster.main()
