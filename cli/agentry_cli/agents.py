@@ -40,6 +40,11 @@ def is_suspended(agent: Obj) -> bool:
     return bool(spec(agent).get("suspend", False))
 
 
+def backend(agent: Obj) -> str:
+    """spec.state.backend, with the CRD's default."""
+    return str((spec(agent).get("state") or {}).get("backend") or "pvc")
+
+
 def desired_replicas(agent: Obj) -> int:
     """How many replicas should run now: zero when suspended; the spec's default is 1."""
     if is_suspended(agent):

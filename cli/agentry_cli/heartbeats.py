@@ -39,6 +39,8 @@ class Heartbeat:
     health: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     last_checkpoint: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    """The runtime's `state` summary: backend, sessions, rowsUnderOldKeys, activeKeyId."""
 
     def failing_components(self) -> dict[str, str]:
         """Component → reason for every component that is not `ok`."""
@@ -96,7 +98,29 @@ def parse_lease(replica: str, lease: dict[str, Any] | None, now: datetime) -> He
     beat.health = {k: str(v) for k, v in (data.get("health") or {}).items()}
     beat.metrics = dict(data.get("metrics") or {})
     beat.last_checkpoint = dict(data.get("lastCheckpoint") or {})
+    beat.store = dict(data.get("state") or {})
     return beat
+
+
+def store_summary(backend: str, beats: list[Heartbeat]) -> dict[str, Any]:
+    """The state store as the replicas report it: on postgres every replica counts the same
+    database (the largest, freshest count wins); on pvc and configmap each its own memory.
+    `rowsUnderOldKeys` is None until a replica has reported it."""
+    reports = [b.store for b in beats if b.found and b.store]
+    sessions = [r["sessions"] for r in reports if isinstance(r.get("sessions"), int)]
+    old_rows = [
+        r["rowsUnderOldKeys"] for r in reports if isinstance(r.get("rowsUnderOldKeys"), int)
+    ]
+    if backend == "postgres":
+        total = max(sessions) if sessions else None
+    else:
+        total = sum(sessions) if sessions else None
+    return {
+        "backend": backend,
+        "sessions": total,
+        "rowsUnderOldKeys": max(old_rows) if old_rows else None,
+        "activeKeyIds": sorted({str(r["activeKeyId"]) for r in reports if r.get("activeKeyId")}),
+    }
 
 
 def for_agent(

@@ -80,10 +80,15 @@ def _up(layout: StateLayout, name: str, *, with_node: bool) -> int:
     progress(f"binaries in {bin_dir}")
     info = controlplane.up(layout, name, bin_dir, with_node=with_node, progress=progress)
     progress(f"cluster {name!r} is up")
+    database_line = (
+        f"\n  export AGENTRY_POSTGRES_URL={info.postgres_url}   # host and pods alike"
+        if info.postgres_url
+        else ""
+    )
     print(
         f"""
 Use it:
-  export KUBECONFIG={layout.admin_kubeconfig}
+  export KUBECONFIG={layout.admin_kubeconfig}{database_line}
   export PATH={info.bin_dir}:$PATH      # kubectl and helm built for this cluster
   kubectl get nodes
 Logs: {layout.logs}/
@@ -118,6 +123,11 @@ def _status(layout: StateLayout) -> int:
         print(f"  services    {info.service_cidr}, DNS {info.dns_ip} ({info.cluster_domain})")
     print(f"  kubeconfig  {layout.admin_kubeconfig}")
     print(f"  logs        {layout.logs}/")
+    if info.postgres_port:
+        print(
+            f"  postgres    {info.host_ip}:{info.postgres_port} (database agentry; "
+            "`up` printed its AGENTRY_POSTGRES_URL)"
+        )
     for proc, pid in info.pids.items():
         detail = f" ({kubeproxy.MODE} mode)" if proc == "kube-proxy" else ""
         print(f"  {proc:<24} pid {pid:<8} {'up' if running.get(proc) else 'down'}{detail}")

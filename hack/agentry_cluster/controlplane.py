@@ -21,7 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentry_cluster import clusterdns, kubeconfig, kubeproxy, network, pki, ports, processes
+from agentry_cluster import (
+    clusterdns,
+    database,
+    kubeconfig,
+    kubeproxy,
+    network,
+    pki,
+    ports,
+    processes,
+)
 from agentry_cluster.apiclient import ApiClient
 from agentry_cluster.errors import (
     AlreadyRunning,
@@ -242,6 +251,7 @@ def down(
                 progress(f"stopped {proc} (pid {pid})")
                 stopped.append(proc)
         bridge_name = bridge_name or info.bridge
+        database.stop(info, progress)
     if network.delete_bridge(bridge_name, layout.root):
         progress(f"deleted bridge {bridge_name} and its node network")
     return stopped
@@ -340,6 +350,8 @@ def _start(
 
     if with_node:
         _start_node_and_services(layout, info, client, launch, progress)
+    database.start(info, progress)
+    write_info(layout, info)
     return info
 
 

@@ -128,6 +128,11 @@ class ClusterInfo:
     dns_ip: str = ""
     cluster_domain: str = "cluster.local"
     kube_proxy_health: str = ""
+    # The cluster's PostgreSQL (database.py); empty when the OS packages are missing.
+    postgres_url: str = ""
+    postgres_port: int = 0
+    postgres_dir: str = ""
+    postgres_password: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -6,13 +6,16 @@ a cluster that is already running (started by `agentry-cluster up`) and leaves i
 `namespace` gives each test a fresh namespace. On a machine that cannot run the cluster
 (no root, no binaries and no Go) the tests that use them are skipped with the reason.
 `postgres_server` runs one PostgreSQL server per test process (per xdist worker) and
-`postgres_url` gives each test its own database on it.
+`postgres_url` gives each test its own database on it. `cluster_postgres` is the server
+that `up` started beside the cluster (reachable from pods at the host address `host_ip`), and
+`cluster_database_url` a fresh database on it per test, as pods must name it.
 
 Imports stay light: this module is loaded by every pytest run in the project.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -189,3 +192,33 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         postgres_server.dropdb(name)
+
+
+@pytest.fixture(scope="session")
+def cluster_postgres(cluster: Cluster) -> PostgresServer:
+    """The cluster's own PostgreSQL (`agentry_cluster.database`), as a handle that can stop,
+    start and create databases; skipped with the reason when the cluster has none."""
+    from agentry_cluster import database, postgres
+    from agentry_cluster.layout import ClusterInfo
+
+    server = database.server_of(ClusterInfo.from_dict(cluster.info))
+    if server is None:
+        reason = postgres.missing_reason() or "the cluster was started without PostgreSQL"
+        pytest.skip(reason)
+    return server
+
+
+@pytest.fixture
+def cluster_database_url(cluster: Cluster, cluster_postgres: PostgresServer) -> Iterator[str]:
+    """A fresh database on the cluster's PostgreSQL, its URI through `host_ip`
+    (what a pod connects to); dropped after the test."""
+    from agentry_cluster import database, postgres
+    from agentry_cluster.layout import ClusterInfo
+
+    name = f"e2e_{secrets.token_hex(6)}"
+    cluster_postgres.createdb(name)
+    try:
+        yield database.url_for(ClusterInfo.from_dict(cluster.info), name)
+    finally:
+        with contextlib.suppress(postgres.PostgresError):
+            cluster_postgres.dropdb(name)

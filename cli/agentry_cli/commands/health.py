@@ -1,5 +1,7 @@
 """`kubectl agent health NAME`: every replica's components, from the heartbeat Leases.
 
+On the postgres backend the state store is the database: each replica's `state` check
+(the database reachable, the schema known) is also shown as the `database` component.
 Exit code 1 when any replica is failing: a component reports `failed: ...`, the replica
 is not ready, or its heartbeat is missing or stale (a replica that stopped reporting
 cannot be called healthy). Exit code 0 otherwise, including a suspended Agent.
@@ -30,13 +32,16 @@ def build_report(agent: dict[str, Any], beats: list[Heartbeat]) -> dict[str, Any
     replicas = []
     for beat in beats:
         problems = beat.problems()
+        components = {name: beat.health.get(name) for name in COMPONENTS}
+        if beat.store.get("backend") == "postgres":
+            components["database"] = beat.health.get("state")
         replicas.append(
             {
                 "replica": beat.replica,
                 "healthy": not problems,
                 "ready": beat.ready,
                 "circuit": beat.circuit,
-                "components": {name: beat.health.get(name) for name in COMPONENTS},
+                "components": components,
                 "heartbeatAgeSeconds": None
                 if beat.age_seconds is None
                 else round(beat.age_seconds),
@@ -63,6 +68,9 @@ def render_table(report: dict[str, Any]) -> str:
     if not report["replicas"]:
         why = "it is suspended" if report["suspended"] else "it has 0 replicas"
         return f"Agent {report['name']} has no replicas to check: {why}."
+    names = list(COMPONENTS)
+    if any("database" in r["components"] for r in report["replicas"]):
+        names.append("database")
     rows = []
     for r in report["replicas"]:
         age = r["heartbeatAgeSeconds"]
@@ -70,12 +78,12 @@ def render_table(report: dict[str, Any]) -> str:
             [
                 r["replica"],
                 r["ready"],
-                *(_short(r["components"][name]) for name in COMPONENTS),
+                *(_short(r["components"].get(name)) for name in names),
                 r["circuit"],
                 None if age is None else f"{format_age(age)} ago",
             ]
         )
-    headers = ["REPLICA", "READY", *(n.upper() for n in COMPONENTS), "CIRCUIT", "HEARTBEAT"]
+    headers = ["REPLICA", "READY", *(n.upper() for n in names), "CIRCUIT", "HEARTBEAT"]
     text = table(headers, rows)
     failing = [(r["replica"], p) for r in report["replicas"] for p in r["problems"]]
     if failing:

@@ -1,8 +1,11 @@
 """`kubectl agent rotate-key NAME`: add a key, make it active, wait until it is used.
 
-Done means a checkpoint was written with the new key: `status.lastCheckpoint.keyId`
-(the operator's view) or every running replica's heartbeat `lastCheckpoint.keyId`
-(the runtime's view, which arrives first) equals the new id.
+On pvc and configmap, done means a checkpoint was written with the new key:
+`status.lastCheckpoint.keyId` (the operator's view) or every running replica's heartbeat
+`lastCheckpoint.keyId` (the runtime's view, which arrives first) equals the new id. On
+postgres there are no checkpoints: done means every replica seals with the new key and
+reports no row left under an older one (heartbeat `state.rowsUnderOldKeys` 0, after the
+runtime's re-encryption pass). The old key stays in the Secret either way.
 """
 
 from __future__ import annotations
@@ -47,13 +50,20 @@ def run(env: Env, args: argparse.Namespace) -> int:
         env.note(f"Agent {args.name} runs no replicas: the key is used from its next checkpoint.")
     else:
         result["waited"] = True
-        env.note(f"Key {new_id} is active; waiting for a checkpoint written with it...")
+        shared = agents.backend(agent) == "postgres"
+        waiting_for = (
+            f"every row of Agent {args.name} sealed with key {new_id}"
+            if shared
+            else f"a checkpoint of Agent {args.name} written with key {new_id}"
+        )
+        env.note(f"Key {new_id} is active; waiting for {waiting_for}...")
+        check = rows_moved if shared else key_in_use
         result["confirmedBy"] = wait_for(
-            lambda: key_in_use(env, args.name, new_id),
+            lambda: check(env, args.name, new_id),
             clock=env.clock,
             timeout=args.timeout,
             interval=POLL_SECONDS,
-            what=f"a checkpoint of Agent {args.name} written with key {new_id}",
+            what=waiting_for,
         )
     env.show(result, _render)
     return 0
@@ -70,6 +80,27 @@ def key_in_use(env: Env, name: str, key_id: str) -> str | None:
     return None
 
 
+def rows_moved(env: Env, name: str, key_id: str) -> str | None:
+    """'rows' when every replica seals with `key_id` and reports no row under another."""
+    agent = env.cluster.get_agent(env.namespace, name)
+    beats = heartbeats.for_agent(agent, env.cluster.list_leases(env.namespace), env.clock.now())
+    if beats and all(
+        b.found and b.store.get("activeKeyId") == key_id and b.store.get("rowsUnderOldKeys") == 0
+        for b in beats
+    ):
+        return "rows"
+    return None
+
+
+CONFIRMATIONS = {
+    "status": "A checkpoint written with key {key} is reported by the Agent status",
+    "heartbeats": "A checkpoint written with key {key} is reported by the heartbeats of all "
+    "replicas",
+    "rows": "Every replica seals with key {key}, and no row is left under an older key (the "
+    "old keys stay in the Secret; remove one only once nothing needs it)",
+}
+
+
 def _render(result: dict[str, Any]) -> str:
     text = (
         f"Agent {result['name']}: key {result['keyId']} added to Secret {result['secret']} "
@@ -77,7 +108,5 @@ def _render(result: dict[str, Any]) -> str:
         f"kept keys: {', '.join(result['keyIds'])})"
     )
     if result["confirmedBy"]:
-        text += f"\nA checkpoint written with key {result['keyId']} is reported by the " + (
-            "Agent status" if result["confirmedBy"] == "status" else "heartbeats of all replicas"
-        )
+        text += "\n" + CONFIRMATIONS[result["confirmedBy"]].format(key=result["keyId"])
     return text

@@ -1,4 +1,5 @@
-"""`kubectl agent status NAME`: the operator's view of one Agent, from its status."""
+"""`kubectl agent status NAME`: the operator's view of one Agent, from its status, and its
+state store (backend, sessions, rows under old keys) as the replicas' heartbeats report it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from .. import agents
+from .. import agents, heartbeats
 from ..environment import Env
 from ..formatting import fields, millis, percent, table
 from ..timing import age_of, format_age
@@ -15,6 +16,8 @@ from ..timing import age_of, format_age
 def run(env: Env, args: argparse.Namespace) -> int:
     agent = env.cluster.get_agent(env.namespace, args.name)
     summary = summarize(agent, env.clock.now())
+    beats = heartbeats.for_agent(agent, env.cluster.list_leases(env.namespace), env.clock.now())
+    summary["state"] = heartbeats.store_summary(agents.backend(agent), beats)
     env.show(summary, render_table)
     return 0
 
@@ -110,6 +113,7 @@ def render_table(summary: dict[str, Any]) -> str:
         ("Errors", _errors_text(metrics)),
         ("Latency p95", millis(metrics["p95LatencyMs"])),
         ("Health", health_text),
+        ("State", _state_text(summary.get("state") or {})),
         ("Last checkpoint", checkpoint_text),
         ("Endpoint", summary["endpoint"]),
     ]
@@ -131,6 +135,20 @@ def render_table(summary: dict[str, Any]) -> str:
         )
     else:
         text += "\n\nConditions: none yet (has the operator seen this Agent?)"
+    return text
+
+
+def _state_text(state: dict[str, Any]) -> str | None:
+    """`postgres: 12 sessions, 0 rows under old keys`; pvc and configmap count memory."""
+    backend = state.get("backend")
+    if not backend:
+        return None
+    sessions = state.get("sessions")
+    where = "in the database" if backend == "postgres" else "in memory"
+    text = f"{backend}: {'-' if sessions is None else sessions} sessions {where}"
+    if backend == "postgres":
+        rows = state.get("rowsUnderOldKeys")
+        text += f", {'-' if rows is None else rows} rows under old keys"
     return text
 
 

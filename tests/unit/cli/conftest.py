@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -204,6 +205,34 @@ def fake_cluster() -> FakeCluster:
         statefulsets={"demo": load("statefulset.yaml")},
         secrets={"demo-keys": load("secret-keys.yaml")},
     )
+
+
+def report_state(fake_cluster: FakeCluster, index: int, **state: Any) -> None:
+    """Make replica `index` report the runtime's `state` summary in its heartbeat."""
+    annotations = fake_cluster.leases[index]["metadata"]["annotations"]
+    record = json.loads(annotations["agentry.dev/heartbeat"])
+    record["state"] = {**record.get("state", {}), **state}
+    annotations["agentry.dev/heartbeat"] = json.dumps(record)
+
+
+@pytest.fixture
+def postgres_agent(fake_cluster: FakeCluster) -> FakeCluster:
+    """Agent `demo` on the postgres backend, both replicas counting 42 sessions, all rows
+    under the active key k1."""
+    fake_cluster.agents["demo"]["spec"]["state"] = {
+        "backend": "postgres",
+        "postgres": {"connectionSecretRef": {"name": "pg", "key": "uri"}},
+    }
+    for index in (0, 1):
+        report_state(
+            fake_cluster,
+            index,
+            backend="postgres",
+            sessions=42 - index,
+            rowsUnderOldKeys=0,
+            activeKeyId="k1",
+        )
+    return fake_cluster
 
 
 @pytest.fixture

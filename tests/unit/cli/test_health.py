@@ -86,3 +86,25 @@ def test_an_unreadable_heartbeat_annotation_is_reported_not_crashed_on(fake_clus
     beat = parse_lease("demo-0", lease, clock.now())
 
     assert beat.problems() == ["unreadable agentry.dev/heartbeat annotation"]
+
+
+def test_on_postgres_health_shows_the_database_of_each_replica(kubectl_agent, postgres_agent):
+    annotations = postgres_agent.leases[1]["metadata"]["annotations"]
+    record = json.loads(annotations["agentry.dev/heartbeat"])
+    record["health"] = {**record["health"], "model": "ok", "state": "failed: database unreachable"}
+    annotations["agentry.dev/heartbeat"] = json.dumps(record)
+
+    result = kubectl_agent("health", "demo")
+    document = json.loads(kubectl_agent("health", "demo", "-o", "json").out)
+
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert lines[0].split()[2:7] == ["STATE", "MODEL", "DISK", "ENCRYPTION", "DATABASE"]
+    assert lines[2].split()[:7] == ["demo-1", "true", "failed", "ok", "ok", "ok", "failed"]
+    assert "demo-1: state: database unreachable" in result.out
+    assert document["replicas"][0]["components"]["database"] == "ok"
+    assert document["replicas"][1]["components"]["database"] == "failed: database unreachable"
+
+
+def test_without_postgres_there_is_no_database_column(kubectl_agent):
+    assert "DATABASE" not in kubectl_agent("health", "demo").out

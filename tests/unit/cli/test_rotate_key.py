@@ -8,6 +8,8 @@ import re
 
 from agentry_cli.keyring import next_key_id, rotation_patch
 
+from tests.unit.cli.conftest import report_state
+
 RANDOM_ID = re.compile(r"k-[0-9a-f]{8}")
 
 
@@ -128,3 +130,36 @@ def test_rotate_key_of_a_suspended_agent_does_not_wait(kubectl_agent, fake_clust
     assert result.code == 0
     assert clock.slept == []
     assert "runs no replicas" in result.err
+
+
+def test_on_postgres_rotate_key_waits_until_no_row_is_under_the_old_key(
+    kubectl_agent, postgres_agent, clock
+):
+    def sealing_with_the_new_key_rows_left(index: int, rows: int):
+        return lambda: report_state(
+            postgres_agent, index, activeKeyId=active_id(postgres_agent), rowsUnderOldKeys=rows
+        )
+
+    clock.reactions += [
+        sealing_with_the_new_key_rows_left(0, 30),  # pods rolled: new key, old rows remain
+        sealing_with_the_new_key_rows_left(1, 30),
+        sealing_with_the_new_key_rows_left(0, 0),  # the re-encryption pass moved them
+        sealing_with_the_new_key_rows_left(1, 0),
+    ]
+
+    result = kubectl_agent("rotate-key", "demo")
+
+    assert result.code == 0, result.err
+    assert len(clock.slept) == 4, "not done while rows are left under the old key"
+    assert "no row is left under an older key" in result.out
+    assert "waiting for every row of Agent demo sealed with key" in result.err
+
+
+def test_on_postgres_a_checkpoint_key_does_not_end_the_wait(kubectl_agent, postgres_agent, clock):
+    clock.reactions += [heartbeat_key(postgres_agent, 0), heartbeat_key(postgres_agent, 1)]
+    report_state(postgres_agent, 0, rowsUnderOldKeys=5)
+
+    result = kubectl_agent("rotate-key", "demo", "--timeout", "10")
+
+    assert result.code != 0
+    assert "every row of Agent demo sealed with key" in result.err

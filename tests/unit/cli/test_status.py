@@ -6,6 +6,8 @@ import json
 
 import yaml
 
+from tests.unit.cli.conftest import report_state
+
 
 def test_status_shows_phase_readiness_metrics_and_checkpoint_age(kubectl_agent):
     result = kubectl_agent("status", "demo")
@@ -76,3 +78,29 @@ def test_global_options_work_before_the_command_too(kubectl_agent, fake_cluster)
     kubectl_agent("-n", "elsewhere", "status", "demo")
 
     assert ("get_agent", "elsewhere", "demo") in fake_cluster.calls
+
+
+def test_status_shows_the_postgres_backend_its_sessions_and_rows_under_old_keys(
+    kubectl_agent, postgres_agent
+):
+    report_state(postgres_agent, 1, rowsUnderOldKeys=7)
+
+    text = kubectl_agent("status", "demo").out
+    document = json.loads(kubectl_agent("status", "demo", "-o", "json").out)
+
+    assert "postgres: 42 sessions in the database, 7 rows under old keys" in text
+    assert document["state"] == {
+        "backend": "postgres",
+        "sessions": 42,  # every replica counts the same database: not a sum
+        "rowsUnderOldKeys": 7,
+        "activeKeyIds": ["k1"],
+    }
+
+
+def test_status_of_a_single_replica_backend_counts_the_sessions_in_memory(
+    kubectl_agent, fake_cluster
+):
+    report_state(fake_cluster, 0, backend="pvc", sessions=3)
+    report_state(fake_cluster, 1, backend="pvc", sessions=4)
+
+    assert "pvc: 7 sessions in memory" in kubectl_agent("status", "demo").out
