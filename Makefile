@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-cluster lint bench run cluster-binaries cluster-up cluster-down cluster-status demo crds clean
+.PHONY: help install test test-unit test-cluster lint bench run cluster-binaries postgres cluster-up cluster-down cluster-status demo crds clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,15 +20,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install the project with its test extras
 
-test: install cluster-binaries ## run every suite: lint, unit, operator (kmock), then cluster and end-to-end
+test: install cluster-binaries postgres ## run every suite: lint, unit, operator (kmock), then cluster and end-to-end
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-cluster
 
-test-unit: install ## fast suites only: unit and operator handler tests (no cluster)
+test-unit: install postgres ## fast suites only: unit and operator handler tests (no cluster)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not cluster and not e2e and not kind" tests/unit tests/operator
 
-test-cluster: install cluster-binaries ## suites on the local cluster (builds it the first time)
+test-cluster: install cluster-binaries postgres ## suites on the local cluster (builds it the first time)
 	$(BIN)/pytest -m "cluster or e2e or kind" tests/cluster tests/e2e
 
 lint: install ## ruff and mypy on our packages; promtool check rules on the chart's alerts
@@ -37,7 +37,7 @@ lint: install ## ruff and mypy on our packages; promtool check rules on the char
 	$(BIN)/mypy
 	PYTHON=$(BIN)/python hack/check-alert-rules.sh
 
-bench: install cluster-binaries ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
+bench: install cluster-binaries postgres ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
 	$(BIN)/python -m benchmarks --cluster --operator
 
 run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8080
@@ -48,16 +48,19 @@ cluster-binaries: ## build the cluster's binaries (cached; promtool: make lint) 
 	hack/install-host-packages.sh
 	hack/build-binaries.sh >/dev/null
 
-cluster-up: install cluster-binaries ## start the local cluster (real control plane + process node)
+postgres: ## install PostgreSQL from the OS packages (postgresql, postgresql-client) when missing
+	hack/install-postgres.sh
+
+cluster-up: install cluster-binaries postgres ## start the local cluster (real control plane + process node) and its PostgreSQL
 	$(BIN)/agentry-cluster up
 
-cluster-down: install ## stop the local cluster started by cluster-up
+cluster-down: install ## stop the local cluster started by cluster-up, and its PostgreSQL
 	$(BIN)/agentry-cluster down
 
 cluster-status: install ## show the local cluster's processes and kubeconfig
 	$(BIN)/agentry-cluster status
 
-demo: install ## the whole product on a fresh machine: cluster, operator, an Agent, a reply (KIND=1 for kind)
+demo: install postgres ## the whole product on a fresh machine: cluster, operator, an Agent, a reply (KIND=1 for kind)
 	hack/demo.sh
 
 crds: install ## regenerate crds/ and the chart's CRDs from the models

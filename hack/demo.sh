@@ -58,13 +58,33 @@ say "talk to it (through the API server's service proxy; no port-forward); the s
 run kubectl agent invoke "$agent" --session demo-session "Hello! What can you do?"
 run kubectl agent invoke "$agent" --session demo-session --stream "And what did I just ask you?"
 
-say "what kubectl shows (the operator folds the replicas' heartbeats into the status)"
+say "what kubectl shows (the operator folds the replica's heartbeat into the status)"
 # Status lags the replicas by a heartbeat and a status tick; wait for the first checkpoint
 # so the columns show this conversation, but never fail the demo over it.
 run kubectl wait "agents.agentry.dev/$agent" --for=jsonpath='{.status.lastCheckpoint.keyId}' \
   --timeout=90s || echo "(no checkpoint reported yet; the status catches up within a minute)"
 run kubectl get agents.agentry.dev -o wide   # the counters have priority 1: -o wide shows them
 run kubectl agent status "$agent"
+
+# Shared memory: three replicas on the postgres backend. The local cluster runs a
+# PostgreSQL beside it (like a managed database); elsewhere, export AGENTRY_POSTGRES_URL.
+if [[ -z "${AGENTRY_POSTGRES_URL:-}" && -n "${state_dir:-}" ]]; then
+  AGENTRY_POSTGRES_URL=$(python -c 'import json, sys; print(json.load(open(sys.argv[1])).get("postgres_url", ""))' "$state_dir/cluster.json")
+fi
+if [[ -n "${AGENTRY_POSTGRES_URL:-}" ]]; then
+  say "three replicas sharing their memory in PostgreSQL"
+  printf '$ kubectl create secret generic agents-db --from-literal=uri="$AGENTRY_POSTGRES_URL"\n'
+  kubectl create secret generic agents-db --from-literal=uri="$AGENTRY_POSTGRES_URL" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  run kubectl apply -f examples/agent-postgres.yaml
+  run kubectl wait agents.agentry.dev/shared --for=condition=Ready --timeout=240s
+  run kubectl get pods -l agentry.dev/agent=shared
+  say "turns of one session through the Service, answered by different pods"
+  run python hack/demo_turns.py shared --session "demo-$(date +%s)"
+  run kubectl agent status shared
+else
+  say "shared memory skipped: no PostgreSQL (set AGENTRY_POSTGRES_URL to a database's URI)"
+fi
 
 cat <<EOT
 
@@ -75,5 +95,6 @@ Continue by hand:
   kubectl agent health $agent
   kubectl agent logs $agent -f
   kubectl agent stop $agent && kubectl agent start $agent
+  kubectl scale agents.agentry.dev/shared --replicas=5    # no pod restarts
 Tear down: $teardown
 EOT
