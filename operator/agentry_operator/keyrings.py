@@ -112,6 +112,18 @@ def needed_key_ids(checkpoints: set[str], given: Ring | None) -> set[str]:
     return needed
 
 
+def row_key_ids(given: Ring | None, rows_under_old_keys: Iterable[int | None]) -> set[str]:
+    """The ids the postgres backend's rows need. Rows move to the active key in the
+    runtime's re-encryption pass; until every replica reports none left under another key
+    (or while one has not reported), any id the pods were given may still seal a row."""
+    if given is None:
+        return set()
+    reports = list(rows_under_old_keys)
+    if reports and all(count == 0 for count in reports):
+        return {given.active} if given.active else set()
+    return set(given.ids)
+
+
 def hold_reason(secret_name: str, ring: Ring, needed: set[str]) -> str | None:
     """Why pods must not roll onto this Secret (they would lose their state), or None."""
     problem = ring.problem()

@@ -30,6 +30,7 @@ from agentry_operator.keyrings import (
     needed_key_ids,
     ring_annotations,
     ring_of,
+    row_key_ids,
 )
 from agentry_operator.keystate import (
     is_state_config_map,
@@ -206,7 +207,8 @@ class Reconciler:
                 # kopf ran it again on a stale body: pods may run on that Secret, so the
                 # hold needs the ring they were given, which only the live StatefulSet has.
                 live_sts = await self.kube.get("StatefulSet", agent.namespace, agent.name)
-            self.hold_unsafe_roll(agent, keys.ring, status, live_sts)
+            rows = await self.row_keys(agent, live_sts)
+            self.hold_unsafe_roll(agent, keys.ring, status, live_sts, rows)
         config_map = builders.build_config_map(agent)
         if keys.set_aside:
             config_map["data"]["AGENTRY_STATE_SET_ASIDE"] = keys.set_aside
@@ -272,16 +274,30 @@ class Reconciler:
                 "postgresql:// URI)"
             )
 
+    async def row_keys(self, agent: Agent, live_sts: Mapping[str, Any] | None) -> set[str]:
+        """postgres: the key ids rows may still be sealed with, from the heartbeats of the
+        pods the StatefulSet runs (empty on the other backends)."""
+        if agent.spec.state.backend != "postgres" or live_sts is None:
+            return set()
+        running = int(((live_sts.get("spec") or {}).get("replicas")) or 0)
+        beats = await self.heartbeats(agent, running)
+        reports: list[int | None] = [beat.rows_under_old_keys for beat in beats]
+        reports += [None] * (running - len(beats))  # a replica that has not reported
+        return row_key_ids(given_ring(live_sts), reports)
+
     def hold_unsafe_roll(
         self,
         agent: Agent,
         ring: Ring,
         status: Mapping[str, Any],
         live_sts: Mapping[str, Any] | None,
+        row_keys: set[str] | None = None,
     ) -> None:
         """Raise KeyRollHeldError when pods started on this key Secret could not read the
-        state: an id it needs is gone, or the ring itself is unusable."""
+        state: an id it needs (a checkpoint's, the pods' active one, or on postgres one
+        that rows may still be sealed with) is gone, or the ring itself is unusable."""
         needed = needed_key_ids(checkpoint_key_ids(status), given_ring(live_sts))
+        needed |= row_keys or set()
         reason = hold_reason(builders.key_secret_name_for(agent), ring, needed)
         if reason:
             raise KeyRollHeldError(reason)

@@ -37,6 +37,9 @@ class Heartbeat:
     health: dict[str, str]
     metrics: dict[str, float]
     last_checkpoint: dict[str, Any] | None
+    rows_under_old_keys: int | None = None
+    """postgres: rows of the Agent sealed under a key other than the active one (None:
+    not reported, as on pvc and configmap before their first checkpoint)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def parse_heartbeat(lease: Mapping[str, Any]) -> Heartbeat | None:
         k: float(v) for k, v in (data.get("metrics") or {}).items() if isinstance(v, int | float)
     }
     checkpoint = data.get("lastCheckpoint")
+    old_rows = (data.get("state") or {}).get("rowsUnderOldKeys")
     return Heartbeat(
         pod=pod,
         time=moment,
@@ -114,6 +118,7 @@ def parse_heartbeat(lease: Mapping[str, Any]) -> Heartbeat | None:
         health={k: str(v) for k, v in (data.get("health") or {}).items()},
         metrics=metrics,
         last_checkpoint=checkpoint if isinstance(checkpoint, dict) else None,
+        rows_under_old_keys=old_rows if isinstance(old_rows, int) else None,
     )
 
 

@@ -21,6 +21,7 @@ from agentry_operator.keyrings import (
     needed_key_ids,
     ring_annotations,
     ring_of,
+    row_key_ids,
 )
 
 
@@ -77,3 +78,28 @@ def test_the_keys_missing_message_says_what_to_do() -> None:
     assert "k-1" in message
     assert "kubectl agent keys import bot" in message
     assert "agentry.dev/accept-new-keys=true" in message
+
+
+# ---- postgres: the ring keeps every key that may still seal a row (issue 8) -----------------
+
+
+def test_rows_under_old_keys_keep_every_key_the_pods_were_given() -> None:
+    given = Ring("k-new", ("k-new", "k-old"))
+    assert row_key_ids(given, [0, 12, 0]) == {"k-new", "k-old"}
+    assert row_key_ids(given, [0, None]) == {"k-new", "k-old"}, "a replica not reporting"
+    assert row_key_ids(given, []) == {"k-new", "k-old"}, "no replica reporting at all"
+
+
+def test_once_no_row_is_under_an_old_key_only_the_active_one_is_needed() -> None:
+    assert row_key_ids(Ring("k-new", ("k-new", "k-old")), [0, 0, 0]) == {"k-new"}
+    assert row_key_ids(None, [3]) == set(), "pods not started yet: nothing sealed"
+
+
+def test_removing_a_key_that_rows_still_need_holds_the_roll() -> None:
+    given = Ring("k-new", ("k-new", "k-old"))
+    shrunk = Ring("k-new", ("k-new",))
+    needed = row_key_ids(given, [5])
+    reason = hold_reason("bot-keys", shrunk, needed)
+    assert reason is not None
+    assert "k-old" in reason
+    assert hold_reason("bot-keys", shrunk, row_key_ids(given, [0, 0])) is None
