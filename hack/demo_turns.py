@@ -17,7 +17,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-MESSAGES_ROUTE = "/v1/sessions/{session_id}/messages"
+
+def is_message_post(line: str) -> bool:
+    """A request log line of `POST /v1/sessions/<id>/messages` (the route template's
+    parameter name is the runtime's business, so only its shape is matched)."""
+    if not line.startswith("{"):
+        return False
+    record = json.loads(line)
+    route = str(record.get("route", ""))
+    return (
+        record.get("method") == "POST"
+        and route.startswith("/v1/sessions/")
+        and route.endswith("/messages")
+    )
 
 
 def kubectl(*args: str) -> str:
@@ -33,13 +45,7 @@ def posts_by_pod(agent: str, namespace: str) -> dict[str, int]:
     for pod in pods:
         name = pod["metadata"]["name"]
         lines = kubectl("logs", name, "-n", namespace).splitlines()
-        counts[name] = sum(
-            1
-            for line in lines
-            if line.startswith("{")
-            and json.loads(line).get("route") == MESSAGES_ROUTE
-            and json.loads(line).get("method") == "POST"
-        )
+        counts[name] = sum(1 for line in lines if is_message_post(line))
     return counts
 
 
@@ -67,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             before = posts_by_pod(args.agent, args.namespace)
             reply = turn(args.agent, args.namespace, args.session, f"Turn {number} here.", body)
             after = posts_by_pod(args.agent, args.namespace)
-            pod = next((p for p, n in after.items() if n > before.get(p, 0)), "?")
+            pod = next((p for p, n in after.items() if n > before.get(p, 0)), "")
+            if not pod:
+                print("error: no pod logged this turn's request (is the log level above info?)")
+                return 1
             pods.append(pod)
             print(f"  turn {reply['turn']} answered by pod {pod}: {reply['reply']}", flush=True)
             if reply["turn"] != number:
