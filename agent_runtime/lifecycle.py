@@ -59,7 +59,11 @@ async def build_publisher(settings: Settings) -> HeartbeatPublisher:
     )
 
 
-async def build_any_store(settings: Settings, keyring: KeyRing) -> StateStore:
+async def build_any_store(settings: Settings, keyring: KeyRing) -> StateStore | None:
+    """The journal store of the backend; None for postgres, whose shared store and session
+    service ``create_app`` builds together."""
+    if settings.state_backend == "postgres":
+        return None
     if settings.state_backend != "configmap":
         return build_store(settings, keyring)
     from agent_runtime.kube import api_client_from_environment

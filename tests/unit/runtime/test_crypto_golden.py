@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
-from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey, framing
+from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey, StateError, framing
 from agent_runtime.state.model import Position
+from agent_runtime.state.postgres.rows import TurnSeal
 from agent_runtime.state.recovery import StoredCheckpoint, StoredSegment, recover
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -115,3 +117,34 @@ def test_a_linked_journal_segment_without_its_checkpoint_reports_it_missing() ->
     restored = recover(golden_ring_v2(), base, [], [golden_segment()]).restored
     assert restored.missing is not None
     assert "follows segment 7 (0 records), but replay reached only no state" in restored.missing
+
+
+def golden_turn_row() -> tuple[dict[str, Any], KeyRing, bytes]:
+    meta = json.loads((GOLDEN / "aad-v3.json").read_text())
+    key = base64.b64decode((GOLDEN / "aad-v3.key").read_text().strip())
+    return (
+        meta,
+        KeyRing({meta["key_id"]: key}, meta["key_id"]),
+        (GOLDEN / "aad-v3.agry").read_bytes(),
+    )
+
+
+def test_a_postgres_turn_row_sealed_under_the_version_3_context_still_opens() -> None:
+    meta, ring, sealed = golden_turn_row()
+    # Any replica reads it: the context of another pod opens the row as well.
+    seal = TurnSeal(ring, RecordContext("golden-ns", "golden-agent", "golden-agent-7", ""))
+    assert seal.open(SessionKey("alice", "alice-private"), 3, sealed) == meta["messages"]
+    assert ring.open(sealed, RecordContext(**meta["context"]))
+
+
+@pytest.mark.parametrize(
+    ("client", "session", "turn"),
+    [("bob", "alice-private", 3), ("alice", "other", 3), ("alice", "alice-private", 2)],
+)
+def test_the_version_3_context_binds_client_session_and_turn(
+    client: str, session: str, turn: int
+) -> None:
+    _, ring, sealed = golden_turn_row()
+    seal = TurnSeal(ring, RecordContext("golden-ns", "golden-agent", "", ""))
+    with pytest.raises(StateError, match="does not open"):
+        seal.open(SessionKey(client, session), turn, sealed)

@@ -4,7 +4,7 @@ Checks: SIGTERM during a request closes the listener, lets the request finish wi
 writes the final checkpoint and exits 0; with a shutdown delay, SIGTERM first fails
 `/readyz` while turns are still answered, then exits 0; after `kill -9` following N
 acknowledged POSTs, a restarted runtime has all N turns (the journal); a bad setting
-exits 2 with one line.
+exits 2 with one line; two processes on one PostgreSQL database serve one session in turn.
 """
 
 from __future__ import annotations
@@ -196,3 +196,44 @@ async def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     _, err = await process.communicate()
     assert process.returncode == 2
     assert err.decode() == "error: AGENTRY_PORT: must be between 1 and 65535 (got 70000)\n"
+
+
+async def test_two_processes_on_postgres_serve_one_session_alternately(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The issue's complaint (turns 1, 2, 1, 1, 2, 2 through a Service): two replicas on
+    one database number one session's turns 1..6, and a replica killed with -9 loses
+    nothing the other acknowledged."""
+    from agent_runtime.crypto import KeyRing
+
+    KeyRing.generate_development(tmp_path / "keys")
+    envs = [
+        environment(
+            tmp_path / f"r{i}",
+            free_port(),
+            AGENTRY_STATE_BACKEND="postgres",
+            AGENTRY_POSTGRES_URL=postgres_url,
+            AGENTRY_KEYS_DIR=str(tmp_path / "keys"),
+            AGENTRY_REPLICA=f"demo-{i}",
+        )
+        for i in range(2)
+    ]
+    for i in range(2):
+        (tmp_path / f"r{i}").mkdir()
+    bases = [f"http://127.0.0.1:{env['AGENTRY_PORT']}" for env in envs]
+    async with runtime(envs[0]) as first, runtime(envs[1]), aiohttp.ClientSession() as http:
+        turns = []
+        for i in range(6):
+            async with http.post(
+                f"{bases[i % 2]}/v1/sessions/svc-sess/messages", json={"content": f"turn {i}"}
+            ) as response:
+                assert response.status == 200
+                turns.append((await response.json())["turn"])
+        assert turns == [1, 2, 3, 4, 5, 6]
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        async with http.get(f"{bases[1]}/v1/sessions/svc-sess") as response:
+            body = await response.json()
+    assert [m["content"] for m in body["messages"] if m["role"] == "user"] == [
+        f"turn {i}" for i in range(6)
+    ]

@@ -308,3 +308,20 @@ async def test_http_outage_is_503_with_retry_after_and_unready_then_recovers(
     assert [m["content"] for m in page["messages"] if m["role"] == "user"] == ["hello", "back"]
     assert page["total"] == 4
     assert await readiness_of_state(client) == (200, "[+]state ok")
+
+
+async def test_a_turn_waiting_on_another_replicas_lock_gives_up_at_its_deadline(
+    replicas: Replicas,
+) -> None:
+    slow = await replicas(provider=CountingProvider(delay=2.0), timeout_seconds=10.0)
+    impatient = await replicas(name="demo-1", timeout_seconds=0.5)
+    holding = asyncio.create_task(slow.post("c", "s", "slow one"))
+    await asyncio.sleep(0.3)  # the slow turn holds the row lock, waiting on its model
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StateUnavailable) as caught:
+        await impatient.post("c", "s", "in a hurry")
+    assert loop.time() - started < 1.5  # bounded by its deadline, not the other turn
+    assert caught.value.retry_after is not None
+    assert (await holding).turn == 1
+    assert (await impatient.post("c", "s", "later")).turn == 2
