@@ -83,6 +83,9 @@ class TurnResult:
     reply: str
     degraded: bool
     turn: int
+    conversation: tuple[Message, ...] = ()
+    """The stored messages the model was given (history and the question, no system
+    message): what the caller's usage estimate counts, without reading the session again."""
 
 
 class SessionService:
@@ -152,9 +155,8 @@ class SessionService:
             history = self._sessions.get(key, [])
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
             lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
-            reply = await self.model.reply(
-                [*lead, *history, question], deadline=deadline, on_delta=on_delta
-            )
+            seen = (*history, question)
+            reply = await self.model.reply([*lead, *seen], deadline=deadline, on_delta=on_delta)
             answer: Message = {
                 "role": "assistant",
                 "content": reply.text,
@@ -173,7 +175,7 @@ class SessionService:
                 raise
             self.quotas.record(key, (question, answer))
             turn = self.quotas.turns(key)  # counted as turns are stored, not re-counted here
-            return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
+            return TurnResult(reply.text, reply.degraded, turn, seen)
 
     async def get(self, client: str, session_id: str) -> Sequence[Message]:
         """The messages of `client`'s session; SessionNotFound for anyone else's. Async

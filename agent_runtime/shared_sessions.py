@@ -15,7 +15,10 @@ The same public API as ``SessionService`` (``post``, ``get``, ``delete``, ``expi
   (id, turn count) tells on every turn whether the cached copy is still whole, and only
   the missing turns are read. Nothing is loaded at start.
 - Limits: ``max_turns`` and ``max_session_bytes`` are checked on the locked row;
-  ``max_sessions`` counts the agent's sessions in the database when one is created;
+  ``max_sessions`` is checked when a session is created, against the agent's sessions as
+  counted at the last heartbeat plus those this replica created since (no ``count(*)``
+  on the request path; replicas creating at once may pass it by what they create in
+  one heartbeat interval);
   ``max_state_bytes`` bounds the cache's bytes (memory per replica); the idle TTL and
   ``STATE_RETENTION_SECONDS`` both expire sessions idle longer (the shorter one wins).
 - ``maintain()`` (every checkpoint interval) expires idle sessions, re-seals rows under
@@ -137,6 +140,9 @@ class SharedSessionService:
         self.retention_seconds = min(ttls) if ttls else 0.0
         self.unavailable_reason: str | None = "database not migrated yet"
         self.stats: StoreStats | None = None
+        # Sessions this replica created since the last count: with that count, what
+        # MAX_SESSIONS is checked against, so a new session costs no count(*) of them all.
+        self._created_since_count = 0
         # The journal service's attributes that app.py reads; a shared store has none.
         self.restored = None
         self.last_checkpoint: CheckpointInfo | None = None
@@ -231,9 +237,8 @@ class SharedSessionService:
             await self._admit(tx, key, content, deadline)
             history = await self._history(tx, key, deadline)
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
-            reply = await self.model.reply(
-                [*lead, *history.messages, question], deadline=deadline, on_delta=on_delta
-            )
+            seen = (*history.messages, question)
+            reply = await self.model.reply([*lead, *seen], deadline=deadline, on_delta=on_delta)
             answer: Message = {
                 "role": "assistant",
                 "content": reply.text,
@@ -250,7 +255,9 @@ class SharedSessionService:
         history.messages.extend(added)
         history.turns, history.bytes = turn, history.bytes + size
         self.cache.put(key, history)
-        return TurnResult(reply=reply.text, degraded=reply.degraded, turn=turn)
+        if tx.session.created:
+            self._created_since_count += 1
+        return TurnResult(reply.text, reply.degraded, turn, seen)
 
     async def _admit(
         self, tx: TurnTransaction, key: SessionKey, content: str, deadline: float
@@ -258,8 +265,10 @@ class SharedSessionService:
         """The session limits, on the locked row (see the module docstring)."""
         limits, row = self.quotas.limits, tx.session
         if row.created and limits.max_sessions > 0:
-            count = await tx.count_sessions(self._remaining(deadline))
-            if count > limits.max_sessions:  # the count includes the new one
+            if self.stats is None:  # not counted yet: count now, once
+                await self.refresh_stats(self._remaining(deadline))
+            known = self.session_count + self._created_since_count
+            if known >= limits.max_sessions:
                 raise SessionCapacityReached(
                     f"this agent holds AGENTRY_MAX_SESSIONS={limits.max_sessions} sessions; "
                     "delete one, or wait for idle sessions to expire"
@@ -396,7 +405,9 @@ class SharedSessionService:
         if self.unavailable_reason is not None:
             return
         try:
+            created = self._created_since_count
             self.stats = await self.store.stats(self.keyring.active_key_id, budget)
+            self._created_since_count -= created
         except StateError as error:
             log.warning("counting the store's rows failed: %s", error)
 

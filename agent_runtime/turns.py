@@ -87,9 +87,8 @@ class Turns:
         )
         usage = _NOT_COUNTED
         if count_usage:
-            history = await self.sessions.get(client, session_id)
             prompt = estimate_tokens(system) + sum(
-                estimate_tokens(m["content"]) for m in history[: 2 * result.turn - 1]
+                estimate_tokens(m["content"]) for m in result.conversation
             )
             usage = Usage(prompt, estimate_tokens(result.reply))
         return Outcome(result.reply, result.degraded, usage, result.turn)

@@ -1,6 +1,8 @@
 """``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md
 (runtime, then the protocol surfaces).
 
+The postgres backend's figures (``benchmarks/postgres.py``) are part of every run; they
+are skipped with the reason when the PostgreSQL server binaries are missing.
 ``--cluster`` adds the local cluster's figures (under a minute) and ``--operator`` the
 operator benchmark (about five minutes); both need root for the local cluster they
 start: ``python -m benchmarks --cluster --operator``. The other arguments go to the
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import cluster, operator, protocols, runtime
+from benchmarks import cluster, operator, postgres, protocols, runtime
 
 CLUSTER_FLAGS = ("--cluster", "--operator")
 
@@ -21,7 +23,7 @@ def main() -> int:
     args = sys.argv[1:]
     asyncio.run(runtime.main([arg for arg in args if arg not in CLUSTER_FLAGS]))
     asyncio.run(protocols.main([]))
-    status = 0
+    status = asyncio.run(postgres.main(["--seconds", "5"]))
     if "--cluster" in args:
         status |= cluster.main()
     if "--operator" in args:

@@ -79,6 +79,12 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+async def _keep_as_is(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, which by default costs a round trip per use to undo
+    session state; this store sets none (search_path is fixed at connect, locks are
+    transaction-scoped, and a connection that failed mid-transaction is terminated)."""
+
+
 async def _rolled_back(conn: Conn, error: BaseException) -> bool:
     """After a refusal by the caller (a quota, the model): roll back and keep the connection.
     After a database failure, a budget or a cancellation: False, the connection goes."""
@@ -129,6 +135,7 @@ class PostgresStore:
                     kwargs["ssl"] = self._sslmode
                 self._pool = await asyncpg.create_pool(
                     self._url,
+                    reset=_keep_as_is,
                     min_size=0,
                     max_size=self._pool_size,
                     timeout=CONNECT_TIMEOUT_SECONDS,
@@ -203,21 +210,31 @@ class PostgresStore:
                 # The row lock's wait is bounded by this timeout (the query is cancelled
                 # and the connection dropped), not lock_timeout: one round trip fewer.
                 await tx.start()
-                row = await conn.fetchrow(
-                    "INSERT INTO sessions (namespace, agent, client, session, created_at, "
-                    "updated_at) VALUES ($1, $2, $3, $4, $5, $5) "
-                    "ON CONFLICT (namespace, agent, client, session) "
-                    "DO UPDATE SET turns = sessions.turns "
-                    "RETURNING id, turns, bytes, (xmax = 0) AS created",
-                    self.namespace,
-                    self.agent,
-                    key.client,
-                    key.session,
-                    now,
-                )
-            assert row is not None
-            session = SessionRow(row["id"], row["turns"], row["bytes"], row["created"])
+                session = await self._lock_row(conn, key, now)
             yield TurnTransaction(self, conn, tx, session)
+
+    async def _lock_row(self, conn: Conn, key: SessionKey, now: datetime) -> SessionRow:
+        """Lock the session's row, creating it if needed. An existing session (the common
+        case) costs one ``SELECT ... FOR UPDATE``, which writes no new row version; a new
+        one is inserted, and if another replica inserted it first, locked as it stands."""
+        args = (self.namespace, self.agent, key.client, key.session)
+        while True:
+            row = await conn.fetchrow(
+                "SELECT id, turns, bytes FROM sessions WHERE namespace = $1 AND agent = $2 "
+                "AND client = $3 AND session = $4 FOR UPDATE",
+                *args,
+            )
+            if row is not None:
+                return SessionRow(row["id"], row["turns"], row["bytes"])
+            row = await conn.fetchrow(
+                "INSERT INTO sessions (namespace, agent, client, session, created_at, "
+                "updated_at) VALUES ($1, $2, $3, $4, $5, $5) "
+                "ON CONFLICT (namespace, agent, client, session) DO NOTHING RETURNING id",
+                *args,
+                now,
+            )
+            if row is not None:  # ours, and locked by the insert until the commit
+                return SessionRow(row["id"], 0, 0, created=True)
 
     # -- reads and deletes --------------------------------------------------------------
 
@@ -292,18 +309,6 @@ class PostgresStore:
 
         records = await self._run(budget, work)
         return [SessionKey(r["client"], r["session"]) for r in records]
-
-    async def count_sessions(self, budget: float) -> int:
-        return int(
-            await self._run(
-                budget,
-                lambda conn: conn.fetchval(
-                    "SELECT count(*) FROM sessions WHERE namespace = $1 AND agent = $2",
-                    self.namespace,
-                    self.agent,
-                ),
-            )
-        )
 
     async def stats(self, active_key_id: str, budget: float) -> StoreStats:
         async def work(conn: Conn) -> StoreStats:
@@ -386,15 +391,6 @@ class TurnTransaction:
             timeout=max(budget, 0.001),
         )
         return [(r["turn"], bytes(r["sealed"])) for r in records]
-
-    async def count_sessions(self, budget: float) -> int:
-        value = await self._conn.fetchval(
-            "SELECT count(*) FROM sessions WHERE namespace = $1 AND agent = $2",
-            self._store.namespace,
-            self._store.agent,
-            timeout=max(budget, 0.001),
-        )
-        return int(value)
 
     async def commit_turn(
         self, turn: int, key_id: str, sealed: bytes, size: int, now: datetime, budget: float

@@ -20,7 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent_runtime.app import create_app
 from agent_runtime.clock import ManualClock
 from agent_runtime.crypto import KeyRing
-from agent_runtime.errors import SessionNotFound, SessionTurnLimit, StateUnavailable
+from agent_runtime.errors import (
+    SessionCapacityReached,
+    SessionNotFound,
+    SessionTurnLimit,
+    StateUnavailable,
+)
 from agent_runtime.heartbeat import NullPublisher
 from agent_runtime.quotas import SessionLimits
 from agent_runtime.shared_sessions import SharedSessionService
@@ -149,7 +154,7 @@ async def test_turn_limit_is_checked_on_the_shared_row(replicas: Replicas) -> No
 async def test_outage_is_503_then_recovers_without_restart(
     replicas: Replicas, postgres_server: PostgresServer, postgres_url: str
 ) -> None:
-    service = await replicas(timeout_seconds=3.0)
+    service = await replicas()
     assert (await service.post("c", "s", "before")).turn == 1
     postgres_server.stop(mode="fast")
     try:
@@ -262,7 +267,7 @@ async def pg_client(
         tmp_path,
         state_backend="postgres",
         postgres_url=postgres_url,
-        model_timeout_seconds=3.0,
+        model_timeout_seconds=10.0,  # the outage answers at once (refused): no need to wait
     )
     publisher = NullPublisher()
     app = create_app(settings, clock=clock, keyring=keyring, publisher=publisher)
@@ -325,3 +330,18 @@ async def test_a_turn_waiting_on_another_replicas_lock_gives_up_at_its_deadline(
     assert caught.value.retry_after is not None
     assert (await holding).turn == 1
     assert (await impatient.post("c", "s", "later")).turn == 2
+
+
+async def test_session_count_limit_counts_the_agents_sessions_in_the_database(
+    replicas: Replicas,
+) -> None:
+    limits = SessionLimits(max_sessions=3)
+    a = await replicas(limits=limits)
+    for i in range(3):
+        await a.post("c", f"s{i}", "hi")
+    with pytest.raises(SessionCapacityReached):
+        await a.post("c", "s3", "one too many")
+    b = await replicas(name="demo-1", limits=limits)  # counts the database at start
+    with pytest.raises(SessionCapacityReached):
+        await b.post("other", "s0", "a new session elsewhere")
+    assert (await b.post("c", "s1", "an existing one goes on")).turn == 2
