@@ -55,6 +55,7 @@ _NOT_FOUND = _error("No session of this id belongs to the caller (or the named c
 _NOT_ADMIN = _error("`client` given with a token that is not marked [admin]")
 _LIMITED = {
     "401": _error("Missing or wrong bearer token (when authentication is on)"),
+    "408": _error("The request body did not arrive within BODY_READ_TIMEOUT_SECONDS"),
     "429": _error("Over the rate limit", "Retry-After", "RateLimit", "RateLimit-Policy"),
     "503": _error(
         "Overloaded, model unavailable (fallback reject) or state unreadable", "Retry-After"
