@@ -274,10 +274,10 @@ async def send_streaming_message(
         if not stream.started:
             raise
         failure = error if isinstance(error, RequestError) else RequestError("internal error")
-        await stream.send(_server_error(request_id, failure))
-        return await stream.finish()
-    await send(StreamResponse(status_update=turn.completed(outcome)))
-    return await stream.finish()
+        return await stream.end(_server_error(request_id, failure))
+    return await stream.end(
+        _result(request_id, StreamResponse(status_update=turn.completed(outcome)))
+    )
 
 
 async def get_task(request: web.Request, request_id: Any, params: GetTaskRequest) -> web.Response:

@@ -214,10 +214,7 @@ async def _streamed(
     except Exception as error:
         if not stream.started:
             raise
-        await stream.send(json.loads(response_for(request, error).text or "{}"))
-        return await stream.finish()
+        return await stream.end(json.loads(response_for(request, error).text or "{}"))
     last = completion.chunk({}, outcome.degraded, finish="stop")
     last["usage"] = _usage(outcome)
-    await stream.send(last)
-    await stream.send("[DONE]")
-    return await stream.finish()
+    return await stream.end(last, "[DONE]")

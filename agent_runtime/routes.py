@@ -66,11 +66,9 @@ async def _streamed_message(request: web.Request, owner: str, content: str) -> w
     except Exception as error:
         if not stream.started:
             raise
-        await stream.send(json.loads(response_for(request, error).text or "{}"), event="error")
-        return await stream.finish()
+        return await stream.end(("error", json.loads(response_for(request, error).text or "{}")))
     done = {"reply": outcome.reply, "degraded": outcome.degraded, "turn": outcome.turn}
-    await stream.send(done, event="done")
-    return await stream.finish()
+    return await stream.end(("done", done))
 
 
 @routes.get("/v1/sessions/{id}")

@@ -46,6 +46,19 @@ class EventStream:
         prefix = f"event: {event}\n" if event else ""
         await self.response.write(f"{prefix}{lines}\n".encode())
 
+    async def end(self, *events: Any) -> web.StreamResponse:
+        """Send the closing events and finish. The turn is stored by now, so a client that
+        went away meanwhile (a reset) only misses its ending: not an error of ours."""
+        try:
+            for event in events:
+                if isinstance(event, tuple):
+                    await self.send(event[1], event=event[0])
+                else:
+                    await self.send(event)
+            return await self.finish()
+        except ConnectionResetError:
+            return self.response or web.Response(status=499)
+
     async def finish(self) -> web.StreamResponse:
         """End the stream; an empty one is started first so the caller gets its headers."""
         if self.response is None:

@@ -19,6 +19,7 @@ in `X-Agentry-Authorization`, which the runtime reads the same way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from urllib.parse import quote
 
 from ..cluster import HttpReply
 from ..environment import Env
-from ..errors import Forbidden, OperationFailed, UsageError
+from ..errors import CliError, Forbidden, OperationFailed, Unreachable, UsageError
 
 SERVICE_PORT = "http"
 TOKEN_HEADER = "X-Agentry-Authorization"  # noqa: S105 - a header name; survives the proxy
@@ -84,24 +85,46 @@ def stream_reply(
     if not 200 <= reply.status < 300 or "text/event-stream" not in _content_type(reply.headers):
         body = b"".join(reply.lines)
         return parse_reply(HttpReply(reply.status, reply.reason, body, reply.headers), agent)
-    printed = False
-    for event, data in sse_events(reply.lines):
+    printed = [False]
+    try:
+        done = _print_events(env, reply.lines, printed)
+    except Unreachable as error:
+        if not printed[0]:
+            raise
+        env.out.write("\n")
+        raise Unreachable(
+            f"{error.message} (the stream broke after the reply began: the turn may not be "
+            "stored; `kubectl agent invoke` again with the same --session shows its turn number)"
+        ) from None
+    if done is None:
+        raise OperationFailed("invoke failed: the stream ended before the reply was complete")
+    # Read the stream to its end: the turn is stored, and a connection closed early makes
+    # the API server log an aborted proxy request.
+    with contextlib.suppress(CliError):
+        for _ in reply.lines:
+            pass
+    return done
+
+
+def _print_events(env: Env, lines: Iterator[bytes], printed: list[bool]) -> dict[str, Any] | None:
+    """Print each `delta` (plain output); the `done` event, or None if the stream ended."""
+    for event, data in sse_events(lines):
         if event == "delta" and not env.structured:
-            if not printed and data.get("degraded"):
+            if not printed[0] and data.get("degraded"):
                 env.out.write("[degraded] ")
             env.out.write(str(data.get("delta", "")))
             env.out.flush()
-            printed = True
+            printed[0] = True
         elif event == "done":
-            if printed:
+            if printed[0]:
                 env.out.write("\n")
                 env.out.flush()
             return data
         elif event == "error":
-            if printed:
+            if printed[0]:
                 env.out.write("\n")
             raise OperationFailed(f"invoke failed mid-reply: {_detail(data)} (nothing was stored)")
-    raise OperationFailed("invoke failed: the stream ended before the reply was complete")
+    return None
 
 
 def sse_events(lines: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agentry_cli.cluster import HttpReply
+from agentry_cli.cluster import HttpReply, StreamReply
+from agentry_cli.errors import Unreachable
 
 
 def reply(status=200, body=None, reason="OK", headers=None):
@@ -205,3 +206,25 @@ def test_stream_with_an_http_error_before_the_first_piece_reports_it(kubectl_age
     assert result.code != 0
     assert "HTTP 429" in result.err
     assert "slow down" in result.err
+
+
+def test_a_stream_broken_in_transit_after_the_first_words_says_the_turn_may_not_be_stored(
+    kubectl_agent, fake_cluster, monkeypatch
+):
+    def lines():
+        yield b"event: delta\n"
+        yield b'data: {"delta": "Hel", "degraded": false}\n'
+        yield b"\n"
+        raise Unreachable("cannot reach the Kubernetes API server at X: Response ended prematurely")
+
+    def stream(*args, **kwargs):
+        return StreamReply(200, "OK", {"Content-Type": "text/event-stream"}, lines())
+
+    monkeypatch.setattr(fake_cluster, "stream_through_proxy", stream)
+
+    result = kubectl_agent("invoke", "demo", "--stream", "hi")
+
+    assert result.code != 0
+    assert result.out == "Hel\n"
+    assert "Response ended prematurely" in result.err
+    assert "the turn may not be stored" in result.err
