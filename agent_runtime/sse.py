@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_runtime.logs import request_id_var
+
 DEGRADED_HEADER = "X-Agentry-Degraded"
 
 
@@ -32,14 +34,16 @@ class EventStream:
     async def send(self, data: Any, *, event: str | None = None) -> None:
         """One event whose data is ``data`` as JSON (a ``str`` is sent as it is)."""
         if self.response is None:
-            self.response = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/event-stream",
-                    "Cache-Control": "no-cache",
-                    "X-Accel-Buffering": "no",
-                    **self.headers,
-                }
-            )
+            headers = {
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                **self.headers,
+            }
+            request_id = request_id_var.get()
+            if request_id:  # the request context adds it only to responses not yet sent
+                headers["X-Request-ID"] = request_id
+            self.response = web.StreamResponse(headers=headers)
             await self.response.prepare(self._request)
         text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         lines = "".join(f"data: {line}\n" for line in text.split("\n"))

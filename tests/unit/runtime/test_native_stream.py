@@ -31,8 +31,13 @@ def events(text: str) -> list[tuple[str, dict[str, Any]]]:
 async def test_deltas_then_done_with_the_turn(make_client: MakeClient) -> None:
     client = await make_client(overrides={"instructions": "You are Ada."})
     await client.post("/v1/sessions/n/messages", json={"content": "remember 42"})
-    response = await client.post("/v1/sessions/n/messages?stream=true", json={"content": "and?"})
+    response = await client.post(
+        "/v1/sessions/n/messages?stream=true",
+        json={"content": "and?"},
+        headers={"X-Request-ID": "trace-1"},
+    )
     assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["X-Request-ID"] == "trace-1"
     got = events(await response.text())
     kinds = [kind for kind, _ in got]
     assert kinds[-1] == "done"
