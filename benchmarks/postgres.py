@@ -225,9 +225,10 @@ async def main(argv: list[str]) -> int:
         return 0
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
-    keys = Path(tempfile.mkdtemp(prefix="agentry-bench-keys-"))
+    scratch = tempfile.TemporaryDirectory(prefix="agentry-bench-keys-")
+    keys = Path(scratch.name)
     keyring = KeyRing.generate_development(keys)
-    with database_server() as server:
+    with scratch, database_server() as server:
         version = server.psql("SHOW server_version").strip()
         url = server.createdb("throughput")
         async with (
