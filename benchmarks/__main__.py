@@ -1,12 +1,13 @@
 """``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md
-(runtime, then the protocol surfaces).
+(runtime, protocol surfaces, postgres, then the runtime's footprint).
 
 The postgres backend's figures (``benchmarks/postgres.py``) are part of every run; they
-are skipped with the reason when the PostgreSQL server binaries are missing.
-``--cluster`` adds the local cluster's figures (under a minute) and ``--operator`` the
-operator benchmark (about five minutes); both need root for the local cluster they
-start: ``python -m benchmarks --cluster --operator``. The other arguments go to the
-runtime benchmark.
+are skipped with the reason when the PostgreSQL server binaries are missing. So is the
+runtime's footprint (what the operator's resource defaults are sized from, about a
+minute). ``--cluster`` adds the local cluster's figures (under a minute) and
+``--operator`` the operator benchmark (about five minutes); both need root for the local
+cluster they start: ``python -m benchmarks --cluster --operator``. The other arguments go
+to the runtime benchmark.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import cluster, operator, postgres, protocols, runtime
+from benchmarks import cluster, footprint, operator, postgres, protocols, runtime
 
 CLUSTER_FLAGS = ("--cluster", "--operator")
 
@@ -24,6 +25,7 @@ def main() -> int:
     asyncio.run(runtime.main([arg for arg in args if arg not in CLUSTER_FLAGS]))
     asyncio.run(protocols.main([]))
     status = asyncio.run(postgres.main(["--seconds", "5"]))
+    asyncio.run(footprint.main([]))
     if "--cluster" in args:
         status |= cluster.main()
     if "--operator" in args:

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from the Go module proxy: etcd, kube-apiserver,
 # kube-controller-manager, kube-proxy, kubectl, helm and CoreDNS; and, on request,
-# promtool for `make lint`.
+# promtool and kube-score for `make lint`.
 # Versions are pinned in hack/build/*/go.mod.
 #
 # Binaries go to a cache outside the repository and are rebuilt only when a pinned
-# version (any go.mod, go.sum or main.go under hack/build) changes. promtool has a stamp
-# of its own: a cluster build never waits for it, and bumping it rebuilds nothing else.
+# version (any go.mod, go.sum or main.go under hack/build) changes. The lint tools have
+# stamps of their own: a cluster build never waits for them, and bumping one rebuilds
+# nothing else.
 # Go's module and build caches are reused, so a rebuild after a version bump recompiles
 # only what moved.
 #
 #   hack/build-binaries.sh              build the cluster binaries if needed, print the directory
 #   hack/build-binaries.sh --print-dir  print the directory only (no build)
 #   hack/build-binaries.sh promtool     build promtool if needed, print its path
+#   hack/build-binaries.sh kube-score   build kube-score if needed, print its path
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +26,7 @@ etcd_version=$(version_of go.etcd.io/etcd/server/v3 "$build/etcd/go.mod")
 helm_version=$(version_of helm.sh/helm/v3 "$build/helm/go.mod")
 coredns_version=$(version_of github.com/coredns/coredns "$build/coredns/go.mod")
 promtool_version=$(version_of github.com/prometheus/prometheus "$build/promtool/go.mod")
+kube_score_version=$(version_of github.com/zegl/kube-score "$build/kube-score/go.mod")
 out=${AGENTRY_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agentry/bin/$k8s_version}
 
 if [[ "${1:-}" == "--print-dir" ]]; then
@@ -36,31 +39,39 @@ stamp_of() { (cd "$build" && find "$@" | LC_ALL=C sort | xargs sha256sum | sha25
 sources=(\( -name go.mod -o -name go.sum -o -name '*.go' \) -print)
 
 command -v go >/dev/null || need_go=1
-build_promtool() {
-  local stamp
-  # remove_all_sd leaves out Prometheus' service discovery plugins (cloud SDKs, most of
-  # the module graph), which `promtool check rules` never uses: a quarter of the build.
-  local tags=remove_all_sd
-  stamp="$(stamp_of ./promtool "${sources[@]}")-$tags"
-  if [[ -x "$out/promtool" && -f "$out/.stamp-promtool" && "$(cat "$out/.stamp-promtool")" == "$stamp" ]]; then
-    echo "$out/promtool"
+# A lint tool: built only when asked, with a stamp of its own (its go.mod and go.sum plus
+# the tags), so a cluster build never waits for it and bumping it rebuilds nothing else.
+#   build_tool NAME PACKAGE TAGS LDFLAGS MINUTES
+build_tool() {
+  local name=$1 package=$2 tags=$3 ldflags=$4 minutes=$5 stamp
+  stamp="$(stamp_of "./$name" "${sources[@]}")-$tags"
+  if [[ -x "$out/$name" && -f "$out/.stamp-$name" && "$(cat "$out/.stamp-$name")" == "$stamp" ]]; then
+    echo "$out/$name"
     return
   fi
-  [[ -z "${need_go:-}" ]] || { echo "error: Go is needed to build promtool (https://go.dev/dl)" >&2; exit 1; }
+  [[ -z "${need_go:-}" ]] || { echo "error: Go is needed to build $name (https://go.dev/dl)" >&2; exit 1; }
   mkdir -p "$out"
-  echo "building promtool $promtool_version (first build: about 4 minutes on 2 cores)" >&2
-  (cd "$build/promtool" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath" go build -tags "$tags" \
-    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$promtool_version" \
-    -o "$out/promtool" github.com/prometheus/prometheus/cmd/promtool)
-  echo "$stamp" > "$out/.stamp-promtool"
-  echo "$out/promtool"
+  echo "building $name (first build: about $minutes on 2 cores)" >&2
+  (cd "$build/$name" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath" go build -tags "$tags" \
+    -ldflags "-s -w $ldflags" -o "$out/$name" "$package")
+  echo "$stamp" > "$out/.stamp-$name"
+  echo "$out/$name"
 }
-if [[ "${1:-}" == "promtool" ]]; then
-  build_promtool
-  exit 0
-fi
+case "${1:-}" in
+  promtool)
+    # remove_all_sd leaves out Prometheus' service discovery plugins (cloud SDKs, most of
+    # the module graph), which `promtool check rules` never uses: a quarter of the build.
+    build_tool promtool github.com/prometheus/prometheus/cmd/promtool remove_all_sd \
+      "-X github.com/prometheus/common/version.Version=$promtool_version" "4 minutes"
+    exit 0 ;;
+  kube-score)
+    # A small module graph (k8s.io/api and apimachinery, no client): about a minute cold.
+    build_tool kube-score github.com/zegl/kube-score/cmd/kube-score "" \
+      "-X main.version=$kube_score_version" "a minute"
+    exit 0 ;;
+esac
 
-stamp=$(stamp_of . -path ./promtool -prune -o "${sources[@]}")
+stamp=$(stamp_of . \( -path ./promtool -o -path ./kube-score \) -prune -o "${sources[@]}")
 if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" ]]; then
   echo "cluster binaries up to date in $out (kubernetes $k8s_version, etcd $etcd_version, helm $helm_version, coredns $coredns_version)" >&2
   echo "$out"

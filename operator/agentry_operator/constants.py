@@ -86,6 +86,11 @@ def limits_config_map_name(agent: str) -> str:
     return f"{agent}-limits"
 
 
+def pods_service_name(agent: str) -> str:
+    """The StatefulSet's headless governing Service (per-pod DNS names)."""
+    return f"{agent}-pods"
+
+
 def keys_secret_name(agent: str) -> str:
     return f"{agent}-keys"
 

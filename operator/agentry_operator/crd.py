@@ -42,6 +42,7 @@ _KEPT = {
     "x-kubernetes-validations",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    "x-kubernetes-preserve-unknown-fields",
 }
 
 # The Agent's name becomes the StatefulSet's and the Service's. The StatefulSet controller
@@ -90,6 +91,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             continue
         else:
             out[key] = copy.deepcopy(value)
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.pop("additionalProperties", None)  # any keys: pydantic's `true` is not structural
     if out.get("type") == "integer" and "default" in out and isinstance(out["default"], float):
         out["default"] = int(out["default"])
     return _openapi_v3_bounds(out)

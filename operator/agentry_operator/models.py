@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 Environment = Literal["development", "staging", "production"]
 Provider = Literal["builtin", "openai"]
@@ -20,6 +21,7 @@ ClientKey = Literal["header", "token", "ip"]
 Backend = Literal["configmap", "pvc", "postgres"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 Phase = Literal["Pending", "Running", "Degraded", "Suspended", "Failed"]
+WhenUnsatisfiable = Literal["ScheduleAnyway", "DoNotSchedule"]
 
 # A Kubernetes quantity as the API server parses it (k8s.io/apimachinery resource.Quantity).
 QUANTITY_PATTERN = (
@@ -404,6 +406,102 @@ class ResourcesSpec(_Model):
     """Maximum resources; each a Kubernetes quantity."""
 
 
+# Kubernetes objects passed through to the pod template as they are: the API server
+# validates them when the StatefulSet is written, and a typed copy here would lag behind it.
+_PASSTHROUGH: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class Toleration(_Model):
+    """A toleration of the agent pods, as in a Pod's spec.tolerations."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value)",
+                "spec.scheduling.tolerations[].value must be empty when operator is Exists",
+                ".value",
+            ),
+        )
+    )
+
+    key: str | None = Field(default=None, max_length=316)
+    """Taint key; empty with operator Exists tolerates every taint."""
+    operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal (the default)."""
+    value: str | None = Field(default=None, max_length=63)
+    """Taint value for operator Equal."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to match; empty matches all."""
+    toleration_seconds: int | None = Field(default=None, ge=0)
+    """How long a NoExecute taint is tolerated before the pod is evicted."""
+
+
+class TopologySpreadConstraint(_Model):
+    """A topologySpreadConstraint of the agent pods, as in a Pod's spec. Without a
+    labelSelector it counts this Agent's pods."""
+
+    max_skew: int = Field(default=1, ge=1)
+    """Largest allowed difference in pod count between two domains."""
+    topology_key: str = Field(min_length=1, max_length=316)
+    """Node label whose values are the domains, e.g. topology.kubernetes.io/zone."""
+    when_unsatisfiable: WhenUnsatisfiable = "ScheduleAnyway"
+    """DoNotSchedule keeps a pod pending rather than skew more; ScheduleAnyway only prefers."""
+    label_selector: dict[str, Any] | None = Field(default=None, json_schema_extra=_PASSTHROUGH)
+    """Pods counted in each domain; unset: this Agent's pods."""
+    min_domains: int | None = Field(default=None, ge=1)
+    """Domains that must exist before DoNotSchedule counts a missing one as zero pods."""
+    match_label_keys: list[str] | None = None
+    """Pod label keys whose values narrow the counted pods (e.g. controller-revision-hash)."""
+
+
+class SchedulingSpec(_Model):
+    """Where the agent pods run and how replicas spread over nodes and zones."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!has(self.affinity) || self.affinity.all(k, k in "
+                "['nodeAffinity', 'podAffinity', 'podAntiAffinity'])",
+                "spec.scheduling.affinity may hold only nodeAffinity, podAffinity and "
+                "podAntiAffinity",
+                ".affinity",
+            ),
+        )
+    )
+
+    node_spread: WhenUnsatisfiable = "ScheduleAnyway"
+    """Spreading of replicas over nodes (kubernetes.io/hostname, max skew 1): ScheduleAnyway
+    prefers other nodes, DoNotSchedule leaves a replica pending rather than share a node
+    while another node has fewer."""
+    zone_spread: WhenUnsatisfiable | None = None
+    """Also spread over zones (topology.kubernetes.io/zone, max skew 1); unset: no zone
+    spreading."""
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = Field(
+        default=None, max_length=8
+    )
+    """Your own constraints; when set they replace nodeSpread and zoneSpread."""
+    node_selector: dict[str, str] | None = None
+    """Node labels the pods require, as in a Pod's spec.nodeSelector."""
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32)
+    """Taints the pods tolerate."""
+    affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=_PASSTHROUGH)
+    """Node and pod affinity, as in a Pod's spec.affinity (nodeAffinity, podAffinity,
+    podAntiAffinity); the API server checks it when the StatefulSet is written."""
+
+    @field_validator("affinity")
+    @classmethod
+    def _affinity_kinds(cls, affinity: dict[str, Any] | None) -> dict[str, Any] | None:
+        unknown = sorted(set(affinity or {}) - AFFINITY_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(AFFINITY_KINDS))}"
+            )
+        return affinity
+
+
+AFFINITY_KINDS = {"nodeAffinity", "podAffinity", "podAntiAffinity"}
+
+
 class AgentSpec(_Model):
     """The desired state of an Agent."""
 
@@ -467,7 +565,12 @@ class AgentSpec(_Model):
     )
     """The skills its A2A agent card lists, one per id."""
     resources: ResourcesSpec | None = None
-    """Compute resources of the agent container."""
+    """Compute resources of the agent container; each request and limit left out takes
+    the default of spec.environment (docs/operator.md, "Resource defaults")."""
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, json_schema_extra={"default": {}}
+    )
+    """Node and zone spreading of the replicas, node selection, tolerations, affinity."""
     image: str | None = Field(default=None, min_length=1)
     """Agent image; empty uses the operator's default runtime image."""
     env: list[EnvVar] = Field(

@@ -193,11 +193,13 @@ class Reconciler:
         except NameConflict as exc:
             conflicts.append(exc.conflict)
         # The Service comes last (its existence says "all children exist"), but a foreign
-        # one must stop the Agent before any pod runs: check it now, and name every
-        # conflict in one message instead of one per retry.
-        service = await self.kube.get("Service", agent.namespace, agent.name)
-        if service is not None and claim(service, agent.name, agent.metadata.uid) == "foreign":
-            conflicts.append(Conflict("Service", agent.name, holder(service)))
+        # one (or a foreign `<agent>-pods`, which another Agent named so would own) must
+        # stop the Agent before any pod runs: check both now, and name every conflict in
+        # one message instead of one per retry.
+        for name in (c.pods_service_name(agent.name), agent.name):
+            service = await self.kube.get("Service", agent.namespace, name)
+            if service is not None and claim(service, agent.name, agent.metadata.uid) == "foreign":
+                conflicts.append(Conflict("Service", name, holder(service)))
         if conflicts:
             raise NameConflictError(agent, conflicts)
         await self.check_connection_secret(agent)
@@ -216,6 +218,9 @@ class Reconciler:
         await self._apply(agent, builders.build_profile_config_map(agent), new)
         await self._apply(agent, builders.build_limits_config_map(agent), new)
         digest = builders.config_hash(config_map["data"], keys.ring)
+        # The governing Service before its StatefulSet, so the pods' DNS names exist as
+        # soon as the pods do.
+        await self._apply(agent, builders.build_pods_service(agent), new)
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)
         )

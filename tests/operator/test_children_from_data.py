@@ -27,6 +27,7 @@ CHILDREN = [
     ("v1/configmaps", "ConfigMap", "-config"),
     ("v1/configmaps", "ConfigMap", "-profile"),
     ("v1/configmaps", "ConfigMap", "-limits"),
+    ("v1/services", "Service", "-pods"),
     ("apps/v1/statefulsets", "StatefulSet", ""),
     ("v1/services", "Service", ""),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", ""),

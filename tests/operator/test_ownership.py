@@ -1,7 +1,8 @@
 """The operator writes only to objects its Agent controls or left behind itself.
 
 Checks, for each child kind that a namespace may already hold under the child's name
-(Role, RoleBinding, Service, the key Secret `<agent>-keys`): the Agent gets Ready=False
+(Role, RoleBinding, the client Service, the headless Service `<agent>-pods` that another
+Agent named `<agent>-pods` would own, the key Secret `<agent>-keys`): the Agent gets Ready=False
 with reason NameConflict naming the object, no StatefulSet runs on it, the object is not
 changed, and deleting the Agent leaves it as it was. A Secret that an Agent of the same
 name left behind with retainOnDelete is still adopted, but one that merely carries the
@@ -41,6 +42,8 @@ FOREIGN: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "Secret": ("v1/secrets", {"apiVersion": "v1", "data": {"tls.key": "c2VjcmV0"}}),
 }
+FOREIGN["PodsService"] = FOREIGN["Service"]
+NAMES = {"Secret": "web-keys", "PodsService": "web-pods"}
 
 
 def web_agent() -> dict[str, Any]:
@@ -54,9 +57,13 @@ def web_agent() -> dict[str, Any]:
 
 def foreign(kind: str) -> tuple[str, dict[str, Any]]:
     resource, body = FOREIGN[kind]
-    name = "web-keys" if kind == "Secret" else "web"
+    name = NAMES.get(kind, "web")
     meta = {"name": name, "namespace": "ns", "labels": dict(USER_LABELS)}
-    return resource, {**body, "kind": kind, "metadata": meta}
+    return resource, {
+        **body,
+        "kind": "Service" if kind == "PodsService" else kind,
+        "metadata": meta,
+    }
 
 
 def ready_condition(api: Any) -> dict[str, Any]:
@@ -78,7 +85,7 @@ async def test_a_foreign_object_with_a_child_name_is_a_name_conflict_and_left_al
     assert ready, api.get(AGENTS, "ns", "web").get("status")
     condition = ready_condition(api)
     assert condition["status"] == "False"
-    assert f"{kind}/{name}" in condition["message"]
+    assert f"{obj['kind']}/{name}" in condition["message"]
     assert api.get(AGENTS, "ns", "web")["status"]["phase"] == "Failed"
     assert api.get(STS, "ns", "web") is None, "no pods run on someone else's objects"
     await asyncio.sleep(0.5)  # a few drift and status ticks
@@ -95,7 +102,13 @@ async def test_every_conflict_is_named_at_once(api: Any, operator: None, eventua
     await api.create(AGENTS, web_agent())
     assert await eventually(lambda: ready_condition(api)["reason"] == "NameConflict")
     message = ready_condition(api)["message"]
-    for expected in ("Role/web", "RoleBinding/web", "Service/web", "Secret/web-keys"):
+    for expected in (
+        "Role/web",
+        "RoleBinding/web",
+        "Service/web",
+        "Service/web-pods",
+        "Secret/web-keys",
+    ):
         assert expected in message
 
 

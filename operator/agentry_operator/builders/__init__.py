@@ -18,6 +18,7 @@ from agentry_operator.builders.profiles import PROFILES, Profile, profile_for
 from agentry_operator.builders.rbac import build_role, build_role_binding, build_service_account
 from agentry_operator.builders.workload import (
     build_pdb,
+    build_pods_service,
     build_service,
     build_statefulset,
     key_secret_name_for,
@@ -31,6 +32,7 @@ __all__ = [
     "build_limits_config_map",
     "build_pdb",
     "build_profile_config_map",
+    "build_pods_service",
     "build_role",
     "build_role_binding",
     "build_service",

@@ -1,7 +1,8 @@
-"""The StatefulSet that runs the agent pods, its Service and PodDisruptionBudget.
+"""The StatefulSet that runs the agent pods, its two Services and PodDisruptionBudget.
 
 Pod layout, command, ports and probes follow docs/architecture.md ("Agent pod layout");
-the pod security is the Kubernetes "restricted" profile.
+the pod security is the Kubernetes "restricted" profile. Resources come from
+`resources.py`, placement (spreading, node selection) from `scheduling.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from agentry_operator import constants as c
 from agentry_operator.builders.common import metadata
 from agentry_operator.builders.profiles import profile_for
+from agentry_operator.builders.resources import resources
+from agentry_operator.builders.scheduling import placement
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
@@ -73,8 +76,10 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"name": "profile", "mountPath": c.PROFILE_DIR, "readOnly": True},
         {"name": "state", "mountPath": c.STATE_DIR},
     ]
-    if spec.state.backend != "pvc":  # configmap and postgres keep nothing on a volume
-        volumes.append({"name": "state", "emptyDir": {"sizeLimit": "256Mi"}})
+    if spec.state.backend != "pvc":
+        # configmap and postgres keep their state elsewhere and write nothing here; the
+        # directory exists because every backend gets the same mount path.
+        volumes.append({"name": "state", "emptyDir": {"sizeLimit": "16Mi"}})
     ref = spec.model.api_key_secret_ref
     if ref is not None:
         volumes.append(
@@ -156,8 +161,7 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
         },
         "volumeMounts": mounts,
     }
-    if spec.resources is not None:
-        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    container["resources"] = resources(agent)
     return container
 
 
@@ -178,7 +182,7 @@ def build_statefulset(
     pod_annotations.update(key_annotations or {})
     sts_spec: dict[str, Any] = {
         "replicas": 0 if spec.suspend else spec.replicas,
-        "serviceName": agent.name,
+        "serviceName": c.pods_service_name(agent.name),
         "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": c.selector_labels(agent.name)},
         "updateStrategy": {"type": "RollingUpdate"},
@@ -204,6 +208,7 @@ def build_statefulset(
                 },
                 "containers": [_container(agent, settings)],
                 "volumes": volumes,
+                **placement(agent),
             },
         },
     }
@@ -226,8 +231,26 @@ def build_statefulset(
     }
 
 
+def build_pods_service(agent: Agent) -> dict[str, Any]:
+    """The headless governing Service `<agent>-pods` of the StatefulSet: it gives each
+    ready pod a stable DNS name, `<agent>-<ordinal>.<agent>-pods.<namespace>.svc`, for
+    traffic to one replica (peers, debugging); clients use the ClusterIP Service."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(agent, c.pods_service_name(agent.name)),
+        "spec": {
+            "clusterIP": "None",
+            "selector": c.selector_labels(agent.name),
+            "ports": [
+                {"name": "http", "port": c.HTTP_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
 def build_service(agent: Agent) -> dict[str, Any]:
-    """Service `<agent>`: port 80 → the pods' http port."""
+    """Service `<agent>`: port 80 → the pods' http port, load-balanced (clients use it)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",

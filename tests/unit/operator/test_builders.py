@@ -158,7 +158,7 @@ def test_the_pvc_backend_gets_a_claim_template_and_configmap_gets_scratch() -> N
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
     cm = builders.build_statefulset(agent(state={"backend": "configmap"}), SETTINGS)
     assert "volumeClaimTemplates" not in cm["spec"]
-    assert {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}} in cm["spec"]["template"]["spec"][
+    assert {"name": "state", "emptyDir": {"sizeLimit": "16Mi"}} in cm["spec"]["template"]["spec"][
         "volumes"
     ]
 
@@ -223,6 +223,7 @@ def test_every_child_is_labelled_and_owned_by_the_agent() -> None:
         builders.build_config_map(a),
         builders.build_key_secret(a),
         builders.build_statefulset(a, SETTINGS),
+        builders.build_pods_service(a),
         builders.build_service(a),
         builders.build_pdb(a),
     ]

@@ -132,6 +132,8 @@ def _constraints(annotation: Any, node: dict[str, Any], where: str) -> Iterator[
             yield from _constraints(arg, node, where)
     elif origin is list:
         yield from _constraints(get_args(annotation)[0], node["items"], f"{where}[]")
+    elif origin is dict and node.get("x-kubernetes-preserve-unknown-fields"):
+        return  # passed through to the pod spec as given; the API server checks it there
     elif origin is dict:
         yield from _constraints(
             get_args(annotation)[1], node["additionalProperties"], f"{where}{{}}"
