@@ -31,11 +31,12 @@ test-unit: install postgres ## fast suites only: unit and operator handler tests
 test-cluster: install cluster-binaries postgres ## suites on the local cluster (builds it the first time)
 	$(BIN)/pytest -m "cluster or e2e or kind" tests/cluster tests/e2e
 
-lint: install ## ruff and mypy on our packages; promtool check rules on the chart's alerts
+lint: install ## ruff, mypy; promtool on the chart's alerts; kube-score on the chart and the operator's children
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PYTHON=$(BIN)/python hack/check-alert-rules.sh
+	PYTHON=$(BIN)/python hack/kube-score.sh
 
 bench: install cluster-binaries postgres ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
 	$(BIN)/python -m benchmarks --cluster --operator
@@ -44,7 +45,7 @@ run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8
 	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \
 	  $(BIN)/agentry-runtime serve
 
-cluster-binaries: ## build the cluster's binaries (cached; promtool: make lint) and install nftables if missing
+cluster-binaries: ## build the cluster's binaries (cached; promtool, kube-score: make lint) and install nftables if missing
 	hack/install-host-packages.sh
 	hack/build-binaries.sh >/dev/null
 

@@ -6,17 +6,18 @@ Handlers validate the body into `Agent`, call `Reconciler`, and patch the status
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from agentry_operator import constants as c
-from agentry_operator import metrics
+from agentry_operator import metrics, readiness
 from agentry_operator.alerting import Notifier
 from agentry_operator.kube import Kube, KubeError, load_configuration
 from agentry_operator.models import Agent, field_errors
@@ -128,6 +129,31 @@ def _alerts(memo: kopf.Memo, reconciler: Reconciler, agent: Agent, status: Any) 
     return state
 
 
+@contextlib.contextmanager
+def _seen(catch_up: readiness.CatchUp, body: kopf.Body) -> Iterator[None]:
+    """Count the Agent as handled once its handler has run, whether it succeeded or not."""
+    try:
+        yield
+    finally:
+        meta = body.get("metadata", {})
+        catch_up.handled(f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+def _agent_lister(kube: Kube, namespaces: list[str]) -> readiness.ListAgents:
+    """`namespace/name` of every Agent in the watched namespaces (or the whole cluster)."""
+
+    async def agents() -> set[str]:
+        found = []
+        if namespaces:
+            for namespace in namespaces:
+                found.extend(await kube.list("Agent", namespace))
+        else:
+            found = await kube.list_everywhere("Agent")
+        return {f"{a['metadata']['namespace']}/{a['metadata']['name']}" for a in found}
+
+    return agents
+
+
 def _blocked(memo: kopf.Memo) -> Blocked | None:
     """What stopped the last converge, kept so the status timer does not paper over it."""
     value = memo.get("blocked")
@@ -142,11 +168,12 @@ def register(
     reconciler: Reconciler | None = None,
 ) -> None:
     """Add the operator's handlers to `registry`."""
+    catch_up = readiness.CatchUp()
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
-        memo["reconciler"] = reconciler or Reconciler(
+        rec = reconciler or Reconciler(
             kube=await Kube.connect(operator_settings.kubeconfig),
             settings=operator_settings,
             notifier=notifier
@@ -155,12 +182,21 @@ def register(
                 backoff_seconds=operator_settings.webhook_backoff_seconds,
             ),
         )
+        memo["reconciler"] = rec
+        if operator_settings.readiness_port:
+            agents = _agent_lister(rec.kube, operator_settings.watch_namespaces)
+            await readiness.refresh(catch_up, agents)
+            memo["readiness"] = await readiness.serve(
+                catch_up, agents, operator_settings.readiness_port
+            )
 
     operator_settings = settings
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rec: Reconciler = memo["reconciler"]
+        if "readiness" in memo:
+            await memo["readiness"].cleanup()
         await rec.notifier.drain()
         await rec.kube.close()
 
@@ -177,12 +213,13 @@ def register(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
     ) -> None:
         rec: Reconciler = memo["reconciler"]
-        agent = _validated(body, patch, rec, status)
-        if agent is None:
-            return
-        with metrics.timed("adopt"):
-            await rec.adopt_retained_state(agent)
-        await _reconcile(agent, rec, body, patch, memo, status, new=True)
+        with _seen(catch_up, body):
+            agent = _validated(body, patch, rec, status)
+            if agent is None:
+                return
+            with metrics.timed("adopt"):
+                await rec.adopt_retained_state(agent)
+            await _reconcile(agent, rec, body, patch, memo, status, new=True)
 
     @kopf.on.update(*RESOURCE, registry=registry)
     @kopf.on.resume(*RESOURCE, registry=registry)
@@ -190,19 +227,21 @@ def register(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
     ) -> None:
         rec: Reconciler = memo["reconciler"]
-        agent = _validated(body, patch, rec, status)
-        if agent is None:
-            return
-        if refused_generation(status) is not None:
-            # Created with a refused spec, so the create handler never adopted retained state.
-            with metrics.timed("adopt"):
-                await rec.adopt_retained_state(agent)
-        await _reconcile(agent, rec, body, patch, memo, status)
+        with _seen(catch_up, body):
+            agent = _validated(body, patch, rec, status)
+            if agent is None:
+                return
+            if refused_generation(status) is not None:
+                # Created with a refused spec, so the create handler never adopted retained
+                # state.
+                with metrics.timed("adopt"):
+                    await rec.adopt_retained_state(agent)
+            await _reconcile(agent, rec, body, patch, memo, status)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         agent = _agent_to_delete(body)
-        with metrics.timed("finalize"):
+        with _seen(catch_up, body), metrics.timed("finalize"):
             await memo["reconciler"].finalize(agent)
         metrics.set_phase(f"{agent.namespace}/{agent.name}", None)
 

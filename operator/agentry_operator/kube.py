@@ -201,6 +201,12 @@ class Kube:
                 return None
             raise
 
+    async def list_everywhere(self, kind: str) -> list[dict[str, Any]]:
+        """Every object of `kind` in the cluster (needs cluster-wide list permission)."""
+        prefix, plural = RESOURCES[kind]
+        result = await self._call("GET", f"{prefix}/{plural}")
+        return list(result.get("items") or [])
+
     async def list(
         self, kind: str, namespace: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:

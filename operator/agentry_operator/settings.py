@@ -26,6 +26,12 @@ class OperatorSettings(BaseSettings):
         description="Namespaces to watch; empty means the whole cluster.",
     )
     liveness_port: int = Field(default=8081, ge=1, le=65535)
+    readiness_port: int = Field(
+        default=8082,
+        ge=0,
+        le=65535,
+        description="/readyz: watching and caught up with every Agent; 0 turns it off.",
+    )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 turns /metrics off.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     status_interval_seconds: float = Field(

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from agentry_operator.alerting import Notifier
 from agentry_operator.handlers import register
+from agentry_operator.reconcile import Reconciler
 from agentry_operator.settings import OperatorSettings
 
 RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
@@ -92,6 +93,7 @@ def operator_settings(kubeconfig: Path) -> OperatorSettings:
     return OperatorSettings(
         kubeconfig=str(kubeconfig),
         runtime_image="agentry:test",
+        readiness_port=0,  # a fixed port per test worker would collide; test_readiness picks one
         status_interval_seconds=0.2,
         drift_interval_seconds=0.3,
         heartbeat_stale_seconds=3600,
@@ -102,9 +104,19 @@ def operator_settings(kubeconfig: Path) -> OperatorSettings:
 async def operator(
     operator_settings: OperatorSettings, webhook: WebhookSink
 ) -> AsyncIterator[None]:
+    async with running_operator(operator_settings, webhook):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    settings: OperatorSettings, webhook: WebhookSink, reconciler: Reconciler | None = None
+) -> AsyncIterator[None]:
+    """The operator in this event loop until the block ends (for tests that start it late
+    or give it a reconciler of their own)."""
     registry = kopf.OperatorRegistry()
     notifier = Notifier(retries=0, post=webhook.post)
-    register(registry, operator_settings, notifier=notifier)
+    register(registry, settings, notifier=notifier, reconciler=reconciler)
     stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
@@ -113,10 +125,12 @@ async def operator(
         )
     )
     await asyncio.wait_for(ready, timeout=10)
-    yield
-    stop.set_result(None)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=10)
+    try:
+        yield
+    finally:
+        stop.set_result(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
 
 
 async def _eventually(check: Callable[[], Any], within: float = 10.0) -> Any:

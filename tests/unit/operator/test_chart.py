@@ -57,7 +57,12 @@ def test_the_operator_runs_once_restricted_with_its_command_and_probes() -> None
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"] == ["agentry-operator"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "readyz"}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AGENTRY_OPERATOR_READINESS_PORT"] == "8082"
+    assert set(container["resources"]["requests"]) == {"cpu", "memory", "ephemeral-storage"}
+    assert set(container["resources"]["limits"]) == {"memory", "ephemeral-storage"}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
@@ -182,7 +187,7 @@ def test_metrics_port_zero_renders_no_metrics_service_or_port() -> None:
     container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
         "containers"
     ][0]
-    assert [p["name"] for p in container["ports"]] == ["healthz"]
+    assert [p["name"] for p in container["ports"]] == ["healthz", "readyz"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRY_OPERATOR_METRICS_PORT"] == "0"
 
