@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -409,6 +417,7 @@ class ResourcesSpec(_Model):
 # Kubernetes objects passed through to the pod template as they are: the API server
 # validates them when the StatefulSet is written, and a typed copy here would lag behind it.
 _PASSTHROUGH: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
+PassThrough = Annotated[dict[str, Any], WithJsonSchema({"type": "object", **_PASSTHROUGH})]
 
 
 class Toleration(_Model):
@@ -484,13 +493,16 @@ class SchedulingSpec(_Model):
     """Node labels the pods require, as in a Pod's spec.nodeSelector."""
     tolerations: list[Toleration] | None = Field(default=None, max_length=32)
     """Taints the pods tolerate."""
-    affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=_PASSTHROUGH)
+    affinity: dict[str, PassThrough] | None = None
     """Node and pod affinity, as in a Pod's spec.affinity (nodeAffinity, podAffinity,
-    podAntiAffinity); the API server checks it when the StatefulSet is written."""
+    podAntiAffinity); the API server checks their content when the StatefulSet is
+    written. A map of objects, so the CEL rule can name an unknown key."""
 
     @field_validator("affinity")
     @classmethod
-    def _affinity_kinds(cls, affinity: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _affinity_kinds(
+        cls, affinity: dict[str, dict[str, Any]] | None
+    ) -> dict[str, dict[str, Any]] | None:
         unknown = sorted(set(affinity or {}) - AFFINITY_KINDS)
         if unknown:
             raise ValueError(

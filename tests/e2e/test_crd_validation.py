@@ -26,6 +26,17 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("unknown backend", {"state": {"backend": "s3"}}, "spec.state.backend"),
     (
+        "affinity of an unknown kind",
+        {"scheduling": {"affinity": {"nodeAfinity": {}}}},
+        "spec.scheduling.affinity",
+    ),
+    ("node spread sometimes", {"scheduling": {"nodeSpread": "Sometimes"}}, "spec.scheduling"),
+    (
+        "toleration value with Exists",
+        {"scheduling": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
+        "spec.scheduling.tolerations[0].value",
+    ),
+    (
         "pvc settings with the configmap backend",
         {"state": {"backend": "configmap", "pvc": {"size": "1Gi"}}},
         "spec.state.pvc",
@@ -171,6 +182,34 @@ def test_the_longest_allowed_name_and_real_quantities_are_accepted(
     }
     result = _apply(crd_installed, namespace, spec, name="a" * 52)
     assert result.returncode == 0, result.stderr
+
+
+def test_scheduling_passes_kubernetes_objects_through_unpruned(
+    crd_installed: Any, namespace: str
+) -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]
+            }
+        }
+    }
+    own = {"topologyKey": "example.com/rack", "labelSelector": {"matchLabels": {"a": "b"}}}
+    spec = {
+        "scheduling": {
+            "zoneSpread": "DoNotSchedule",
+            "topologySpreadConstraints": [own],
+            "nodeSelector": {"pool": "agents"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": affinity,
+        }
+    }
+    result = _apply(crd_installed, namespace, spec)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(result.stdout)["spec"]["scheduling"]
+    assert stored["affinity"] == affinity
+    assert stored["topologySpreadConstraints"][0]["labelSelector"] == own["labelSelector"]
+    assert stored["nodeSpread"] == "ScheduleAnyway"  # the default
 
 
 def test_header_client_key_with_auth_is_allowed_when_set_explicitly(

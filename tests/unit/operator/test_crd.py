@@ -19,7 +19,7 @@ import pytest
 import yaml
 from agentry_operator import crd
 from agentry_operator.models import AgentSpec, AgentStatus
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -124,6 +124,8 @@ def _constraints(annotation: Any, node: dict[str, Any], where: str) -> Iterator[
     if origin is Annotated:
         base, *metadata = get_args(annotation)
         for meta in metadata:
+            if isinstance(meta, WithJsonSchema):
+                continue  # a schema given whole (pass-through objects), not a constraint
             inner = meta.metadata if isinstance(meta, FieldInfo) else [meta]
             yield from ((where, (m, node)) for m in inner)
         yield from _constraints(base, node, where)
