@@ -35,6 +35,7 @@ def children(agent: Agent, settings: OperatorSettings) -> list[dict[str, Any]]:
         secret,
         config_map,
         builders.build_profile_config_map(agent),
+        builders.build_limits_config_map(agent),
         builders.build_pods_service(agent),
         builders.build_statefulset(
             agent, settings, builders.config_hash(config_map["data"], ring), ring_annotations(ring)

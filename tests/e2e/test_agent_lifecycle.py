@@ -5,8 +5,8 @@ own Agent in a fresh namespace and talks to its pods directly at their pod IPs (
 process node puts them on a bridge the host can reach). It checks that:
 - requests move the status metrics and the printer columns of `kubectl get`;
 - the StatefulSet is governed by the headless `<agent>-pods` Service, whose endpoints give
-  each pod its DNS hostname, and the pods carry the environment's resource requests and
-  spread constraint yet all run on the one-node cluster;
+  the pod its DNS hostname, and the pod carries the environment's requests, memory limit
+  and spread constraint and runs on the one-node cluster;
 - a new `spec.rateLimit` reaches the running pod (no roll: issue 8) and is what it enforces;
 - a runtime process killed with SIGKILL is restarted and keeps every acknowledged turn;
 - `suspend` writes a final checkpoint and removes the pods, and resuming restores memory;
@@ -226,7 +226,7 @@ def test_requests_to_an_agent_show_up_in_its_status_metrics_and_printer_columns(
 def test_pods_are_governed_by_a_headless_service_and_carry_their_requests(
     operator: Any, namespace: str
 ) -> None:
-    spec = {"replicas": 2, "environment": "staging", "state": {"backend": "configmap"}}
+    spec = {"environment": "staging", "state": {"backend": "configmap"}}
     apply_agent(operator, "placed", namespace, spec)
     wait_phase(operator, "placed", namespace, "Running")
 
@@ -237,48 +237,28 @@ def test_pods_are_governed_by_a_headless_service_and_carry_their_requests(
     client = get_json(operator, "service", "placed", "-n", namespace)
     assert client["spec"]["clusterIP"] not in ("None", "", None)
 
-    pods = wait_for(
-        lambda: (
-            (ready := [p for p in agent_pods(operator, "placed", namespace) if is_ready(p)])
-            and len(ready) == 2
-            and ready
-        ),
-        180,
-        "both replicas Ready on the one node (spreading is a preference)",
-    )
-    for pod in pods:
-        resources = pod["spec"]["containers"][0]["resources"]
-        assert resources["requests"] == {
-            "cpu": "100m",
-            "memory": "160Mi",
-            "ephemeral-storage": "64Mi",
-        }
-        assert resources["limits"] == {"memory": "1440Mi", "ephemeral-storage": "128Mi"}
-        assert "cpu" not in resources["limits"]
-        spread = pod["spec"]["topologySpreadConstraints"]
-        assert [(c["topologyKey"], c["whenUnsatisfiable"]) for c in spread] == [
-            ("kubernetes.io/hostname", "ScheduleAnyway")
-        ]
-        assert pod["spec"]["subdomain"] == "placed-pods"
+    pod = ready_pod(operator, "placed", namespace)
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "100m", "memory": "160Mi", "ephemeral-storage": "64Mi"}
+    assert resources["limits"] == {"memory": "1440Mi", "ephemeral-storage": "128Mi"}
+    spread = pod["spec"]["topologySpreadConstraints"]
+    assert [(c["topologyKey"], c["whenUnsatisfiable"]) for c in spread] == [
+        ("kubernetes.io/hostname", "ScheduleAnyway")
+    ]
+    assert pod["spec"]["subdomain"] == "placed-pods"
 
     def hostnames() -> set[str] | None:
-        slices = get_json(
-            operator,
-            "endpointslices",
-            "-n",
-            namespace,
-            "-l",
-            "kubernetes.io/service-name=placed-pods",
-        )
+        selector = "kubernetes.io/service-name=placed-pods"
+        slices = get_json(operator, "endpointslices", "-n", namespace, "-l", selector)
         names = {
             endpoint.get("hostname")
             for item in slices["items"]
             for endpoint in item.get("endpoints") or []
         }
-        return names if names == {"placed-0", "placed-1"} else None
+        return names if names == {"placed-0"} else None
 
-    # What DNS serves as placed-0.placed-pods.<namespace>.svc: one hostname per pod.
-    wait_for(hostnames, 60, "the headless Service's endpoints name each pod")
+    # What DNS serves as placed-0.placed-pods.<namespace>.svc.
+    wait_for(hostnames, 60, "the headless Service's endpoints name the pod")
 
 
 def test_changing_the_rate_limit_keeps_the_pod_and_the_new_limit_is_enforced(
