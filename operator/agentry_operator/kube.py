@@ -72,6 +72,15 @@ def contains(actual: Any, desired: Any) -> bool:
     return bool(actual == desired)
 
 
+def without_nulls(obj: Any) -> Any:
+    """`obj` with every mapping entry whose value is None left out, at any depth."""
+    if isinstance(obj, Mapping):
+        return {key: without_nulls(value) for key, value in obj.items() if value is not None}
+    if isinstance(obj, list):
+        return [without_nulls(item) for item in obj]
+    return obj
+
+
 def _without(obj: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
     """A deep-enough copy of `obj` with the given key paths removed."""
     out: dict[str, Any] = json.loads(json.dumps(obj))
@@ -215,8 +224,11 @@ class Kube:
         return list(result.get("items") or [])
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """POST the object without its null fields: a builder writes null for "remove this
+        if an earlier spec set it" (a merge patch deletes it), which a new object never has."""
         meta = obj["metadata"]
-        return await self._call("POST", self.path(obj["kind"], meta["namespace"]), body=obj)
+        path = self.path(obj["kind"], meta["namespace"])
+        return await self._call("POST", path, body=without_nulls(obj))
 
     async def patch(
         self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]
@@ -228,13 +240,16 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    async def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete if present; False when it was already gone."""
+    async def delete(
+        self, kind: str, namespace: str, name: str, propagation: str = "Background"
+    ) -> bool:
+        """Delete if present; False when it was already gone. `propagation` "Orphan"
+        keeps the dependents (a StatefulSet's pods) running without an owner."""
         try:
             await self._call(
                 "DELETE",
                 self.path(kind, namespace, name),
-                body={"propagationPolicy": "Background"},
+                body={"propagationPolicy": propagation},
             )
         except KubeError as exc:
             if exc.status == 404:

@@ -106,6 +106,13 @@ class ConnectionSecretMissingError(ReconcileError):
     pods_serve = True
 
 
+class StatefulSetReplacingError(ReconcileError):
+    """The StatefulSet is being re-created for a changed immutable field; its pods run on."""
+
+    reason = "StatefulSetReplacing"
+    pods_serve = True
+
+
 class NameConflictError(ReconcileError):
     """Objects with the names of this Agent's children belong to someone else."""
 
@@ -122,6 +129,15 @@ class NameConflictError(ReconcileError):
 
 
 ZERO_REPLICAS = {"spec": {"replicas": 0}}
+RECREATE_POLLS = 20
+RECREATE_POLL_SECONDS = 0.5
+
+
+def _governed_elsewhere(live_sts: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """A StatefulSet made before the headless `<agent>-pods` Service existed names the
+    client Service; serviceName cannot be patched, so the object must be re-created."""
+    live_name = (live_sts.get("spec") or {}).get("serviceName")
+    return bool(live_name) and live_name != desired["spec"]["serviceName"]
 
 
 @dataclass(frozen=True)
@@ -224,7 +240,10 @@ class Reconciler:
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)
         )
-        sts = await self._apply(agent, desired, new)
+        replaced = live_sts is not None and _governed_elsewhere(live_sts, desired)
+        if replaced:
+            await self._recreate_keeping_pods(agent, live_sts or {})
+        sts = await self._apply(agent, desired, new or replaced)
         pdb = builders.build_pdb(agent)
         if pdb is not None:
             await self._apply(agent, pdb, new)
@@ -233,6 +252,29 @@ class Reconciler:
         # last: "all children exist"
         await self._apply(agent, builders.build_service(agent), new)
         return sts.obj
+
+    async def _recreate_keeping_pods(self, agent: Agent, live_sts: Mapping[str, Any]) -> None:
+        """Delete the StatefulSet with its pods orphaned, so the one created next (with
+        the new serviceName, which the API server will not change in place) adopts them:
+        they keep serving, then roll to the new template as usual."""
+        if claim(live_sts, agent.name, agent.metadata.uid) != "controlled":
+            return
+        logger.info(
+            "re-creating StatefulSet %s/%s for serviceName %s; its pods keep running",
+            agent.namespace,
+            agent.name,
+            c.pods_service_name(agent.name),
+        )
+        await self.kube.delete("StatefulSet", agent.namespace, agent.name, propagation="Orphan")
+        # Garbage collection takes the orphan finalizer off within moments.
+        for _ in range(RECREATE_POLLS):
+            if await self.kube.get("StatefulSet", agent.namespace, agent.name) is None:
+                return
+            await asyncio.sleep(RECREATE_POLL_SECONDS)
+        raise StatefulSetReplacingError(
+            f"StatefulSet {agent.name} is being re-created with serviceName "
+            f"{c.pods_service_name(agent.name)}; its pods keep running and are adopted next"
+        )
 
     async def _apply(self, agent: Agent, child: Mapping[str, Any], new: bool) -> Applied:
         """`Kube.apply` that never writes to an object this Agent may not touch."""

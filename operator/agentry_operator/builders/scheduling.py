@@ -48,7 +48,7 @@ def spread_constraints(agent: Agent) -> list[dict[str, Any]]:
 def placement(agent: Agent) -> dict[str, Any]:
     """The pod spec fields about placement. One that is not set is null rather than left
     out: the operator's merge patch then removes what an earlier spec had set (a field
-    left out would stay on the StatefulSet), and the API server stores null as absent."""
+    left out would stay on the StatefulSet), and `Kube.create` leaves nulls out of a new object."""
     scheduling = agent.spec.scheduling
     tolerations = [
         t.model_dump(by_alias=True, exclude_none=True) for t in scheduling.tolerations or []
