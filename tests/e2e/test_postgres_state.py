@@ -165,8 +165,15 @@ def test_scaling_to_five_keeps_the_pods_and_the_session_goes_on_at_turn_thirteen
 
 
 def test_deleting_every_pod_loses_no_turn(operator: Any, ns: str, shared: ServiceProxy) -> None:
-    operator.kubectl("delete", "pods", "-n", ns, "-l", f"agentry.dev/agent={AGENT}", "--wait=true")
-    wait_for(lambda: len(ready_pods(operator, ns)) == 5, 240, "5 new ready pods")
+    old = {uid for uid, _ in ready_pods(operator, ns).values()}
+    selector = f"agentry.dev/agent={AGENT}"
+    operator.kubectl("delete", "pods", "-n", ns, "-l", selector, "--wait=false")
+
+    def replaced() -> bool:
+        pods = ready_pods(operator, ns)
+        return len(pods) == 5 and not old & {uid for uid, _ in pods.values()}
+
+    wait_for(replaced, 300, "5 new ready pods in place of the deleted ones", interval=2)
     assert user_contents(shared, SESSION) == [f"{MARKER}{n}" for n in range(1, 14)]
     reply = turn(shared, SESSION, f"{MARKER}14")
     assert (reply.status, reply.body["turn"]) == (200, 14), reply
