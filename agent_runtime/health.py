@@ -115,30 +115,42 @@ async def run_checks(checks: dict[str, Check]) -> list[CheckResult]:
     return results
 
 
-def render_text(results: list[CheckResult], verbose: bool) -> str:
-    passed = all(r.ok for r in results)
+def passes(results: list[CheckResult], excluded: frozenset[str] = frozenset()) -> bool:
+    """The probe's verdict: every check passes, except those the caller excluded."""
+    return all(r.ok or r.name in excluded for r in results)
+
+
+def render_text(
+    results: list[CheckResult], verbose: bool, excluded: frozenset[str] = frozenset()
+) -> str:
+    passed = passes(results, excluded)
     if not verbose:
         return "ok" if passed else "readyz check failed"
-    lines = [_verbose_line(r) for r in results]
+    lines = [_verbose_line(r, r.name in excluded) for r in results]
     lines.append("readyz check passed" if passed else "readyz check failed")
     return "\n".join(lines) + "\n"
 
 
-def _verbose_line(result: CheckResult) -> str:
+def _verbose_line(result: CheckResult, excluded: bool = False) -> str:
+    suffix = " (excluded from this verdict)" if excluded else ""
     if not result.ok:
-        return f"[-]{result.name} failed: {result.reason}"
-    return f"[+]{result.name} ok" + (f" (warning: {result.warning})" if result.warning else "")
+        return f"[-]{result.name} failed: {result.reason}{suffix}"
+    warning = f" (warning: {result.warning})" if result.warning else ""
+    return f"[+]{result.name} ok{warning}{suffix}"
 
 
-def render_json(results: list[CheckResult]) -> dict[str, object]:
+def render_json(
+    results: list[CheckResult], excluded: frozenset[str] = frozenset()
+) -> dict[str, object]:
     return {
-        "status": "ok" if all(r.ok for r in results) else "failed",
+        "status": "ok" if passes(results, excluded) else "failed",
         "checks": {
             r.name: {
                 "status": "ok" if r.ok else "failed",
                 "reason": r.reason or None,
                 "detail": r.detail or None,
                 "warning": r.warning or None,
+                **({"excluded": True} if r.name in excluded else {}),
             }
             for r in results
         },

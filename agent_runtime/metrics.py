@@ -78,7 +78,7 @@ class Metrics:
         )
         self.sessions = Gauge(f"{ns}_sessions", "Sessions held in memory", registry=r)
         self.in_flight = Gauge(f"{ns}_in_flight_requests", "Requests in flight", registry=r)
-        self.ready = Gauge(f"{ns}_ready", "1 when /readyz passes", registry=r)
+        self.ready = Gauge(f"{ns}_ready", "1 when every /readyz check passes", registry=r)
         # Labelled children looked up once: ``labels()`` hashes and locks on every call.
         self._outcome_counters = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self._counts = dict.fromkeys(OUTCOMES, 0)

@@ -111,12 +111,15 @@ async def readyz(request: web.Request) -> web.Response:
         results.insert(0, health.CheckResult("startup", False, "initialising"))
     if services.shutting_down:
         results.insert(0, health.CheckResult("shutdown", False, "shutting down"))
-    passed = all(r.ok for r in results)
-    services.metrics.ready.set(1 if passed else 0)
+    # The metric tells the whole truth; ``?exclude=<check>`` (as on the API server) only
+    # changes the probe's verdict, so a shared database's outage can be left out of it.
+    services.metrics.ready.set(1 if all(r.ok for r in results) else 0)
+    excluded = frozenset(request.query.getall("exclude", ()))
+    passed = health.passes(results, excluded)
     status = 200 if passed else 500
     if _wants_json(request):
-        return web.json_response(health.render_json(results), status=status)
-    text = health.render_text(results, verbose="verbose" in request.query)
+        return web.json_response(health.render_json(results, excluded), status=status)
+    text = health.render_text(results, verbose="verbose" in request.query, excluded=excluded)
     return web.Response(text=text, status=status)
 
 

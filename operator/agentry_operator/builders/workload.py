@@ -40,6 +40,19 @@ def _probe(path: str, period: int, timeout: int, failures: int) -> dict[str, Any
     }
 
 
+def _readiness_path(agent: Agent) -> str:
+    """``/readyz``, without the state check when the state is a shared database.
+
+    Every replica loses a shared database at once: failing readiness for it would empty
+    the Service, and clients would get the proxy's bare 503 instead of the runtime's 503
+    with Retry-After. The failure still shows in ``/readyz?verbose``, the heartbeat, the
+    Agent's status and the ready metric.
+    """
+    if agent.spec.state.backend == "postgres":
+        return "/readyz?exclude=state"
+    return "/readyz"
+
+
 def _profile_volume(agent: Agent) -> dict[str, Any]:
     """The profile ConfigMap, plus the instructions' ConfigMap key when they come from one."""
     sources: list[dict[str, Any]] = [{"configMap": {"name": c.profile_config_map_name(agent.name)}}]
@@ -145,7 +158,7 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
             profile.probe_failure_threshold,
         ),
         "readinessProbe": _probe(
-            "/readyz",
+            _readiness_path(agent),
             profile.probe_period_seconds,
             profile.probe_timeout_seconds,
             profile.probe_failure_threshold,

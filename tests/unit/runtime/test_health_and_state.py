@@ -46,6 +46,10 @@ async def test_too_little_disk_space_fails_readiness_with_a_reason(
     text = await response.text()
     assert "[-]disk failed: " in text
     assert text.endswith("readyz check failed\n")
+    excluded = await client.get("/readyz?verbose&exclude=disk")
+    assert excluded.status == 200
+    assert "(excluded from this verdict)" in await excluded.text()
+    assert (await client.get("/readyz?exclude=model")).status == 500
 
 
 async def test_state_from_a_previous_run_is_restored(

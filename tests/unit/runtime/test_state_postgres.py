@@ -305,6 +305,12 @@ async def test_http_outage_is_503_with_retry_after_and_unready_then_recovers(
         status, line = await readiness_of_state(client)
         assert status == 500
         assert line.startswith("[-]state failed: database unreachable")
+        # The probe the operator gives postgres pods leaves the shared database out, so
+        # the pods stay in the Service and clients get this 503 with Retry-After.
+        probe = await client.get("/readyz?exclude=state&verbose")
+        assert probe.status == 200
+        assert "[-]state failed: database unreachable" in await probe.text()
+        assert (await client.get("/readyz?exclude=state")).status == 200
     finally:
         postgres_server.start()
     response = await client.post("/v1/sessions/s1/messages", json={"content": "back"})
