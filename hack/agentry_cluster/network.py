@@ -50,6 +50,11 @@ class Bridge:
         return f"10.244.{self.index}.1"
 
     @property
+    def mac(self) -> str:
+        """The bridge's fixed, locally administered MAC (02:…), derived from its index."""
+        return f"02:00:0a:f4:{self.index:02x}:01"
+
+    @property
     def cidr(self) -> str:
         return f"10.244.{self.index}.0/24"
 
@@ -139,7 +144,10 @@ def node_setup_batch(bridge: Bridge) -> str:
             "link set lo up",
             f"addr add {bridge.node_ip}/{link_prefix} dev eth0",
             "link set eth0 up",
-            f"link add {bridge.name} type bridge",
+            # A bridge without an address of its own takes its lowest port's MAC, which
+            # changes as pods come and go: pods then send to a gateway MAC that no port has
+            # any more, and host <-> pod traffic stalls until their ARP entries expire.
+            f"link add {bridge.name} address {bridge.mac} type bridge",
             f"addr add {bridge.ip}/24 dev {bridge.name}",
             f"link set {bridge.name} up",
             f"route add default via {bridge.host_ip}",
