@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,18 +80,6 @@ async def main(url, seconds, rate, sessions):
     print(json.dumps({"latencies": latencies, "statuses": statuses}))
 asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
 """
-
-
-@contextlib.contextmanager
-def database_server() -> Iterator[postgres.PostgresServer]:
-    server = postgres.PostgresServer(
-        Path(tempfile.mkdtemp(prefix="agentry-bench-pg-")), postgres.free_port()
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 @contextlib.asynccontextmanager
@@ -228,7 +216,7 @@ async def main(argv: list[str]) -> int:
     scratch = tempfile.TemporaryDirectory(prefix="agentry-bench-keys-")
     keys = Path(scratch.name)
     keyring = KeyRing.generate_development(keys)
-    with scratch, database_server() as server:
+    with scratch, postgres.temporary_server("agentry-bench-pg-") as server:
         version = server.psql("SHOW server_version").strip()
         url = server.createdb("throughput")
         async with (

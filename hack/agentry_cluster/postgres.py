@@ -21,8 +21,9 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -344,3 +345,18 @@ class PostgresServer:
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE " + where  # noqa: S608
         )
         return int(out.strip() or 0)
+
+
+@contextlib.contextmanager
+def temporary_server(prefix: str) -> Iterator[PostgresServer]:
+    """A started server in a new directory under the system temp dir, destroyed after.
+
+    Not under pytest's basetemp or another root-private directory: the server runs as
+    the ``postgres`` OS user, which must be able to reach its data directory.
+    """
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix=prefix)), free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()

@@ -173,14 +173,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     if reason := postgres.missing_reason():
         print(f"[postgres] skipping: {reason}", file=sys.stderr)
         pytest.skip(reason)
-    server = postgres.PostgresServer(
-        Path(tempfile.mkdtemp(prefix="agentry-pytest-pg-")), postgres.free_port()
-    )
-    server.start()
-    try:
+    with postgres.temporary_server("agentry-pytest-pg-") as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture
