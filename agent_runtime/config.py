@@ -45,6 +45,19 @@ class Skill(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=32)
 
 
+class ToolServer(BaseModel):
+    """One MCP server of ``AGENTRY_TOOLS`` (the operator writes them from spec.tools)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    url: str = Field(pattern=r"^https?://[^/@\s]+(/[^@\s]*)?$", max_length=2048)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600, alias="timeoutSeconds")
+    allowed_tools: tuple[str, ...] | None = Field(default=None, alias="allowedTools")
+    headers_file: Path | None = Field(default=None, alias="headersFile")
+    """A file of ``Name: value`` lines sent as headers (read on every connect)."""
+
+
 class Settings(BaseSettings):
     """The runtime's configuration; field ``x`` is read from ``AGENTRY_X``."""
 
@@ -116,6 +129,10 @@ class Settings(BaseSettings):
     limits_file: Path | None = None
     """JSON with this replica's rate and burst (``limits.py``), reloaded when it changes;
     when set, it replaces RATE_LIMIT_RPS, _BURST, _CLIENT_RPS and _CLIENT_BURST."""
+    tokens_per_minute: int = Field(default=0, ge=0)
+    """This replica's model tokens a minute (the limits file replaces it); 0: no budget."""
+    client_tokens_per_minute: int = Field(default=0, ge=0)
+    """One client's tokens a minute; 0 means half of TOKENS_PER_MINUTE."""
     max_concurrent: int = Field(default=64, ge=1)
     max_concurrent_per_client: int = Field(default=0, ge=0)
     """One client's requests in flight (its body being read included); 0 means half of
@@ -134,6 +151,15 @@ class Settings(BaseSettings):
     """UTF-8 bytes of all sessions' messages on this replica; beyond it, 507. 0: no limit."""
     session_idle_ttl_seconds: float = Field(default=0.0, ge=0)
     """Sessions idle this long are erased as by DELETE. 0: kept until deleted."""
+
+    tools: list[ToolServer] = Field(default_factory=list, max_length=32)
+    """The MCP servers whose tools the model may call, as a JSON list (docs/tools.md)."""
+    tool_max_steps: int = Field(default=8, ge=1, le=64)
+    """Model calls of one turn that may ask for tools before the turn is ended."""
+    tool_max_parallel: int = Field(default=4, ge=1, le=32)
+    """Tool calls of one step that run at the same time."""
+    tool_list_refresh_seconds: float = Field(default=30.0, gt=0)
+    """How often a server that could not be reached is tried again (and its list re-read)."""
 
     checkpoint_interval_seconds: float = Field(default=30.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)

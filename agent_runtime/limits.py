@@ -5,7 +5,8 @@ pod mounts (``AGENTRY_LIMITS_FILE``, key ``limits.json``), so ``kubectl scale`` 
 ``spec.rateLimit`` changes the file and no pod rolls. The file is JSON::
 
     {"requestsPerSecond": 3.333333, "burst": 7,
-     "perClientRequestsPerSecond": 0, "perClientBurst": 0}
+     "perClientRequestsPerSecond": 0, "perClientBurst": 0,
+     "tokensPerMinute": 4000, "perClientTokensPerMinute": 0}
 
 every value this replica's own (0 for the client fields: half of the replica's; 0
 requests per second: no limiting). ``LimitsFile`` re-reads it when it changes (one
@@ -45,6 +46,8 @@ class Limits(BaseModel):
     burst: int = Field(default=0, ge=0)
     client_requests_per_second: float = Field(default=0.0, ge=0, alias="perClientRequestsPerSecond")
     client_burst: int = Field(default=0, ge=0, alias="perClientBurst")
+    tokens_per_minute: int = Field(default=0, ge=0, alias="tokensPerMinute")
+    client_tokens_per_minute: int = Field(default=0, ge=0, alias="perClientTokensPerMinute")
 
     @property
     def enabled(self) -> bool:
@@ -64,6 +67,8 @@ class Limits(BaseModel):
             burst=settings.rate_limit_burst,
             client_requests_per_second=settings.rate_limit_client_rps,
             client_burst=settings.rate_limit_client_burst,
+            tokens_per_minute=settings.tokens_per_minute,
+            client_tokens_per_minute=settings.client_tokens_per_minute,
         )
 
     @classmethod

@@ -215,10 +215,12 @@ def _name_rules() -> list[dict[str, str]]:
 
 
 def _printer_columns() -> list[dict[str, Any]]:
-    """Counters only at `-o wide` (priority 1): plain `kubectl get` stays narrow."""
+    """Request counters only at `-o wide` (priority 1): plain `kubectl get` stays narrow;
+    the token total is shown always, since tokens are what an Agent costs."""
     return [
         {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Tokens", "type": "integer", "jsonPath": ".status.metrics.tokens"},
         {
             "name": "Requests",
             "type": "integer",

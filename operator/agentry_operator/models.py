@@ -154,12 +154,29 @@ class RateLimitSpec(_Model):
                 ".perClientRequestsPerSecond",
             ),
             (
+                "!has(self.perClientTokensPerMinute) || "
+                "self.perClientTokensPerMinute <= self.tokensPerMinute",
+                "spec.rateLimit.perClientTokensPerMinute must not exceed "
+                "spec.rateLimit.tokensPerMinute",
+                ".perClientTokensPerMinute",
+            ),
+            (
                 "!has(self.perClientBurst) || self.perClientBurst <= self.burst",
                 "spec.rateLimit.perClientBurst must not exceed spec.rateLimit.burst",
                 ".perClientBurst",
             ),
         )
     )
+
+    @model_validator(mode="after")
+    def _client_tokens_within_agent(self) -> RateLimitSpec:
+        client = self.per_client_tokens_per_minute
+        if client is not None and client > self.tokens_per_minute:
+            raise ValueError(
+                "spec.rateLimit.perClientTokensPerMinute must not exceed "
+                "spec.rateLimit.tokensPerMinute"
+            )
+        return self
 
     requests_per_second: float = Field(default=0.0, ge=0)
     """Sustained requests per second for the whole Agent; 0 turns limiting off."""
@@ -178,6 +195,49 @@ class RateLimitSpec(_Model):
     client pick its own bucket."""
     max_concurrent: int = Field(default=64, ge=1)
     """In-flight requests per replica before new ones are shed with 503."""
+    tokens_per_minute: int = Field(default=0, ge=0)
+    """Model tokens (input plus output) the whole Agent may use per minute; 0 turns the
+    token budget off. A turn reserves an estimate before the model call and is charged
+    its real usage after; a spent budget answers 429 with Retry-After."""
+    per_client_tokens_per_minute: int | None = Field(default=None, ge=1)
+    """Tokens per minute of one client across the Agent (with perClient); unset gives
+    each client half of tokensPerMinute."""
+
+
+class HeadersSource(_Model):
+    """Where a tool server's request headers come from."""
+
+    secret_ref: SecretKeyRef
+    """A Secret key holding HTTP header lines, one `Name: value` per line (for example
+    `Authorization: Bearer <token>`). The pods mount it as a file and read it when they
+    connect; the operator never reads it."""
+
+
+class ToolServerSpec(_Model):
+    """An MCP server the agent may call, reached over streamable HTTP."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Name of the server (a DNS label): it prefixes nothing the model sees, it names the
+    server in metrics, health and `kubectl agent tools`."""
+    url: str = Field(pattern=r"^https?://[^/@\s]+(/[^@\s]*)?$", max_length=2048)
+    """The server's MCP endpoint, e.g. http://search.tools.svc:8000/mcp; no
+    user:password@ (put credentials in headersFrom)."""
+    headers_from: HeadersSource | None = None
+    """Auth headers sent with every request to this server."""
+    allowed_tools: list[str] | None = Field(default=None, max_length=256)
+    """Only these of the server's tools are offered to the model; unset offers all."""
+    timeout_seconds: int = Field(default=30, ge=1, le=600)
+    """Deadline of one tool call; past it the model gets an error result."""
+
+
+class ToolPolicySpec(_Model):
+    """How many tool calls one turn may make."""
+
+    max_steps: int = Field(default=8, ge=1, le=64)
+    """Model calls in one turn that may ask for tools; the turn then ends with a reply
+    saying the step limit was reached."""
+    max_parallel: int = Field(default=4, ge=1, le=32)
+    """Tool calls of one step that run at the same time."""
 
 
 class PvcSpec(_Model):
@@ -514,6 +574,13 @@ class SchedulingSpec(_Model):
 AFFINITY_KINDS = {"nodeAffinity", "podAffinity", "podAntiAffinity"}
 
 
+def _refuse_repeats(what: str, keys: list[str]) -> None:
+    """The keys of a list-map must be unique (the API server's map list says so too)."""
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(duplicates)}")
+
+
 class AgentSpec(_Model):
     """The desired state of an Agent."""
 
@@ -585,6 +652,16 @@ class AgentSpec(_Model):
     """Node and zone spreading of the replicas, node selection, tolerations, affinity."""
     image: str | None = Field(default=None, min_length=1)
     """Agent image; empty uses the operator's default runtime image."""
+    tools: list[ToolServerSpec] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """MCP servers whose tools the model may call, one per name (docs/tools.md)."""
+    tool_policy: ToolPolicySpec = Field(
+        default_factory=ToolPolicySpec, json_schema_extra={"default": {}}
+    )
+    """Limits of the tool loop."""
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=64,
@@ -595,19 +672,19 @@ class AgentSpec(_Model):
     @field_validator("env")
     @classmethod
     def _unique_env_names(cls, env: list[EnvVar]) -> list[EnvVar]:
-        names = [var.name for var in env]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"names must be unique, repeated: {', '.join(duplicates)}")
+        _refuse_repeats("names", [var.name for var in env])
         return env
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_servers(cls, tools: list[ToolServerSpec]) -> list[ToolServerSpec]:
+        _refuse_repeats("names", [tool.name for tool in tools])
+        return tools
 
     @field_validator("skills")
     @classmethod
     def _unique_skill_ids(cls, skills: list[SkillSpec]) -> list[SkillSpec]:
-        ids = [skill.id for skill in skills]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"ids must be unique, repeated: {', '.join(duplicates)}")
+        _refuse_repeats("ids", [skill.id for skill in skills])
         return skills
 
     @model_validator(mode="after")
@@ -668,6 +745,8 @@ class Health(_Model):
     """Disk space."""
     encryption: str = "unknown"
     """Encryption self-test."""
+    tools: str = "unknown"
+    """Tool servers: ok, none, or the servers that cannot be reached."""
 
 
 class MetricsSummary(_Model):
@@ -685,6 +764,14 @@ class MetricsSummary(_Model):
     """errors / requests over the alerting window."""
     p95_latency_ms: float = 0.0
     """Worst p95 latency over the replicas."""
+    input_tokens: int = 0
+    """Model input tokens of the turns served."""
+    output_tokens: int = 0
+    """Model output tokens of the turns served."""
+    tokens: int = 0
+    """Input plus output tokens (the TOKENS printer column)."""
+    tool_calls: int = 0
+    """Tool calls made."""
 
 
 class CheckpointInfo(_Model):

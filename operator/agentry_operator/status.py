@@ -23,7 +23,7 @@ DEGRADED = "Degraded"
 ALERTING = "Alerting"
 CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, ALERTING)
 INVALID_SPEC = "InvalidSpec"
-HEALTH_COMPONENTS = ("state", "model", "disk", "encryption")
+HEALTH_COMPONENTS = ("state", "model", "disk", "encryption", "tools")
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,10 @@ def metrics_summary(heartbeats: Sequence[Heartbeat], error_rate: float) -> dict[
         "degraded": total("degraded"),
         "errorRate": round(error_rate, 4),
         "p95LatencyMs": max((hb.metrics.get("p95Ms", 0.0) for hb in heartbeats), default=0.0),
+        "inputTokens": total("inputTokens"),
+        "outputTokens": total("outputTokens"),
+        "tokens": total("inputTokens") + total("outputTokens"),
+        "toolCalls": total("toolCalls"),
     }
 
 

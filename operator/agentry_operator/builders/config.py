@@ -40,7 +40,7 @@ def replica_limits(agent: Agent) -> dict[str, float | int]:
     client field means the runtime's default (half of the replica's bucket)."""
     limit = agent.spec.rate_limit
     if limit.requests_per_second <= 0:
-        return {"requestsPerSecond": 0, "burst": 0}
+        return {"requestsPerSecond": 0, "burst": 0} | token_limits(agent)
     replicas = max(agent.spec.replicas, 1)
     share: dict[str, float | int] = {
         "requestsPerSecond": _share(limit.requests_per_second, replicas),
@@ -50,6 +50,23 @@ def replica_limits(agent: Agent) -> dict[str, float | int]:
         share["perClientRequestsPerSecond"] = _share(limit.per_client_requests_per_second, replicas)
     if limit.per_client_burst is not None:
         share["perClientBurst"] = max(math.ceil(limit.per_client_burst / replicas), 1)
+    return share | token_limits(agent)
+
+
+def token_limits(agent: Agent) -> dict[str, float | int]:
+    """This replica's share of spec.rateLimit.tokensPerMinute (absent: no token budget);
+    it lives in limits.json too, so a new budget or a scale reaches the pods live."""
+    limit = agent.spec.rate_limit
+    if limit.tokens_per_minute <= 0:
+        return {}
+    replicas = max(agent.spec.replicas, 1)
+    share: dict[str, float | int] = {
+        "tokensPerMinute": max(math.ceil(limit.tokens_per_minute / replicas), 1)
+    }
+    if limit.per_client_tokens_per_minute is not None:
+        share["perClientTokensPerMinute"] = max(
+            math.ceil(limit.per_client_tokens_per_minute / replicas), 1
+        )
     return share
 
 
@@ -87,6 +104,32 @@ def postgres_settings(agent: Agent) -> dict[str, str]:
     return env
 
 
+def tool_settings(agent: Agent) -> dict[str, str]:
+    """The tool servers (AGENTRY_TOOLS, JSON) and the tool loop's policy; absent without
+    spec.tools, so an Agent without tools gets the config it had before. A header file
+    is named after its server under TOOL_HEADERS_DIR (workload.py mounts it)."""
+    if not agent.spec.tools:
+        return {}
+    servers = []
+    for tool in agent.spec.tools:
+        server: dict[str, object] = {
+            "name": tool.name,
+            "url": tool.url,
+            "timeoutSeconds": tool.timeout_seconds,
+        }
+        if tool.allowed_tools is not None:
+            server["allowedTools"] = list(tool.allowed_tools)
+        if tool.headers_from is not None:
+            server["headersFile"] = f"{c.TOOL_HEADERS_DIR}/{tool.name}"
+        servers.append(server)
+    policy = agent.spec.tool_policy
+    return {
+        "TOOLS": json.dumps(servers, sort_keys=True),
+        "TOOL_MAX_STEPS": str(policy.max_steps),
+        "TOOL_MAX_PARALLEL": str(policy.max_parallel),
+    }
+
+
 def runtime_environment(agent: Agent) -> dict[str, str]:
     """The AGENTRY_* variables for the runtime, as strings."""
     spec = agent.spec
@@ -112,6 +155,7 @@ def runtime_environment(agent: Agent) -> dict[str, str]:
         **session_limits(agent),
         "PROFILE_DIR": c.PROFILE_DIR,
         **postgres_settings(agent),
+        **tool_settings(agent),
         "HEARTBEAT": "lease",
         "HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT_INTERVAL_SECONDS),
         "LOG_LEVEL": profile.log_level,

@@ -119,7 +119,32 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             }
         )
         mounts.append({"name": "auth", "mountPath": c.AUTH_DIR, "readOnly": True})
+    _tool_header_volume(agent, volumes, mounts)
     return volumes, mounts
+
+
+def _tool_header_volume(
+    agent: Agent, volumes: list[dict[str, Any]], mounts: list[dict[str, Any]]
+) -> None:
+    """One projected volume with each tool server's header Secret key as a file named
+    after the server: the kubelet reads the Secrets, so the operator needs no access to
+    them, and a rotated Secret reaches the pod without a restart."""
+    sources = [
+        {
+            "secret": {
+                "name": tool.headers_from.secret_ref.name,
+                "items": [{"key": tool.headers_from.secret_ref.key, "path": tool.name}],
+            }
+        }
+        for tool in agent.spec.tools
+        if tool.headers_from is not None
+    ]
+    if not sources:
+        return
+    volumes.append(
+        {"name": "tool-headers", "projected": {"sources": sources, "defaultMode": 0o440}}
+    )
+    mounts.append({"name": "tool-headers", "mountPath": c.TOOL_HEADERS_DIR, "readOnly": True})
 
 
 def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:

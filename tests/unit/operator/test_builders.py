@@ -329,3 +329,48 @@ def test_postgres_pods_get_no_volume_claim_and_no_postgres_settings_elsewhere() 
     assert not [name for name in pvc_env if "POSTGRES" in name or "RETENTION" in name]
     names = [e["name"] for e in pod_spec(agent())["containers"][0]["env"]]
     assert "AGENTRY_POSTGRES_URL" not in names
+
+
+def test_tool_servers_reach_the_runtime_and_their_header_secrets_only_as_files() -> None:
+    tools = [
+        {
+            "name": "search",
+            "url": "http://search.tools.svc:8000/mcp",
+            "headersFrom": {"secretRef": {"name": "search-auth", "key": "headers"}},
+            "allowedTools": ["lookup"],
+        },
+        {"name": "clock", "url": "http://clock:8000/mcp", "timeoutSeconds": 5},
+    ]
+    subject = agent(tools=tools, toolPolicy={"maxSteps": 3})
+    env = builders.runtime_environment(subject)
+    servers = json.loads(env["AGENTRY_TOOLS"])
+    assert [s["name"] for s in servers] == ["search", "clock"]
+    assert servers[0]["headersFile"] == "/etc/agentry/tool-headers/search"
+    assert "headersFile" not in servers[1]
+    assert servers[1]["timeoutSeconds"] == 5
+    assert env["AGENTRY_TOOL_MAX_STEPS"] == "3"
+    pod = pod_spec(subject)
+    volume = next(v for v in pod["volumes"] if v["name"] == "tool-headers")
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": "search-auth", "items": [{"key": "headers", "path": "search"}]}}
+    ]
+    assert "search-auth" not in json.dumps(pod["containers"][0]["env"])
+
+
+def test_an_agent_without_tools_gets_no_tool_settings() -> None:
+    env = builders.runtime_environment(agent())
+    assert not [name for name in env if "TOOL" in name]
+
+
+def test_each_replica_gets_its_share_of_the_token_budget_in_the_limits_file() -> None:
+    subject = agent(
+        replicas=3,
+        rateLimit={"tokensPerMinute": 10000, "perClientTokensPerMinute": 1000},
+    )
+    assert builders.replica_limits(subject) == {
+        "requestsPerSecond": 0,
+        "burst": 0,
+        "tokensPerMinute": 3334,
+        "perClientTokensPerMinute": 334,
+    }
+    assert "tokensPerMinute" not in builders.replica_limits(agent())

@@ -66,10 +66,20 @@ def test_kubectl_scale_and_status_subresources_are_enabled() -> None:
 def test_kubectl_get_shows_the_printer_columns() -> None:
     columns = crd.build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     names = [c["name"] for c in columns]
-    assert names == ["Ready", "Phase", "Requests", "Throttled", "Errors", "Checkpoint age", "Age"]
+    assert names == [
+        "Ready",
+        "Phase",
+        "Tokens",
+        "Requests",
+        "Throttled",
+        "Errors",
+        "Checkpoint age",
+        "Age",
+    ]
     wide_only = [c["name"] for c in columns if c.get("priority") == 1]
     assert wide_only == ["Requests", "Throttled", "Errors"]  # plain `kubectl get` stays narrow
-    checkpoint = columns[5]
+    assert columns[2]["jsonPath"] == ".status.metrics.tokens"  # tokens are what costs
+    checkpoint = columns[6]
     assert checkpoint == {
         "name": "Checkpoint age",
         "type": "date",

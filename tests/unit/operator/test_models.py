@@ -175,3 +175,33 @@ def test_an_unknown_ssl_mode_is_refused() -> None:
     state = {**POSTGRES, "postgres": {**POSTGRES["postgres"], "sslMode": "always"}}
     with pytest.raises(ValidationError, match=r"ssl_mode|sslMode"):
         AgentSpec.model_validate({"state": state})
+
+
+def test_tool_servers_get_the_documented_defaults_and_unique_names() -> None:
+    spec = AgentSpec.model_validate({"tools": [{"name": "search", "url": "http://s:8000/mcp"}]})
+    assert spec.tools[0].timeout_seconds == 30
+    assert spec.tools[0].allowed_tools is None
+    assert (spec.tool_policy.max_steps, spec.tool_policy.max_parallel) == (8, 4)
+    with pytest.raises(ValidationError, match="repeated: search"):
+        AgentSpec.model_validate(
+            {
+                "tools": [
+                    {"name": "search", "url": "http://a/mcp"},
+                    {"name": "search", "url": "http://b/mcp"},
+                ]
+            }
+        )
+
+
+@pytest.mark.parametrize("url", ["ftp://s/mcp", "http://user:pw@s/mcp", "search"])
+def test_a_tool_url_that_is_not_plain_http_is_refused_naming_the_field(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Agent.from_body(_body(tools=[{"name": "s", "url": url}]))
+    assert "spec.tools[0].url" in field_errors(caught.value)
+
+
+def test_a_client_token_budget_above_the_agents_is_refused_naming_it() -> None:
+    with pytest.raises(ValidationError, match="perClientTokensPerMinute must not exceed"):
+        AgentSpec.model_validate(
+            {"rateLimit": {"tokensPerMinute": 100, "perClientTokensPerMinute": 200}}
+        )
