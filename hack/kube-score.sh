@@ -25,9 +25,6 @@ common=(score --output-format ci --exit-one-on-warning --kubernetes-version "${k
 # when the node has idle cores. Requests give each pod its share under contention
 # (docs/operator.md, "Resource defaults").
 common+=(--ignore-container-cpu-limit)
-# No NetworkPolicy yet: issue 12 (production hardening) adds them for the operator and the
-# agent pods. Remove this line when it lands.
-common+=(--ignore-test pod-networkpolicy)
 
 # The operator's children, beyond the common ones:
 children_flags=(

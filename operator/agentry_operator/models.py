@@ -581,6 +581,28 @@ def _refuse_repeats(what: str, keys: list[str]) -> None:
         raise ValueError(f"{what} must be unique, repeated: {', '.join(duplicates)}")
 
 
+class NetworkSpec(_Model):
+    """Who may reach the agent pods and what they may reach (one NetworkPolicy).
+
+    Kubernetes enforces NetworkPolicy only through a CNI that implements it (Calico,
+    Cilium, kindnet 0.24+, ...); on one that does not, the policy is stored and has no
+    effect (docs/security.md, "Network policy").
+    """
+
+    policy: bool = True
+    """Isolate the agent pods with a NetworkPolicy. Ingress: the agent port from
+    ingressFrom only (and from the API server's addresses the operator is configured
+    with, for kubectl agent invoke through its proxy). Egress: DNS, the API server, the
+    model endpoint, the tool servers, the postgres port with that backend, and egress."""
+    ingress_from: list[PassThrough] | None = Field(default=None, max_length=32)
+    """Who may call the agent port, as NetworkPolicyPeer objects (podSelector,
+    namespaceSelector, ipBlock). Unset: every pod of the Agent's namespace. Empty: no
+    pod at all (kubelet probes are not subject to NetworkPolicy in most CNIs)."""
+    egress: list[PassThrough] = Field(default_factory=list, max_length=32)
+    """Further egress the agent pods need, as NetworkPolicyEgressRule objects (to,
+    ports): what the operator cannot see in the spec, such as a proxy or a database."""
+
+
 class AgentSpec(_Model):
     """The desired state of an Agent."""
 
@@ -650,6 +672,8 @@ class AgentSpec(_Model):
         default_factory=SchedulingSpec, json_schema_extra={"default": {}}
     )
     """Node and zone spreading of the replicas, node selection, tolerations, affinity."""
+    network: NetworkSpec = Field(default_factory=NetworkSpec, json_schema_extra={"default": {}})
+    """Network isolation of the agent pods (a NetworkPolicy, on by default)."""
     image: str | None = Field(default=None, min_length=1)
     """Agent image; empty uses the operator's default runtime image."""
     tools: list[ToolServerSpec] = Field(

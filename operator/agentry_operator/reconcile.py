@@ -237,6 +237,12 @@ class Reconciler:
         # The governing Service before its StatefulSet, so the pods' DNS names exist as
         # soon as the pods do.
         await self._apply(agent, builders.build_pods_service(agent), new)
+        # The pods start isolated: their NetworkPolicy exists before they do.
+        policy = builders.build_network_policy(agent, self.settings)
+        if policy is not None:
+            await self._apply(agent, policy, new)
+        elif not new:
+            await self._delete_own(agent, "NetworkPolicy", agent.name)
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)
         )

@@ -23,6 +23,10 @@ from agentry_operator.models import Agent, field_errors
 from agentry_operator.settings import OperatorSettings
 
 
+def _optional(obj: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [] if obj is None else [obj]
+
+
 def children(agent: Agent, settings: OperatorSettings) -> list[dict[str, Any]]:
     """Every child of `agent`, in the order `Reconciler.converge` applies them."""
     config_map = builders.build_config_map(agent)
@@ -37,6 +41,7 @@ def children(agent: Agent, settings: OperatorSettings) -> list[dict[str, Any]]:
         builders.build_profile_config_map(agent),
         builders.build_limits_config_map(agent),
         builders.build_pods_service(agent),
+        *_optional(builders.build_network_policy(agent, settings)),
         builders.build_statefulset(
             agent, settings, builders.config_hash(config_map["data"], ring), ring_annotations(ring)
         ),

@@ -5,6 +5,7 @@ Passed down explicitly to handlers and builders; nothing reads the environment l
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -56,6 +57,33 @@ class OperatorSettings(BaseSettings):
         "place for runtime tuning (AGENTRY_*), which spec.env refuses: whoever installs "
         "the operator may set it, an Agent's editor may not.",
     )
+
+    api_server_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses of the API server as pods reach it after the kubernetes "
+        "Service's translation (its EndpointSlice), comma-separated CIDRs. The agents' "
+        "NetworkPolicy allows egress to them on api_server_ports, and ingress from them to "
+        "the agent port (the API server's proxy, kubectl agent invoke). Empty: egress on "
+        "those ports to any address, and no ingress from outside the cluster's pods.",
+    )
+    api_server_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [443, 6443],
+        description="Ports of the API server (the Service's and its endpoints'), comma-separated.",
+    )
+
+    @field_validator("api_server_cidrs", "api_server_ports", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """Accept "a,b" from the environment as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_server_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        """Each entry an IPv4 or IPv6 network, written as the API server will store it."""
+        return [str(ipaddress.ip_network(cidr, strict=False)) for cidr in value]
 
     @field_validator("watch_namespaces", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ def test_an_agent_becomes_owned_children_ready_pods_and_a_running_status(
         ("configmap", "hello-limits"),
         ("statefulset", "hello"),
         ("service", "hello-pods"),
+        ("networkpolicy", "hello"),
         ("service", "hello"),
     ]:
         obj = wait_for(

@@ -39,6 +39,7 @@ RESOURCES: dict[str, tuple[str, bool, set[str]]] = {
     "rbac.authorization.k8s.io/v1/rolebindings": ("RoleBinding", True, set()),
     "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True, set()),
     "coordination.k8s.io/v1/leases": ("Lease", True, set()),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True, set()),
 }
 VERBS = {"list", "watch", "get", "create", "patch", "update", "delete"}
 AGENTS = "agentry.dev/v1alpha1/agents"

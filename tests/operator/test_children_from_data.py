@@ -28,6 +28,7 @@ CHILDREN = [
     ("v1/configmaps", "ConfigMap", "-profile"),
     ("v1/configmaps", "ConfigMap", "-limits"),
     ("v1/services", "Service", "-pods"),
+    ("networking.k8s.io/v1/networkpolicies", "NetworkPolicy", ""),
     ("apps/v1/statefulsets", "StatefulSet", ""),
     ("v1/services", "Service", ""),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", ""),

@@ -46,37 +46,68 @@ with `include "agentry.watchNamespaces" . | fromJsonArray`.
 {{- toJson $namespaces -}}
 {{- end -}}
 
-{{/* Rules the operator needs in a namespace it watches. */}}
+{{/*
+Rules the operator needs in a namespace it watches: the verbs its code calls, nothing more
+(docs/security.md, "The operator's permissions", says why each write and delete is there).
+Children go away with their Agent through ownerReferences (the garbage collector), so
+`delete` is held only where the operator's own code deletes. Secrets are read by name
+(`get`): never `list` or `watch`, so the operator cannot enumerate Secrets it was not
+pointed at. The agents' Roles grant get/update/patch/create on ConfigMaps and Leases, and
+the API server lets the operator create a Role only with permissions it holds itself.
+*/}}
 {{- define "agentry.namespacedRules" -}}
 - apiGroups: ["agentry.dev"]
   resources: ["agents"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["agentry.dev"]
   resources: ["agents/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 {{- /* Children carry blockOwnerDeletion: true in their ownerReference to the Agent. With
 OwnerReferencesPermissionEnforcement (OpenShift, hardened clusters) setting it needs update
 on the owner's finalizers subresource. */}}
 - apiGroups: ["agentry.dev"]
   resources: ["agents/finalizers"]
   verbs: ["update"]
+  # delete: never called on a Secret. The API server (OwnerReferencesPermissionEnforcement,
+  # on in OpenShift, hardened clusters and the local cluster) lets only who may delete an
+  # object change its ownerReferences: the finalizer takes the key Secret out of garbage
+  # collection (retainOnDelete) and a new Agent of the same name adopts it back.
 - apiGroups: [""]
-  resources: ["serviceaccounts", "services", "configmaps", "secrets", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: ["apps"]
-  resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["serviceaccounts", "services"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch"]
+  # delete: state ConfigMaps of an Agent deleted with retainOnDelete: false, and the move
+  # of state set aside for a fresh start (copy, then delete)
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "update", "patch", "delete"]
+  # delete: the state volumes of an Agent deleted with retainOnDelete: false
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "patch", "delete"]
+  # delete: re-created with its pods orphaned when serviceName must change
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "create", "patch", "delete"]
+  # delete: the PDB of an Agent scaled back to one replica; the NetworkPolicy of an Agent
+  # whose spec.network.policy is turned off
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch", "delete"]
+  # delete: the heartbeat Leases go with the state of an Agent deleted with
+  # retainOnDelete: false
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  # delete: the finalizer removes an Agent's heartbeat Leases with its state (not retained)
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["get", "list", "create", "update", "patch", "delete"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}

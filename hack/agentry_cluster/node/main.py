@@ -106,6 +106,7 @@ class ProcessNode:
                 await network.delete(net)
         shutil.rmtree(self.node_dir / "pods", ignore_errors=True)
         shutil.rmtree(self.node_dir / "logs", ignore_errors=True)
+        shutil.rmtree(self.node_dir / "logs-of-deleted-pods", ignore_errors=True)
         remove_created_mount_points(self.node_dir)
 
     async def on_pod(self, kind: str, pod: Json) -> None:

@@ -408,6 +408,13 @@ class PodWorker:
             await network.delete(self.net)
         self.services.pool.release(self.uid)
         shutil.rmtree(self.pod_dir, ignore_errors=True)
+        # Kept, as a node's journal keeps them, for whoever reads the cluster's logs after
+        # the pod is gone (the e2e suite scans them for secrets at its end); they go with
+        # the node's next start or the cluster.
+        gone = self.services.node_dir / "logs-of-deleted-pods" / self.log_root.name
+        with contextlib.suppress(OSError):
+            gone.parent.mkdir(exist_ok=True)
+            self.log_root.rename(gone)
         shutil.rmtree(self.log_root, ignore_errors=True)
 
     async def _delete_from_api(self) -> None:

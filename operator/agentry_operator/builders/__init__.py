@@ -14,6 +14,7 @@ from agentry_operator.builders.config import (
     replica_limits,
     runtime_environment,
 )
+from agentry_operator.builders.network import build_network_policy
 from agentry_operator.builders.profiles import PROFILES, Profile, profile_for
 from agentry_operator.builders.rbac import build_role, build_role_binding, build_service_account
 from agentry_operator.builders.workload import (
@@ -30,6 +31,7 @@ __all__ = [
     "build_config_map",
     "build_key_secret",
     "build_limits_config_map",
+    "build_network_policy",
     "build_pdb",
     "build_pods_service",
     "build_profile_config_map",
