@@ -168,3 +168,16 @@ def test_a_bad_api_server_address_is_refused_naming_the_setting(
         OperatorSettings()
     monkeypatch.setenv("AGENTRY_OPERATOR_API_SERVER_CIDRS", "172.18.0.2, fd00::/64")
     assert OperatorSettings().api_server_cidrs == ["172.18.0.2/32", "fd00::/64"]
+
+
+def test_each_tool_server_is_reachable_and_a_shared_rule_appears_once() -> None:
+    tools = [
+        {"name": "search", "url": "http://search-mcp.tools.svc.cluster.local:8000/mcp"},
+        {"name": "lookup", "url": "http://lookup.tools.svc:9000/mcp"},
+        {"name": "web", "url": "https://mcp.example.com/mcp"},
+    ]
+    egress = policy(agent(tools=tools))["egress"]
+    tools_namespace = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tools"}}}]
+    }
+    assert egress[2:] == [tools_namespace, {"ports": [{"protocol": "TCP", "port": 443}]}]
