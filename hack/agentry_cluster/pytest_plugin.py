@@ -144,10 +144,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         print(f"[cluster] logs kept in {layout.logs}", file=sys.stderr)
 
 
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace (with its default ServiceAccount in place), deleted afterwards."""
-    name = f"t-{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def scratch_namespace(cluster: Cluster, prefix: str = "t") -> Iterator[str]:
+    """A fresh namespace `<prefix>-<random>`, ready for pods (its default ServiceAccount is
+    in place, or the first pod would be refused), and deleted without waiting afterwards."""
+    name = f"{prefix}-{secrets.token_hex(4)}"
     cluster.kubectl("create", "namespace", name)
     deadline = time.monotonic() + 30
     while cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode:
@@ -158,6 +159,13 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace for one test (see `scratch_namespace`)."""
+    with scratch_namespace(cluster) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ Python script mounted from a ConfigMap.
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from agentry_cluster.pytest_plugin import scratch_namespace
 
 from tests.support.e2e import eventually as wait_for
 from tests.support.e2e import get_json as kubectl_json
@@ -160,19 +160,15 @@ def manifests(ns: str, signals: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def web(cluster: Any) -> Iterator[dict[str, Any]]:
     """The StatefulSet, Ready, with its namespace and the pods' JSON."""
-    ns = f"node-{secrets.token_hex(3)}"
     # Not under pytest's tmp dir: concurrent pytest runs on the machine prune old ones.
     signals = Path(tempfile.mkdtemp(prefix="agentry-node-signals-"))
-    cluster.kubectl("create", "namespace", ns)
-    wait_for("default ServiceAccount", lambda: cluster.kubectl(
-        "get", "sa", "default", "-n", ns, check=False).returncode == 0)  # fmt: skip
-    docs = yaml.safe_dump_all(manifests(ns, signals))
-    cluster.kubectl("apply", "-f", "-", input=docs)
     try:
-        pods = wait_for("2 Ready pods", lambda: ready_pods(cluster, ns, 2), timeout=60)
-        yield {"ns": ns, "pods": pods, "signals": signals}
+        with scratch_namespace(cluster, "node") as ns:
+            docs = yaml.safe_dump_all(manifests(ns, signals))
+            cluster.kubectl("apply", "-f", "-", input=docs)
+            pods = wait_for("2 Ready pods", lambda: ready_pods(cluster, ns, 2), timeout=60)
+            yield {"ns": ns, "pods": pods, "signals": signals}
     finally:
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         shutil.rmtree(signals, ignore_errors=True)
 
 

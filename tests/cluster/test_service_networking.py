@@ -11,7 +11,6 @@ pod on its IP from the host and has it do the lookups and requests from inside.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
 import urllib.parse
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from agentry_cluster import binaries, clusterdns, controlplane, processes
 from agentry_cluster.layout import StateLayout
+from agentry_cluster.pytest_plugin import scratch_namespace
 
 from tests.support.e2e import eventually as wait_for
 from tests.support.e2e import get_url_json as get_json
@@ -162,12 +162,8 @@ class Client:
 
 @pytest.fixture(scope="module")
 def apps(cluster: Any) -> Iterator[dict[str, Any]]:
-    ns = f"svc-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", ns)
-    wait_for("default ServiceAccount", lambda: cluster.kubectl(
-        "get", "sa", "default", "-n", ns, check=False).returncode == 0)  # fmt: skip
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests(ns)))
-    try:
+    with scratch_namespace(cluster, "svc") as ns:
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests(ns)))
         for app, count in (("client", 1), ("echo", 1), ("db", 2)):
             wait_for(f"{count} Ready {app} pods",
                      lambda a=app, c=count: len(ready_pods(cluster, ns, a)) == c, timeout=90)  # type: ignore[misc]  # fmt: skip
@@ -176,8 +172,6 @@ def apps(cluster: Any) -> Iterator[dict[str, Any]]:
         # kube-proxy follows the EndpointSlice a moment after the pod turns Ready.
         wait_for("the echo Service answering", lambda: client.pod_behind("http://echo/"))
         yield {"ns": ns, "client": client, "client_name": client_pod["metadata"]["name"]}
-    finally:
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def cluster_ip(cluster: Any, ns: str, name: str) -> str:

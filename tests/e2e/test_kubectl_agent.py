@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
+from agentry_cluster.pytest_plugin import scratch_namespace
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -157,18 +157,8 @@ def apply(cluster: Any, document: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def ns(operator: Any) -> Iterator[str]:
     """One namespace for the module's Agents (the per-test `namespace` would recreate them)."""
-    name = f"t-plugin-{secrets.token_hex(3)}"
-    operator.kubectl("create", "namespace", name)
-    wait_for(
-        lambda: get_json(operator, "serviceaccount", "default", "-n", name),
-        30,
-        "the default ServiceAccount",
-        interval=0.2,
-    )
-    try:
+    with scratch_namespace(operator, "t-plugin") as name:
         yield name
-    finally:
-        operator.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from agentry_cluster.pytest_plugin import scratch_namespace
 
 from tests.e2e.test_agent_lifecycle import agent_pods, apply_agent, wait_phase
 from tests.e2e.test_kubectl_agent import kubectl_agent, ok
@@ -62,10 +63,8 @@ def database(cluster_postgres: Any, cluster: Any) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def ns(operator: Any) -> Iterator[str]:
-    name = f"pg-{secrets.token_hex(3)}"
-    operator.kubectl("create", "namespace", name)
-    yield name
-    operator.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(operator, "pg") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
