@@ -239,7 +239,15 @@ class KubeCluster:
         """POST like `post_through_proxy`, asking for server-sent events; the reply's lines
         are read as they arrive (the proxy relays a streamed body as it comes)."""
         resource = f"/api/v1/namespaces/{namespace}/{target}:{port}/proxy/{path.lstrip('/')}"
-        header_params = {"Content-Type": "application/json", "Accept": accept}
+        # A chunked body, not a Content-Length one: over HTTP/1.1 the API server's proxy
+        # (Go's ReverseProxy) drops its connection to the pod, cutting the answer, when the
+        # pod answers before the proxy has checked the body's end (golang/go#40747); a
+        # chunked body ends before the pod can answer. docs/protocols.md has the details.
+        header_params = {
+            "Content-Type": "application/json",
+            "Accept": accept,
+            "Transfer-Encoding": "chunked",
+        }
         header_params.update(headers)
         request = self.api.param_serialize(
             "POST", resource, header_params=header_params, body=body, auth_settings=["BearerToken"]

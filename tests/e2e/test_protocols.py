@@ -4,8 +4,9 @@
 An Agent with `spec.instructions`, skills and auth on. `kubectl agent invoke --stream`
 prints a reply in the instructions' persona that remembers the previous turn; the official
 `openai` SDK and the `a2a-sdk` client reach the same Agent through
-`/api/v1/namespaces/<ns>/services/<agent>:http/proxy/`, authenticated to the API server
-by the kubeconfig's client certificate, with the Agent's own token in
+`/api/v1/namespaces/<ns>/services/<agent>:http/proxy/` over HTTP/2 and streamed
+(twenty streams: over HTTP/1.1 the proxy cut about one in twenty, golang/go#40747),
+authenticated to the API server by the kubeconfig's client certificate, with the Agent's own token in
 `X-Agentry-Authorization` (the proxy drops `Authorization`). Memory carries across turns
 on each surface, and an edit of the instructions reaches the pod without a restart.
 """
@@ -68,7 +69,9 @@ async def proxied(
     wait_phase(operator, "ada", namespace, "Running")
     server, context = api_server_client(operator, tmp_path)
     base = f"{server}/api/v1/namespaces/{namespace}/services/ada:http/proxy"
-    async with httpx.AsyncClient(verify=context, headers=ALICE, timeout=60) as http:
+    # HTTP/2, as kubectl speaks to the API server: over HTTP/1.1 its proxy cuts a POST's
+    # answer now and then (golang/go#40747; docs/protocols.md).
+    async with httpx.AsyncClient(verify=context, headers=ALICE, timeout=60, http2=True) as http:
         yield base, http
 
 
@@ -102,23 +105,27 @@ async def test_every_surface_reaches_the_agent_through_the_proxy(
     assert second.startswith("[Ada, the help desk of Example Corp] ")
     assert "“my order is 4711”" in second
 
-    # The openai SDK and the a2a-sdk client, as turns of one session. Their streaming is
-    # tested in the unit suite; through this proxy one streamed response in about thirty
-    # was seen cut ("incomplete chunked read"), not yet understood, so only the CLI's
-    # --stream, which this issue asks for on the cluster, streams here.
+    # The openai SDK and the a2a-sdk client, as turns of one session, streamed.
     api = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", http_client=http)
     session = {"X-Session-ID": "sdk"}
     await api.chat.completions.create(
         model="ada", messages=[{"role": "user", "content": "remember 42"}], extra_headers=session
     )
-    second_turn = await api.chat.completions.create(
-        model="ada", messages=[{"role": "user", "content": "and?"}], extra_headers=session
-    )
-    assert "“remember 42”" in (second_turn.choices[0].message.content or "")
+    for n in range(20):  # over HTTP/1.1 the proxy cut about one stream in twenty
+        stream = await api.chat.completions.create(
+            model="ada",
+            messages=[{"role": "user", "content": f"and? ({n})"}],
+            extra_headers=session,
+            stream=True,
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        before = "remember 42" if n == 0 else f"and? ({n - 1})"
+        assert f"(turn {n + 2})" in text, text
+        assert f"“{before}”" in text, text
     assert [m.id for m in (await api.models.list()).data] == ["ada"]
 
     # The card through the proxy, two messages in one context, GetTask.
-    config = ClientConfig(httpx_client=http, streaming=False)
+    config = ClientConfig(httpx_client=http, streaming=True)
     a2a = await create_client(base, client_config=config)
     card = a2a._card  # what the client resolved
     assert card.supported_interfaces[0].url == f"{base}/v1/a2a"
@@ -128,10 +135,11 @@ async def test_every_surface_reaches_the_agent_through_the_proxy(
             message=new_text_message(text, context_id="a2a", role=Role.ROLE_USER)
         )
         got = [event async for event in a2a.send_message(request)]
-    final = got[-1].task
+    final = got[-1].status_update  # streamed: the task, its pieces, then the final status
     assert final.status.state == TaskState.TASK_STATE_COMPLETED
-    assert "“my name is Grace”" in final.artifacts[0].parts[0].text
-    task = await a2a.get_task(GetTaskRequest(id=final.id))
+    pieces = [e.artifact_update.artifact for e in got if e.HasField("artifact_update")]
+    assert "“my name is Grace”" in "".join(piece.parts[0].text for piece in pieces)
+    task = await a2a.get_task(GetTaskRequest(id=final.task_id))
     assert task.history[0].parts[0].text == "who am I?"
     await a2a.close()
 

@@ -68,7 +68,9 @@ class ServiceProxy:
         headers: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> ProxyReply:
-        data = None if body is None else json.dumps(body).encode()
+        # An iterable body goes out chunked: the proxy cuts a Content-Length POST over
+        # HTTP/1.1 when the pod answers quickly (golang/go#40747, docs/protocols.md).
+        data = None if body is None else iter([json.dumps(body).encode()])
         req = urllib.request.Request(
             self.base + path,
             data=data,

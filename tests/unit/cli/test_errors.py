@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from unittest import mock
 
 import pytest
@@ -190,3 +192,59 @@ def test_bad_durations_are_rejected(text):
 )
 def test_ages_print_like_kubectls(seconds, text):
     assert format_age(seconds) == text
+
+
+def test_a_post_through_the_proxy_sends_a_chunked_body(tmp_path):
+    """The API server's proxy can cut a quick answer to a Content-Length POST over
+    HTTP/1.1 (golang/go#40747); a chunked body cannot be cut that way."""
+    seen: dict[str, object] = {}
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen["headers"] = dict(self.headers.items())
+            seen["path"] = self.path
+            if self.headers.get("Transfer-Encoding") == "chunked":
+                seen["body"] = read_chunked(self.rfile)
+            else:
+                seen["body"] = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer = b'{"turn": 1}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        cluster = kube.KubeCluster(kube.client.ApiClient(kube.client.Configuration(host)), "a")
+        reply = cluster.post_through_proxy(
+            "team-a", "services/bot", "http", "/v1/sessions/s/messages", {"content": "hi"}, {}
+        )
+        cluster.api.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert (reply.status, json.loads(reply.body)) == (200, {"turn": 1})
+    proxy = "/api/v1/namespaces/team-a/services/bot:http/proxy"
+    assert seen["path"] == f"{proxy}/v1/sessions/s/messages"
+    headers = {k.lower(): v for k, v in seen["headers"].items()}  # type: ignore[attr-defined]
+    assert headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in headers
+    assert json.loads(seen["body"]) == {"content": "hi"}  # type: ignore[arg-type]
+
+
+def read_chunked(stream) -> bytes:
+    body = b""
+    while size := int(stream.readline().split(b";")[0], 16):
+        body += stream.read(size)
+        stream.readline()
+    stream.readline()
+    return body
