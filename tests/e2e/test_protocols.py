@@ -4,11 +4,11 @@
 An Agent with `spec.instructions`, skills and auth on. `kubectl agent invoke --stream`
 prints a reply in the instructions' persona that remembers the previous turn; the official
 `openai` SDK and the `a2a-sdk` client reach the same Agent through
-`/api/v1/namespaces/<ns>/services/<agent>:http/proxy/` over HTTP/2 and streamed
-(twenty streams: over HTTP/1.1 the proxy cut about one in twenty, golang/go#40747),
-authenticated to the API server by the kubeconfig's client certificate, with the Agent's own token in
-`X-Agentry-Authorization` (the proxy drops `Authorization`). Memory carries across turns
-on each surface, and an edit of the instructions reaches the pod without a restart.
+`/api/v1/namespaces/<ns>/services/<agent>:http/proxy/` over HTTP/2, streamed (twenty
+streams: over HTTP/1.1 the proxy cut about one in twenty, golang/go#40747), and
+authenticated to the API server by the kubeconfig's client certificate, with the Agent's
+own token in `X-Agentry-Authorization` (the proxy drops `Authorization`). Memory carries
+across turns on each surface, and an edit of the instructions reaches the pod without a restart.
 """
 
 from __future__ import annotations
