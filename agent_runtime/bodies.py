@@ -1,7 +1,8 @@
 """Request bodies: JSON objects and text fields, checked the same way on every surface.
 
 A body that is not a JSON object is a 400 naming ``body``; a text field must be a
-non-empty string that can be stored as UTF-8. Called by the handlers of every surface.
+non-empty string that can be stored as UTF-8. Called by the handlers of every surface;
+parsed by ``jsonwire``, which refuses what the standard library refuses.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_runtime import jsonwire
 from agent_runtime.errors import InvalidRequest
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        body = json.loads(raw)
+        body = jsonwire.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidRequest("body", "must be a JSON object") from None
     except RecursionError:

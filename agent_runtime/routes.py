@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from agent_runtime import health
+from agent_runtime import health, jsonwire
 from agent_runtime.bodies import json_object, text
 from agent_runtime.middleware import DEGRADED
 from agent_runtime.middleware.errors import response_for
@@ -35,7 +35,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     if outcome.degraded:
         request[DEGRADED] = True
         headers[DEGRADED_HEADER] = "true"
-    return web.json_response(
+    return jsonwire.json_response(
         {"reply": outcome.reply, "degraded": outcome.degraded, "turn": outcome.turn},
         headers=headers,
     )
@@ -78,7 +78,7 @@ async def get_session(request: web.Request) -> web.Response:
     after, limit = page_request(request.query)
     messages = await request.app[SERVICES].sessions.get(owner, session_id)
     page = page_of(messages, after, limit)
-    return web.json_response(
+    return jsonwire.json_response(
         {"id": session_id, "messages": page.messages, "total": page.total, "next": page.next}
     )
 

@@ -6,7 +6,9 @@ reads the whole body before the request takes a replica slot, with
 ``BODY_READ_TIMEOUT_SECONDS`` for all of it: a client that trickles its body ties up its
 own connection, never a slot that other clients need. A client that hangs up before its
 body is complete is a client error (499), not a server error. Handlers'
-``request.read()`` then returns the bytes already read. Called by ``middleware/guard.py``.
+``request.read()`` then returns the bytes already read. A body that arrived whole with
+the headers (most do) is taken without arming the deadline's timer. Called by
+``middleware/guard.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def check_body_size(request: web.Request, limit: int) -> None:
 async def read_body(request: web.Request, timeout_seconds: float) -> None:
     """Read the body into the request, or raise ``BodyTimeout`` or ``ClientGone``."""
     if not request.body_exists:
+        return
+    if request.content.is_eof():
+        await request.read()  # all of it arrived with the headers: no wait, so no deadline
         return
     try:
         async with asyncio.timeout(timeout_seconds):

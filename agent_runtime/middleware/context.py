@@ -7,7 +7,6 @@ access log has method, route, status and duration, never headers or bodies.
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import time
@@ -15,11 +14,9 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from agent_runtime.logs import request_id_var
+from agent_runtime.logs import log_access, request_id_var
 from agent_runtime.middleware import API_PREFIX, DEGRADED, ERROR_CODE
 from agent_runtime.services import SERVICES
-
-log = logging.getLogger("agent_runtime.access")
 
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -67,18 +64,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         elapsed = time.perf_counter() - started
         if request.path.startswith(API_PREFIX):
             request.app[SERVICES].metrics.observe_request(outcome_of(status, request), elapsed)
-        if log.isEnabledFor(logging.INFO):  # skip building the fields when filtered out
-            route = request.match_info.route.resource
-            template = route.canonical if route is not None else "unmatched"
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": request.method,
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                },
-            )
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        log_access(request_id, request.method, template, status, elapsed)
         request_id_var.reset(token)

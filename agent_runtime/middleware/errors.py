@@ -15,6 +15,7 @@ import logging
 
 from aiohttp import web
 
+from agent_runtime import jsonwire
 from agent_runtime.errors import InvalidRequest, RequestError
 from agent_runtime.middleware import ERROR_CODE
 from agent_runtime.state import StateFull
@@ -34,7 +35,7 @@ def error_response(
     if field is not None:
         body["field"] = field
         body["param"] = field
-    return web.json_response({"error": body}, status=status, headers=headers)
+    return jsonwire.json_response({"error": body}, status=status, headers=headers)
 
 
 def error_type(status: int) -> str:

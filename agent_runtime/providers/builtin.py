@@ -37,6 +37,8 @@ _OPS = {
 
 class BuiltinProvider:
     name = "builtin"
+    in_process = True
+    """Answers within ``complete``, without I/O: the guard awaits it without a deadline task."""
 
     async def start(self) -> None:
         return None
@@ -70,7 +72,8 @@ def pieces(text: str) -> list[str]:
 
 def persona(conversation: Sequence[ChatTurn]) -> str:
     """Who the instructions' first line says the agent is: "You are Ada." → "Ada"."""
-    system = next((t["content"] for t in conversation if t.get("role") == "system"), "")
+    roles = _roles(conversation)
+    system = conversation[roles.index("system")]["content"] if "system" in roles else ""
     first = next((line.strip() for line in system.splitlines() if line.strip()), "")
     first = re.sub(r"^you are\s+", "", first, flags=re.IGNORECASE).rstrip(" .!")
     if len(first) > PERSONA_MAX_CHARS:
@@ -85,12 +88,33 @@ def respond(conversation: Sequence[ChatTurn]) -> str:
     return f"[{speaker}] {reply}" if speaker else reply
 
 
+_ROLE = operator.methodcaller("get", "role")
+
+
+def _roles(conversation: Sequence[ChatTurn]) -> list[str | None]:
+    """Each message's role, collected without a Python loop: a session's whole history
+    comes with every turn, so a Python loop over it grew with the session."""
+    return list(map(_ROLE, conversation))
+
+
+def _users(conversation: Sequence[ChatTurn], roles: list[str | None], count: int) -> list[str]:
+    """The contents of the last ``count`` user messages, oldest first."""
+    found: list[str] = []
+    for index in range(len(roles) - 1, -1, -1):
+        if len(found) == count:
+            break
+        if roles[index] == "user":
+            found.append(conversation[index]["content"])
+    return found[::-1]
+
+
 def _answer(conversation: Sequence[ChatTurn]) -> str:
-    users = [t["content"] for t in conversation if t.get("role") == "user"]
-    if not users:
+    roles = _roles(conversation)
+    turn = roles.count("user")
+    if not turn:
         return "Hello. Send me a message and I will answer."
-    last = users[-1].strip()
-    turn = len(users)
+    recent = _users(conversation, roles, 2)
+    last = recent[-1].strip()
     lowered = last.lower().rstrip("?!. ")
     if lowered in {"hi", "hello", "hey", "good morning", "good evening"}:
         return f"Hello! This is turn {turn} of our conversation. How can I help?"
@@ -100,23 +124,23 @@ def _answer(conversation: Sequence[ChatTurn]) -> str:
             "arithmetic, and summarise what you have told me. Ask 'summary' to see it."
         )
     if lowered in {"summary", "summarise", "summarize"}:
-        earlier = users[:-1]
+        earlier = _users(conversation, roles, turn)[:-1]
         if not earlier:
             return "Nothing to summarise yet: this is your first message."
         words = sum(len(u.split()) for u in earlier)
         return f"So far you sent {len(earlier)} message(s), {words} word(s) in all."
     expression = last.rstrip("=? ").removeprefix("what is").strip()
     if expression and _ARITH.fullmatch(expression):
-        return _calculate(expression) or _brief(users)
-    return _brief(users)
+        return _calculate(expression) or _brief(recent, turn)
+    return _brief(recent, turn)
 
 
-def _brief(users: Sequence[str]) -> str:
-    last, turn = users[-1], len(users)
-    words = len(last.split())
+def _brief(recent: Sequence[str], turn: int) -> str:
+    """``recent``: the last user message, after the one before it if there is one."""
+    words = len(recent[-1].split())
     reply = f"You said {words} word(s) (turn {turn})."
     if turn > 1:
-        reply += f" Before that you said: {_quote(users[-2])}."
+        reply += f" Before that you said: {_quote(recent[-2])}."
     return reply + " I am answering offline, so I keep it brief."
 
 

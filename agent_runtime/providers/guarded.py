@@ -64,6 +64,9 @@ class GuardedModel:
         self.fallback = fallback
         self.timeout_seconds = timeout_seconds
         self._metrics = metrics
+        # A provider that answers within the call, in this process (the builtin one), cannot
+        # outlive a deadline: it is awaited directly, without a task and a timer per turn.
+        self._in_process = getattr(provider, "in_process", False) is True
 
     def deadline(self) -> float:
         """The event-loop time by which a request arriving now must have its reply."""
@@ -170,6 +173,13 @@ class GuardedModel:
         (or a library under it) that swallows a cancellation: the caller stops waiting at
         the deadline whatever the task does next.
         """
+        if self._in_process:
+            try:
+                return await self.provider.complete(conversation, deadline=deadline)
+            except ModelError:
+                raise
+            except Exception as error:
+                raise ModelError("unexpected", f"provider raised {type(error).__name__}") from None
         call = asyncio.ensure_future(self.provider.complete(conversation, deadline=deadline))
         try:
             done, _ = await asyncio.wait({call}, timeout=deadline - _now())

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from agent_runtime.state import framing
 from agent_runtime.state.model import (
     ANONYMOUS_CLIENT,
@@ -38,9 +40,21 @@ LEGACY_FORMAT_VERSION = 1
 CHECKPOINT_BODY_KIND = "session"  # all of one session's messages, inside a checkpoint
 TURN_BODY_KIND = "turn"  # the messages one journal entry adds to a session
 
-# Built once: ``json.dumps`` with options constructs a new encoder on every call, and a
-# journal entry is encoded for every acknowledged turn.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+MESSAGES_PER_CALL = 64
+"""A checkpoint encodes a session's messages this many per encoder call: orjson holds the
+GIL for a whole call, and a checkpoint is encoded in a worker thread while the event loop
+serves requests, so one session of megabytes must not be one call."""
+
+
+def dump(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the bytes ``json.dumps(value, separators=(",", ":"),
+    ensure_ascii=False).encode()`` gives, by orjson (a turn is encoded on every request).
+    A string that UTF-8 cannot hold (a lone surrogate) raises ``ValueError``, as that
+    ``.encode()`` did, so a store fails that entry alone (``batching.seal_each``)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"not encodable as JSON: {exc}") from None
 
 
 class MalformedRecord(ValueError):
@@ -70,10 +84,13 @@ def encode_checkpoint(
 
 
 def _encode_messages(messages: list[Message]) -> bytes:
-    """The JSON list of `messages`, one message per encoder call (the same bytes as one
-    call for the list): a worker thread encoding a checkpoint lets the event loop run
-    between messages, where one call for a session of megabytes would hold the GIL."""
-    return b"[" + b",".join(_ENCODER.encode(m).encode() for m in messages) + b"]"
+    """The JSON list of `messages`, ``MESSAGES_PER_CALL`` messages per encoder call (the
+    same bytes as one call for the list): a worker thread encoding a checkpoint lets the
+    event loop run between calls, where one call for a session of megabytes would hold the
+    GIL."""
+    step = MESSAGES_PER_CALL
+    runs = (dump(messages[i : i + step])[1:-1] for i in range(0, len(messages), step))
+    return b"[" + b",".join(runs) + b"]"
 
 
 def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:
@@ -124,7 +141,7 @@ def encode_entry(
         header["after"] = list(after)
     if entry.op == "delete":
         return _part(header)
-    body = _ENCODER.encode(list(entry.messages)).encode()
+    body = dump(entry.messages)
     return _part(header) + framing.frame(bodies.seal(body, TURN_BODY_KIND, entry.key))
 
 
@@ -169,7 +186,7 @@ def decode_link(raw: bytes) -> Position | None:
 
 
 def _part(doc: dict[str, Any]) -> bytes:
-    return framing.frame(_ENCODER.encode(doc).encode())
+    return framing.frame(dump(doc))
 
 
 def _is_legacy(raw: bytes) -> bool:

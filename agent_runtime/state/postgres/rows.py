@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 
 from agent_runtime.crypto import CryptoError, KeyRing, RecordContext
+from agent_runtime.state.codec import dump
 from agent_runtime.state.errors import StateError
 from agent_runtime.state.model import Message, SessionKey
 
 TURN_ROW_KIND = "pg-turn"
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _FIELDS = frozenset({"role", "content", "at"})
 
 
@@ -30,7 +30,7 @@ class TurnSeal:
         return self._base.for_turn(TURN_ROW_KIND, owner.client, owner.session, turn)
 
     def seal(self, owner: SessionKey, turn: int, messages: tuple[Message, ...]) -> bytes:
-        body = ("[" + ",".join(_ENCODER.encode(m) for m in messages) + "]").encode()
+        body = dump(messages)
         try:
             return self.keyring.seal(body, self._context(owner, turn))
         except CryptoError as exc:

@@ -35,14 +35,27 @@ def keyring(tmp_path: Path) -> KeyRing:
     return KeyRing.generate_development(tmp_path / "keys")
 
 
+class LogStream(io.StringIO):
+    """The log output; reading it first waits for the lines already logged to be written
+    (the runtime's handler writes on a thread of its own)."""
+
+    handler: logging.Handler | None = None
+
+    def getvalue(self) -> str:
+        if self.handler is not None:
+            self.handler.flush()
+        return super().getvalue()
+
+
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """Every log line, as the runtime formats it in production (JSON, debug level)."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    configure_logging(agent="demo", replica="demo-0", level="debug", stream=stream)
+    stream = LogStream()
+    stream.handler = configure_logging(agent="demo", replica="demo-0", level="debug", stream=stream)
     yield stream
+    stream.handler.close()
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
 

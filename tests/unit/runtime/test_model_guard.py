@@ -148,10 +148,17 @@ class BrokenProvider(BuiltinProvider):
         raise KeyError("usage")
 
 
+class BrokenRemoteProvider(BrokenProvider):
+    """The same bug in a provider that is not in process: its call runs as a task."""
+
+    in_process = False
+
+
+@pytest.mark.parametrize("provider", [BrokenProvider, BrokenRemoteProvider])
 async def test_an_exception_no_one_foresaw_in_a_provider_is_a_model_error_not_a_500(
-    make_client: MakeClient,
+    make_client: MakeClient, provider: type[BrokenProvider]
 ) -> None:
-    api = await make_client(provider=BrokenProvider())
+    api = await make_client(provider=provider())
     answer, body = await post(api, "s", "2+2")
     assert (answer, body["degraded"]) == (200, True)
     metrics = api.app[SERVICES].metrics.exposition().decode()

@@ -108,14 +108,16 @@ async def test_livez_answers_while_eight_clients_page_through_a_large_session(
     assert await probing >= 1
 
 
-def test_messages_encoded_one_by_one_are_the_bytes_of_the_whole_list() -> None:
+def test_messages_encoded_in_runs_are_the_bytes_of_the_whole_list() -> None:
     messages = [
         {"role": "user", "content": 'quotes " and \\ and é and 😀 and \n'},
         {"role": "assistant", "content": ""},
-    ]
+    ] * (codec.MESSAGES_PER_CALL + 3)
     expected = json.dumps(messages, separators=(",", ":"), ensure_ascii=False).encode()
     assert codec._encode_messages(messages) == expected
     assert codec._encode_messages([]) == b"[]"
+    one = json.dumps(messages[:1], separators=(",", ":"), ensure_ascii=False).encode()
+    assert codec._encode_messages(messages[:1]) == one
 
 
 async def test_the_pvc_checkpoint_is_encoded_in_a_worker_thread(
