@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-cluster lint bench run cluster-binaries postgres cluster-up cluster-down cluster-status demo crds clean
+.PHONY: help install test test-unit test-cluster lint bench bench-tools run cluster-binaries postgres cluster-up cluster-down cluster-status demo crds clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,8 +38,12 @@ lint: install ## ruff, mypy; promtool on the chart's alerts; kube-score on the c
 	PYTHON=$(BIN)/python hack/check-alert-rules.sh
 	PYTHON=$(BIN)/python hack/kube-score.sh
 
-bench: install cluster-binaries postgres ## runtime, local cluster and operator benchmarks; results in docs/benchmarks.md
+bench: install cluster-binaries postgres bench-tools ## runtime (wrk), local cluster and operator benchmarks; results in docs/benchmarks.md
 	$(BIN)/python -m benchmarks --cluster --operator
+
+bench-tools: install ## what only the benchmarks need: wrk from the OS packages, py-spy (the bench extra)
+	hack/install-os-package.sh wrk wrk "the benchmarks' load generator"
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 
 run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8080
 	AGENTRY_ENVIRONMENT=development AGENTRY_STATE_BACKEND=pvc AGENTRY_STATE_DIR=.state/dev \

@@ -3,8 +3,9 @@ and the bytes it writes to its ephemeral storage (its /tmp and its log stream).
 
 The operator's resource defaults (operator/agentry_operator/builders/resources.py) are
 sized from these figures, so they are measured on the real process rather than guessed:
-the runtime runs as it does in a pod (``agentry-runtime serve``, pvc backend and journal,
-log level info so every request writes its log line), with ``TMPDIR`` and the log stream
+the runtime runs as it does in a pod (``agentry-runtime serve`` at production settings,
+pvc backend and journal, log level info so every request writes its log line), loaded by
+``wrk`` (``benchmarks/load.py``), with ``TMPDIR`` and the log stream
 captured to count the bytes. Results go to the ``runtime-footprint`` section of
 docs/benchmarks.md. ``python -m benchmarks.footprint --idle-seconds 30 --load-seconds 20``.
 """
@@ -20,8 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.load import wrk
 from benchmarks.report import machine, write_section
-from benchmarks.runtime import free_port, load, runtime_env, wait_ready
+from benchmarks.runtime import free_port, runtime_env, wait_ready
 
 OPTIONS = (("--idle-seconds", 30.0), ("--load-seconds", 20.0), ("--workers", 16))
 
@@ -91,7 +93,7 @@ async def run(idle_seconds: float, load_seconds: float, workers: int) -> Footpri
             try:
                 await wait_ready(port)
                 idle = await measure(process.pid, idle_seconds)
-                task = asyncio.ensure_future(load(port, load_seconds, workers, 50))
+                task = asyncio.ensure_future(wrk(port, seconds=load_seconds, connections=workers))
                 loaded = await measure(process.pid, task)
                 result = task.result()
             finally:
@@ -100,8 +102,8 @@ async def run(idle_seconds: float, load_seconds: float, workers: int) -> Footpri
         return Footprint(
             idle,
             loaded,
-            int(result["count"]),
-            result["rps"],
+            result.requests,
+            result.rps,
             du_bytes(root / "tmp"),
             (root / "log").stat().st_size,
         )
@@ -115,10 +117,11 @@ Command: `python -m benchmarks.footprint --idle-seconds {args.idle_seconds:g} --
 {args.load_seconds:g} --workers {args.workers}` (also run by `make bench`),
 {time.strftime("%Y-%m-%d")}, total {total:.0f} s.
 {machine()}
-One `agentry-runtime serve` process (builtin model, pvc backend with its journal, log level
-info), idle for {args.idle_seconds:g} s after it is ready, then {args.workers} concurrent clients
-for {args.load_seconds:g} s on loopback (the runtime benchmark's load). CPU is user + system time
-over wall time; RSS from /proc (VmRSS, VmHWM for the peak).
+One `agentry-runtime serve` process at production settings (builtin model, pvc backend with
+its journal, log level info), idle for {args.idle_seconds:g} s after it is ready, then
+`wrk` with {args.workers} connections for {args.load_seconds:g} s on loopback (the runtime
+benchmark's load). CPU is user + system time over wall time; RSS from /proc (VmRSS,
+VmHWM for the peak).
 
 | phase | RSS | peak RSS | CPU |
 |---|---|---|---|

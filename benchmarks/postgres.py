@@ -1,11 +1,11 @@
 """The postgres state backend against pvc, in one run, on one machine.
 
-- Throughput: the runtime on pvc and on postgres (a local PostgreSQL server from the OS
-  packages), both running, loaded in turn by ``runtime.LOADGEN`` (the load generator of
-  the pvc figure in the runtime section) with the same workers, sessions and duration,
-  over several rounds; the median ratio is the figure (target ≥ 0.8).
-- p99 at half saturation: an open-loop generator sends at half the postgres rate just
-  measured, evenly spaced, and reports the latency percentiles.
+- Throughput: the bare aiohttp handler of the runtime section, the runtime on pvc and the
+  runtime on postgres (a local PostgreSQL server from the OS packages), all running,
+  both runtimes at production settings, loaded in turn by ``wrk`` (``benchmarks/load.py``,
+  the load of the runtime section) over several rounds; each round gives the ratios
+  postgres / pvc (target ≥ 0.8) and postgres / bare (target ≥ 0.5, issue 13).
+- p99 at half saturation: wrk paced at half the postgres median rate just measured.
 - RSS: 100,000 sessions written to the database (sealed rows, as the runtime writes
   them, loaded with COPY), then 1,000 of them made hot through the API (each read back
   and given a turn); the runtime's RSS after that (target < 150 MB).
@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,10 +37,9 @@ from agentry_cluster import postgres
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.state import ANONYMOUS_CLIENT, SessionKey
 from agent_runtime.state.postgres.rows import TurnSeal
-from benchmarks import runtime
+from benchmarks import load, runtime
 from benchmarks.report import machine, write_section
 
-ROUNDS = 3
 WARM_UP_SECONDS = 3.0
 """Load before each measured run, the same for both backends: the sessions exist and the
 pool's connections are open with their statements prepared, so the figure is the steady
@@ -56,31 +56,6 @@ SESSION_COLUMNS = [
     "updated_at",
 ]
 
-PACED_LOADGEN = """
-import asyncio, json, sys, time, aiohttp
-async def main(url, seconds, rate, sessions):
-    latencies, statuses = [], {}
-    async def one(http, i):
-        t = time.perf_counter()
-        async with http.post(url.format(f"p{i % sessions}"), json={"content": "hello there"},
-                             headers={"X-Client-ID": f"c{i % 64}"}) as r:
-            await r.read()
-            statuses[r.status] = statuses.get(r.status, 0) + 1
-        latencies.append(time.perf_counter() - t)
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        start, tasks, i = time.perf_counter(), [], 0
-        while (now := time.perf_counter()) < start + seconds:
-            due = start + i / rate
-            if due > now:
-                await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(one(http, i)))
-            i += 1
-        await asyncio.gather(*tasks)
-    print(json.dumps({"latencies": latencies, "statuses": statuses}))
-asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
-"""
-
 
 @contextlib.asynccontextmanager
 async def serving_postgres(
@@ -95,32 +70,8 @@ async def serving_postgres(
             return values
 
         serve = ["-m", "agent_runtime", "serve"]
-        async with runtime.serving(lambda _: serve, env) as server:
+        async with runtime.serving(lambda _: serve, env, asyncio.subprocess.DEVNULL) as server:
             yield server
-
-
-async def paced(port: int, seconds: float, rate: float, sessions: int) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}/v1/sessions/{{}}/messages"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        PACED_LOADGEN,
-        url,
-        str(seconds),
-        str(rate),
-        str(sessions),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await process.communicate()
-    data = json.loads(out)
-    latencies = sorted(data["latencies"])
-    assert set(data["statuses"]) == {"200"}, data["statuses"]
-    return {
-        "rate": rate,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "count": len(latencies),
-    }
 
 
 async def fill(url: str, keyring: KeyRing, sessions: int) -> None:
@@ -183,28 +134,46 @@ async def hot_rss(port: int, process: asyncio.subprocess.Process, hot: int) -> f
     return rss_kb / 1024
 
 
-async def alternate(
-    pvc_port: int, pg_port: int, args: argparse.Namespace
-) -> tuple[dict[str, float], dict[str, float], float]:
-    """Both servers warmed up, then measured in turns, ``ROUNDS`` times: on a machine
+@dataclass
+class Rounds:
+    """Each server's runs, one per round, in the order measured."""
+
+    runs: dict[str, list[load.Result]]
+    loads: list[float]
+
+    def ratios(self, of: str, to: str) -> list[float]:
+        return [a.rps / b.rps for a, b in zip(self.runs[of], self.runs[to], strict=True)]
+
+    def median_run(self, name: str) -> load.Result:
+        runs = sorted(self.runs[name], key=lambda r: r.rps)
+        return runs[len(runs) // 2]
+
+
+async def alternate(ports: dict[str, int], args: argparse.Namespace) -> Rounds:
+    """Every server warmed up, then measured in turn, ``--rounds`` times: on a machine
     whose load drifts (other work on the same cores), adjacent runs see the same load, so
-    the figure is the median of the per-round ratios; the rows are the median round's."""
-    for port in (pvc_port, pg_port):
-        await runtime.load(port, WARM_UP_SECONDS, args.workers, 50)
-    rounds = []
-    for _ in range(ROUNDS):
-        pvc = await runtime.load(pvc_port, args.seconds, args.workers, 50)
-        pg = await runtime.load(pg_port, args.seconds, args.workers, 50)
-        rounds.append((pg["rps"] / pvc["rps"], pvc, pg))
-    rounds.sort(key=lambda r: r[0])
-    ratio, pvc, pg = rounds[len(rounds) // 2]
-    return pvc, pg, ratio
+    each round gives its own ratios."""
+    for port in ports.values():
+        await load.wrk(port, seconds=WARM_UP_SECONDS, connections=args.connections)
+    rounds = Rounds({name: [] for name in ports}, [])
+    for _ in range(args.rounds):
+        rounds.loads.append(os.getloadavg()[0])
+        for name, port in ports.items():
+            rounds.runs[name].append(
+                await load.wrk(port, seconds=args.seconds, connections=args.connections)
+            )
+    rounds.loads.append(os.getloadavg()[0])
+    return rounds
+
+
+PVC, POSTGRES, BARE = "runtime, pvc + journal", "runtime, postgres", "bare aiohttp handler"
 
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--hot", type=int, default=1000)
     args = parser.parse_args(argv)
@@ -212,42 +181,48 @@ async def main(argv: list[str]) -> int:
         print(f"postgres benchmark skipped: {reason}", file=sys.stderr)
         return 0
     started = time.perf_counter()
-    load_before = os.getloadavg()[0]
     scratch = tempfile.TemporaryDirectory(prefix="agentry-bench-keys-")
     keys = Path(scratch.name)
     keyring = KeyRing.generate_development(keys)
+    bare_server = ["-c", runtime.BARE_SERVER]
     with scratch, postgres.temporary_server("agentry-bench-pg-") as server:
         version = server.psql("SHOW server_version").strip()
         url = server.createdb("throughput")
         async with (
             runtime.serving_runtime() as (pvc_port, _),
             serving_postgres(url, keys) as (pg_port, _),
+            runtime.serving(lambda port: [*bare_server, str(port)]) as (bare_port, _),
         ):
-            pvc, pg, ratio = await alternate(pvc_port, pg_port, args)
-            half = await paced(pg_port, args.seconds * 2, pg["rps"] / 2, args.workers * 50)
+            ports = {BARE: bare_port, PVC: pvc_port, POSTGRES: pg_port}
+            rounds = await alternate(ports, args)
+            rate = statistics.median(r.rps for r in rounds.runs[POSTGRES]) / 2
+            half = await load.wrk(
+                pg_port, seconds=args.seconds, connections=args.connections, rate=rate
+            )
         url = server.createdb("rss")
         await fill(url, keyring, args.sessions)
         async with serving_postgres(url, keys) as (port, process):
             rss_mb = await hot_rss(port, process, args.hot)
     total = time.perf_counter() - started
-    load = (
-        f"1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    )
     command = (
-        f"python -m benchmarks.postgres --seconds {args.seconds:g} --workers {args.workers} "
-        f"--sessions {args.sessions} --hot {args.hot}"
+        f"python -m benchmarks.postgres --seconds {args.seconds:g} --connections "
+        f"{args.connections} --rounds {args.rounds} --sessions {args.sessions} --hot {args.hot}"
     )
 
-    def row(name: str, r: dict[str, float]) -> str:
-        return f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
+    def row(name: str, r: load.Result) -> str:
+        return f"| {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |"
 
-    half["rps"] = half["rate"]
     rows = "\n".join(
         [
-            row("runtime, pvc + journal", pvc),
-            row("runtime, postgres", pg),
-            row(f"runtime, postgres, paced at half ({half['rate']:.0f}/s)", half),
+            *(row(name, rounds.median_run(name)) for name in ports),
+            row(f"runtime, postgres, paced at half ({rate:.0f}/s)", half),
         ]
+    )
+    per_round = "\n".join(
+        f"| {i + 1} | {rounds.loads[i]:.1f} | "
+        + " | ".join(f"{rounds.runs[name][i].rps:.0f}" for name in ports)
+        + f" | {rounds.ratios(POSTGRES, PVC)[i]:.2f} | {rounds.ratios(POSTGRES, BARE)[i]:.2f} |"
+        for i in range(args.rounds)
     )
     rss_name = f"runtime RSS, {args.sessions:,} sessions in the database, {args.hot:,} hot"
     body = f"""## Postgres state backend
@@ -255,25 +230,31 @@ async def main(argv: list[str]) -> int:
 Command: `{command}` (also part of `make bench`), {time.strftime("%Y-%m-%d")},
 total {total:.0f} s.
 {machine()}- PostgreSQL {version} on the same machine (loopback, `fsync` on, default
-  `synchronous_commit`), one runtime process, pool of 10; {load} (other work shares
-  the 2 cores: each turn's 4 round trips wait for the database's process to be scheduled,
-  so the postgres figure falls faster than pvc's as the load rises).
+  `synchronous_commit`), one runtime process, pool of 10; other work shares the 2 cores
+  (the load average of each round is in the table, {rounds.loads[-1]:.1f} at the end): each
+  turn's round trips wait for the database's process to be scheduled, so the postgres
+  figure falls faster than pvc's as the load rises.
 
-Throughput: the load generator of the runtime section ({args.workers} concurrent workers,
-50 sessions each, {args.seconds:g} s per server after a {WARM_UP_SECONDS:g} s warm-up with the
-same load), pvc and postgres runtimes measured in turn, {ROUNDS} rounds, the median
-round shown. Half saturation: an
-open-loop generator at half the postgres rate, evenly spaced over {args.workers * 50} sessions
-(up to 64 connections), {args.seconds * 2:g} s.
+Throughput: `wrk` as in the runtime section (`benchmarks/load.py`, {args.connections}
+connections, sessions s1..s1000, {args.seconds:g} s per server after a {WARM_UP_SECONDS:g} s
+warm-up with the same load); the bare aiohttp handler, the runtime on pvc and the
+runtime on postgres, both at production settings, measured in turn, {args.rounds} rounds.
+Half saturation: wrk paced at half the postgres median rate, {args.seconds:g} s (closed
+loop: p99 is a lower bound).
 
-| server | requests/s | p50 ms | p99 ms |
+| round | load average | {" req/s | ".join(ports)} req/s | postgres / pvc | postgres / bare |
+|---|---|---|---|---|---|---|
+{per_round}
+
+| server (median round) | requests/s | p50 ms | p99 ms |
 |---|---|---|---|
 {rows}
 
-| figure | result | target |
+| figure | min / median / max | target |
 |---|---|---|
-| postgres / pvc throughput (one replica) | {ratio:.2f} | ≥ 0.8 |
-| p99 of a turn at half saturation | {half["p99_ms"]:.1f} ms | — |
+| postgres / pvc throughput (one replica) | {runtime.spread(rounds.ratios(POSTGRES, PVC))} | ≥ 0.8 |
+| postgres / bare aiohttp handler | {runtime.spread(rounds.ratios(POSTGRES, BARE))} | ≥ 0.5 |
+| p99 of a turn at half saturation | {half.p99_ms:.1f} ms | < 10 ms |
 | {rss_name} | {rss_mb:.0f} MB | < 150 MB |
 """
     write_section("postgres-benchmark", body)

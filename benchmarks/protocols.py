@@ -9,11 +9,12 @@ the mock directly, then the runtime (openai provider pointed at the mock) on
 time is from sending the request to the first SSE ``data:`` line. The runtime's added
 TTFB is its p50 and p99 minus the mock's.
 
-Throughput: one runtime (builtin model, pvc + journal, limiter on) and one load generator
-process (16 concurrent workers, the same for both surfaces, in the same run): session
-turns through ``/v1/chat/completions`` with ``X-Session-ID``, then through
-``/v1/sessions/{id}/messages``. ``python -m benchmarks.protocols [--seconds 5]`` writes
-the ``protocols-benchmark`` section of docs/benchmarks.md.
+Throughput: one runtime at production settings (builtin model, pvc + journal, limiter
+on) loaded by ``wrk`` (``benchmarks/load.py``, 16 connections, the same for both
+surfaces, in the same run): session turns through ``/v1/chat/completions`` with
+``X-Session-ID``, then through ``/v1/sessions/{id}/messages``.
+``python -m benchmarks.protocols [--seconds 5]`` writes the ``protocols-benchmark``
+section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.load import Result, wrk
 from benchmarks.report import machine, write_section
 from benchmarks.runtime import runtime_env, serving
 
@@ -73,47 +75,6 @@ async def main(targets, count):
             out[name] = times
     print(json.dumps(out))
 asyncio.run(main(json.loads(sys.argv[1]), int(sys.argv[2])))
-"""
-
-THROUGHPUT = """
-import asyncio, json, sys, time, aiohttp
-async def run(url, seconds, workers, chat, prefix):
-    latencies = []
-    stop = time.perf_counter() + seconds
-    async def worker(n):
-        async with aiohttp.ClientSession() as http:
-            i = 0
-            while time.perf_counter() < stop:
-                sid = f"{prefix}{n}-{i % 50}"
-                t = time.perf_counter()
-                if chat:
-                    message = {"role": "user", "content": "hello there"}
-                    request = http.post(url, json={"model": "a", "messages": [message]},
-                        headers={"X-Session-ID": sid, "X-Client-ID": f"c{n}"})
-                else:
-                    request = http.post(url.format(sid), headers={"X-Client-ID": f"c{n}"},
-                        json={"content": "hello there"})
-                async with request as r:
-                    await r.read()
-                    assert r.status == 200, r.status
-                latencies.append(time.perf_counter() - t)
-                i += 1
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(workers)))
-    return {"count": len(latencies), "seconds": time.perf_counter() - started,
-            "latencies": latencies}
-def merge(a, b):
-    return {"count": a["count"] + b["count"], "seconds": a["seconds"] + b["seconds"],
-            "latencies": a["latencies"] + b["latencies"]}
-async def main(base, seconds, workers):
-    # Two interleaved rounds each, so a change in the machine's load hits both surfaces.
-    chat_url, native_url = base + "/v1/chat/completions", base + "/v1/sessions/{}/messages"
-    chat = await run(chat_url, seconds / 2, workers, True, "c")
-    native = await run(native_url, seconds / 2, workers, False, "n")
-    native = merge(native, await run(native_url, seconds / 2, workers, False, "n"))
-    chat = merge(chat, await run(chat_url, seconds / 2, workers, True, "c"))
-    print(json.dumps({"chat": chat, "native": native}))
-asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))
 """
 
 
@@ -173,26 +134,32 @@ async def ttfb(count: int) -> dict[str, dict[str, float]]:
     }
 
 
-async def throughput(seconds: float, workers: int) -> dict[str, dict[str, float]]:
+async def throughput(seconds: float, connections: int) -> dict[str, dict[str, float]]:
+    """Session turns on each surface, in interleaved halves (chat, native, native, chat),
+    so that a change in the machine's load hits both."""
     with tempfile.TemporaryDirectory() as tmp:
         serve = ["-m", "agent_runtime", "serve"]
-        async with serving(lambda _: serve, lambda port: runtime_env(port, Path(tmp))) as (
-            port,
-            _,
-        ):
-            raw = await run_script(
-                THROUGHPUT, f"http://127.0.0.1:{port}", str(seconds), str(workers)
-            )
-    results = {}
-    for name, data in raw.items():
-        assert isinstance(data, dict)
-        latencies = data["latencies"]
-        results[name] = {
-            "rps": data["count"] / data["seconds"],
-            "p50_ms": percentile(latencies, 0.5),
-            "p99_ms": percentile(latencies, 0.99),
+        env = lambda port: runtime_env(port, Path(tmp))  # noqa: E731
+        async with serving(lambda _: serve, env, asyncio.subprocess.DEVNULL) as (port, _):
+            runs: dict[str, list[Result]] = {"chat": [], "native": []}
+            for surface in ("chat", "native", "native", "chat"):
+                runs[surface].append(
+                    await wrk(
+                        port,
+                        seconds=seconds / 2,
+                        connections=connections,
+                        prefix=surface[0],
+                        chat=surface == "chat",
+                    )
+                )
+    return {
+        surface: {
+            "rps": sum(r.requests for r in halves) / sum(r.seconds for r in halves),
+            "p50_ms": max(r.p50_ms for r in halves),
+            "p99_ms": max(r.p99_ms for r in halves),
         }
-    return results
+        for surface, halves in runs.items()
+    }
 
 
 def render(
@@ -226,9 +193,9 @@ def render(
         lines.append(f"| {name} | {p50} | {p99} | {shown[0]} | {shown[1]} |")
     lines += [
         "",
-        f"Session turns over loopback, builtin model, pvc + journal, limiter on; one load "
-        f"generator, {args.workers} workers, {args.seconds:g} s per surface in interleaved "
-        "halves, same run:",
+        "Session turns over loopback, production settings (builtin model, pvc + journal, "
+        f"limiter on); `wrk` with {args.workers} connections, {args.seconds:g} s per surface "
+        "in interleaved halves, same run (p50 and p99: the higher of the two halves):",
         "",
         "| surface | requests/s | p50 ms | p99 ms |",
         "|---|---|---|---|",

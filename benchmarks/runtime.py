@@ -1,11 +1,19 @@
-"""Runtime benchmarks: HTTP throughput against a bare aiohttp baseline, limiter decision
-time, 1 MiB checkpoint time, and RSS with 10,000 sessions.
+"""Runtime benchmarks: HTTP throughput at production settings against a bare aiohttp
+handler, limiter decision time, 1 MiB checkpoint time, and RSS with 10,000 sessions.
 
-Servers and the load generator run as separate processes on loopback; the load generator
-is an aiohttp client with a fixed number of concurrent workers for a fixed duration.
-``--seconds`` sets the duration of each HTTP run (default 5: the whole run stays well
-under two minutes). Results are written to the ``runtime-benchmark`` section of
-docs/benchmarks.md.
+Throughput (issue 13): the runtime as a pod runs it — ``AGENTRY_ENVIRONMENT=production``
+with its defaults: pvc backend with its journal, encrypted, the rate limiter on (set far
+above the load), the JSON access log at ``info`` written to a file as a container
+runtime would — and two bare aiohttp handlers with the same route and JSON shapes: one
+as ``aiohttp`` runs by default (asyncio's loop, the standard ``json``), the reference of
+the ratio, and one on uvloop with orjson, which the runtime uses, to show how much of the
+ratio is the loop and the JSON library. ``wrk`` (``benchmarks/load.py``) loads each in
+turn, ``--rounds`` times, so that a change in the machine's load hits all of them; the
+ratio of a round is the runtime's rate over the bare handler's in that round. Then the
+runtime and the bare handler are paced at half the runtime's median rate for the latency
+at half saturation. The access log is counted afterwards: one line per request answered.
+
+Results are written to the ``runtime-benchmark`` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import statistics
@@ -21,10 +28,13 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
+from benchmarks import load
 from benchmarks.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,29 +51,24 @@ app.router.add_get("/readyz", lambda r: web.Response(text="ok"))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
-LOADGEN = """
-import asyncio, json, sys, time, aiohttp
-async def main(url, seconds, workers, sessions):
-    latencies = []
-    stop = time.perf_counter() + seconds
-    async def worker(n):
-        async with aiohttp.ClientSession() as http:
-            i = 0
-            while time.perf_counter() < stop:
-                sid = f"w{n}-{i % sessions}"
-                t = time.perf_counter()
-                async with http.post(url.format(sid), json={"content": "hello there"},
-                                     headers={"X-Client-ID": f"c{n}"}) as r:
-                    await r.read()
-                    assert r.status == 200, r.status
-                latencies.append(time.perf_counter() - t)
-                i += 1
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(workers)))
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"count": len(latencies), "seconds": elapsed, "latencies": latencies}))
-asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+BARE_FAST_SERVER = """
+import sys, orjson, uvloop
+from aiohttp import web
+async def handle(request):
+    body = orjson.loads(await request.read())
+    reply = {"reply": body["content"], "degraded": False, "turn": 1}
+    return web.Response(body=orjson.dumps(reply), content_type="application/json")
+app = web.Application()
+app.router.add_post("/v1/sessions/{id}/messages", handle)
+app.router.add_get("/readyz", lambda r: web.Response(text="ok"))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None,
+            loop=uvloop.new_event_loop())
 """
+
+RUNTIME = "runtime (production: pvc + journal, encrypted, limiter on, access log at info)"
+BARE = "bare aiohttp handler (asyncio loop, json)"
+BARE_FAST = "bare aiohttp handler (uvloop, orjson)"
+ACCESS_ROUTE = '"route":"/v1/sessions/{id}/messages"'
 
 
 def free_port() -> int:
@@ -85,43 +90,26 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError(f"server on port {port} never became ready")
 
 
-async def load(port: int, seconds: float, workers: int, sessions: int) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}/v1/sessions/{{}}/messages"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        LOADGEN,
-        url,
-        str(seconds),
-        str(workers),
-        str(sessions),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await process.communicate()
-    data = json.loads(out)
-    latencies = sorted(data["latencies"])
-    return {
-        "rps": data["count"] / data["seconds"],
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-        "count": data["count"],
-    }
-
-
 def runtime_env(port: int, state: Path, backend: str = "pvc") -> dict[str, str]:
+    """The environment of a runtime as a production pod has it (module docstring), with
+    a key ring made under ``state`` and the limiter far above any benchmark's load."""
+    from agent_runtime.crypto import KeyRing
+
+    keys = state / "keys"
+    KeyRing.generate_development(keys)  # reads the ring back when it is already there
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRY_")}
     env.update(
         {
+            "AGENTRY_ENVIRONMENT": "production",
             "AGENTRY_HOST": "127.0.0.1",
             "AGENTRY_PORT": str(port),
             "AGENTRY_STATE_BACKEND": backend,
             "AGENTRY_STATE_DIR": str(state / "state"),
+            "AGENTRY_KEYS_DIR": str(keys),
             "AGENTRY_LOG_DIR": str(state),
-            "AGENTRY_HEARTBEAT": "none",
-            "AGENTRY_LOG_LEVEL": "warning",
-            "AGENTRY_RATE_LIMIT_RPS": "1000000",
-            "AGENTRY_RATE_LIMIT_BURST": "1000000",
-            "AGENTRY_MAX_CONCURRENT": "1024",
+            "AGENTRY_HEARTBEAT": "none",  # no API server here to hold the Lease
+            "AGENTRY_SHUTDOWN_DELAY_SECONDS": "0",  # no endpoints to take it out of
+            "AGENTRY_RATE_LIMIT_RPS": "100000",
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -130,12 +118,14 @@ def runtime_env(port: int, state: Path, backend: str = "pvc") -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def serving(
-    args: Callable[[int], list[str]], env: Callable[[int], dict[str, str]] | None = None
+    args: Callable[[int], list[str]],
+    env: Callable[[int], dict[str, str]] | None = None,
+    stderr: IO[bytes] | int | None = None,
 ) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
     """A server process on a free port (``args(port)``), ready, stopped on exit."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args(port), env=env(port) if env else None
+        sys.executable, *args(port), env=env(port) if env else None, stderr=stderr
     )
     try:
         await wait_ready(port)
@@ -146,23 +136,95 @@ async def serving(
 
 
 @contextlib.asynccontextmanager
-async def serving_runtime() -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
-    """The runtime with the benchmark's settings and a throwaway state directory."""
+async def serving_runtime(
+    stderr: IO[bytes] | int | None = asyncio.subprocess.DEVNULL,
+) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """The runtime at production settings with a throwaway state directory; its log
+    (a line per request) goes nowhere unless ``stderr`` says where."""
     with tempfile.TemporaryDirectory() as tmp:
         serve = ["-m", "agent_runtime", "serve"]
-        async with serving(lambda _: serve, lambda port: runtime_env(port, Path(tmp))) as server:
+        env = lambda port: runtime_env(port, Path(tmp))  # noqa: E731
+        async with serving(lambda _: serve, env, stderr) as server:
             yield server
 
 
-async def http_benchmark(seconds: float, workers: int) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
-    async with serving(lambda port: ["-c", BARE_SERVER, str(port)]) as (port, _):
-        results["bare aiohttp handler"] = await load(port, seconds, workers, 50)
-    async with serving_runtime() as (port, _):
-        results["runtime (builtin, limiter on, pvc + journal)"] = await load(
-            port, seconds, workers, 50
-        )
-    return results
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    pid: int
+    runs: list[load.Result] = field(default_factory=list)
+    cpu: float = 0.0  # CPU seconds over its measured runs
+
+    async def measure(self, seconds: float, connections: int) -> load.Result:
+        before = cpu_seconds(self.pid)
+        result = await load.wrk(self.port, seconds=seconds, connections=connections)
+        self.cpu += cpu_seconds(self.pid) - before
+        self.runs.append(result)
+        return result
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.runs)
+
+    def median_run(self) -> load.Result:
+        return sorted(self.runs, key=lambda r: r.rps)[len(self.runs) // 2]
+
+
+@dataclass
+class Throughput:
+    servers: dict[str, Server]
+    loads: list[float]  # 1-minute load average at the start of each round, then at the end
+    paced: dict[str, load.Result]
+    rate: float
+    access_lines: int
+    warm_up_requests: int
+
+    def ratios(self, reference: str) -> list[float]:
+        runtime, bare = self.servers[RUNTIME].runs, self.servers[reference].runs
+        return [r.rps / b.rps for r, b in zip(runtime, bare, strict=True)]
+
+
+async def http_benchmark(seconds: float, connections: int, rounds: int) -> Throughput:
+    load.wrk_path()  # fail before starting anything when wrk is missing
+    with tempfile.TemporaryFile() as log:
+        async with (
+            serving_runtime(stderr=log) as (runtime_port, runtime),
+            serving(lambda port: ["-c", BARE_SERVER, str(port)]) as (bare_port, bare),
+            serving(lambda port: ["-c", BARE_FAST_SERVER, str(port)]) as (fast_port, fast),
+        ):
+            servers = {
+                RUNTIME: Server(RUNTIME, runtime_port, runtime.pid),
+                BARE: Server(BARE, bare_port, bare.pid),
+                BARE_FAST: Server(BARE_FAST, fast_port, fast.pid),
+            }
+            warm_up = {  # sessions exist, connections and caches warm
+                name: await load.wrk(server.port, seconds=2, prefix="w")
+                for name, server in servers.items()
+            }
+            loads = []
+            for _ in range(rounds):
+                loads.append(os.getloadavg()[0])
+                for server in servers.values():
+                    await server.measure(seconds, connections)
+            loads.append(os.getloadavg()[0])
+            rate = statistics.median(r.rps for r in servers[RUNTIME].runs) / 2
+            paced = {
+                name: await load.wrk(
+                    servers[name].port, seconds=seconds, connections=connections, rate=rate
+                )
+                for name in (RUNTIME, BARE)
+            }
+        answered_apart = warm_up[RUNTIME].requests + paced[RUNTIME].requests
+        log.seek(0)
+        access = sum(1 for line in log if ACCESS_ROUTE.encode() in line)
+    return Throughput(servers, loads, paced, rate, access, answered_apart)
 
 
 def limiter_benchmark(decisions: int = 200_000) -> float:
@@ -220,42 +282,108 @@ async def rss_benchmark(sessions: int) -> float:
     return rss_kb / 1024
 
 
+def spread(values: list[float], digits: int = 2) -> str:
+    """min / median / max."""
+    shown = [min(values), statistics.median(values), max(values)]
+    return " / ".join(f"{v:.{digits}f}" for v in shown)
+
+
+def render_throughput(t: Throughput, args: argparse.Namespace) -> str:
+    names = list(t.servers)
+    header = " | ".join(["round", "load average", *[f"{n} req/s" for n in names]])
+    lines = [f"| {header} | runtime / bare | runtime / bare (uvloop, orjson) |"]
+    lines.append("|" + "---|" * (len(names) + 4))
+    for i in range(args.rounds):
+        rates = [f"{t.servers[n].runs[i].rps:.0f}" for n in names]
+        ratios = f"{t.ratios(BARE)[i]:.2f} | {t.ratios(BARE_FAST)[i]:.2f}"
+        lines.append(f"| {i + 1} | {t.loads[i]:.1f} | {' | '.join(rates)} | {ratios} |")
+    rows = "\n".join(lines)
+    latency = "\n".join(
+        f"| {name} | {spread([r.rps for r in server.runs], 0)} | "
+        f"{server.median_run().p50_ms:.2f} | {server.median_run().p99_ms:.2f} | "
+        f"{sum(r.non_2xx + r.socket_errors for r in server.runs)} | "
+        f"{server.requests / server.cpu:.0f} |"
+        for name, server in t.servers.items()
+        if server.cpu > 0
+    )
+    paced = "\n".join(
+        f"| {name} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.p999_ms:.2f} |"
+        for name, r in t.paced.items()
+    )
+    runtime = t.servers[RUNTIME]
+    answered = runtime.requests + t.warm_up_requests
+    return f"""Load: `wrk -t1 -c{args.connections} -d{args.seconds:g}s` with the Lua script of
+`benchmarks/load.py`, each request `POST /v1/sessions/s<n>/messages {{"content": "hello
+there"}}` for `n` cycling through 1..1000 (so sessions grow by a turn each time round, and
+each turn sends its session's history to the builtin model), over loopback, on the same
+machine. The three servers run side by side, warmed up for 2 s each, then loaded in turn,
+{args.rounds} rounds; the load average is the 1-minute figure at the start of the round
+({t.loads[-1]:.1f} at the end).
+
+| {header} | runtime / bare | runtime / bare (uvloop, orjson) |
+{rows[rows.index(chr(10)) + 1 :]}
+
+| figure | min / median / max | target |
+|---|---|---|
+| runtime / bare aiohttp handler | {spread(t.ratios(BARE))} | ≥ 0.5 (aim 0.7) |
+| runtime / bare handler on uvloop with orjson | {spread(t.ratios(BARE_FAST))} | — |
+
+| server | req/s min / median / max | p50 ms | p99 ms | failed | requests per CPU-second |
+|---|---|---|---|---|---|
+{latency}
+
+p50 and p99 are the median round's; failed counts non-2xx replies and socket errors.
+Requests per CPU-second: requests answered over the user + system CPU time of the server
+process (all its threads) during its runs. The runtime serves from one event loop, so
+one replica uses about one core at most; for a fleet, plan on that many requests per
+second per core of CPU request, less the headroom you keep.
+
+Latency at half saturation: paced at {t.rate:.0f} requests/s (half the runtime's median
+rate above), {args.connections} connections each waiting
+{args.connections / t.rate * 1000:.0f} ms between requests, {args.seconds:g} s (wrk is
+closed-loop: a slow reply delays its connection's next request, so p99 is a lower bound):
+
+| server | achieved req/s | p50 ms | p99 ms | p99.9 ms |
+|---|---|---|---|---|
+{paced}
+
+Access log: {t.access_lines:,} lines for the session route, for {answered:,} requests
+the runtime answered (warm-up and paced runs included; wrk counts only replies it read
+before it stopped, so the lines may exceed it by the requests in flight then).
+"""
+
+
 async def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=16)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=10_000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    http = await http_benchmark(args.seconds, args.workers)
+    http = await http_benchmark(args.seconds, args.connections, args.rounds)
     limiter_us = limiter_benchmark()
     checkpoint_ms = await checkpoint_benchmark()
     rss_mb = await rss_benchmark(args.sessions)
-    names = list(http)
-    ratio = http[names[1]]["rps"] / http[names[0]]["rps"]
-    rows = "\n".join(
-        f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |"
-        for name, r in http.items()
-    )
     total = time.perf_counter() - started
     body = f"""## Agent runtime
 
-Command: `make bench` (`python -m benchmarks --seconds {args.seconds:g} --workers {args.workers}
---sessions {args.sessions}`), {time.strftime("%Y-%m-%d")}, total {total:.0f} s.
-{machine()}
-`POST /v1/sessions/{{id}}/messages` over loopback, {args.workers} concurrent aiohttp client
-workers in a separate process, {args.seconds:g} s per server.
+Command: `make bench` (`python -m benchmarks --seconds {args.seconds:g} --connections
+{args.connections} --rounds {args.rounds} --sessions {args.sessions}`), {time.strftime("%Y-%m-%d")},
+total {total:.0f} s.
+{machine()}- shared: other work runs on the same 2 cores (see the load average of each round):
+  compare the servers within a round, not rounds or runs
 
-| server | requests/s | p50 ms | p99 ms |
-|---|---|---|---|
-{rows}
-
+{render_throughput(http, args)}
 | figure | result | target |
 |---|---|---|
-| runtime / bare throughput | {ratio:.2f} | ≥ 0.5 |
 | rate limiter decision | {limiter_us:.2f} µs | < 5 µs |
 | 1 MiB checkpoint (pvc, seal + write + fsync) | {checkpoint_ms:.1f} ms | < 20 ms + fsync |
 | runtime RSS with {args.sessions:,} sessions | {rss_mb:.0f} MB | < 120 MB |
 """
     write_section("runtime-benchmark", body)
     print(body)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
