@@ -21,9 +21,9 @@ Two things keep logging off the request's path (docs/benchmarks.md measured them
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-import queue
 import sys
 import threading
 import time
@@ -104,17 +104,23 @@ class JsonFormatter(logging.Formatter):
 class LineWriter(logging.Handler):
     """A handler that formats on the caller's thread and writes on a thread of its own.
 
-    The standard library's ``QueueHandler`` copies every record and its listener writes
-    and flushes one line at a time; this queues the formatted line and writes everything
-    queued in one call, so a burst of requests costs one ``write`` rather than one each.
+    The standard library's ``QueueHandler`` copies every record, and its listener wakes
+    for every line and writes and flushes it alone. Here a line is appended to a deque
+    (no lock, no system call); the writer thread is woken only when it sleeps, then
+    lingers ``LINGER_SECONDS`` so that a burst of requests costs one wake-up and one
+    ``write``, not one each.
     """
+
+    LINGER_SECONDS = 0.005
 
     def __init__(self, stream: TextIO, formatter: JsonFormatter) -> None:
         super().__init__()
         self.setFormatter(formatter)
         self.json = formatter
         self._stream = stream
-        self._queue: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
+        self._queue: collections.deque[str | threading.Event | None] = collections.deque()
+        self._wake = threading.Event()
+        self._sleeping = False
         self._thread = threading.Thread(target=self._run, name="agentry-log-writer", daemon=True)
         self._thread.start()
 
@@ -124,44 +130,52 @@ class LineWriter(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self._queue.put(line)
+        self.put(line)
 
     def put(self, line: str) -> None:
-        """Queue a line formatted by the caller (``log_access``)."""
-        self._queue.put(line)
+        """Queue a line (formatted by ``emit``, or by the caller: ``log_access``)."""
+        self._enqueue(line)
 
     def flush(self) -> None:
         """Return once every line queued before the call is written (or after a timeout)."""
         if not self._thread.is_alive():
             return
         written = threading.Event()
-        self._queue.put(written)
+        self._enqueue(written)
         written.wait(FLUSH_TIMEOUT_SECONDS)
 
     def close(self) -> None:
         """Write what is queued, then stop the thread; called by ``logging.shutdown``."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._enqueue(None)
             self._thread.join(FLUSH_TIMEOUT_SECONDS)
         super().close()
+
+    def _enqueue(self, item: str | threading.Event | None) -> None:
+        self._queue.append(item)
+        if self._sleeping:  # a stale True costs a spurious wake-up, never a lost one
+            self._sleeping = False
+            self._wake.set()
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            self._sleeping = True
+            if not self._queue:  # checked after announcing sleep: an append now wakes it
+                self._wake.wait()
+            self._wake.clear()
+            self._sleeping = False
+            time.sleep(self.LINGER_SECONDS)
             lines: list[str] = []
             flushed: list[threading.Event] = []
-            item = self._queue.get()
-            while True:
+            while self._queue:
+                item = self._queue.popleft()
                 if item is None:
                     stopping = True
                 elif isinstance(item, str):
                     lines.append(item)
                 else:
                     flushed.append(item)
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
             if lines:
                 self._write(lines)
             for event in flushed:

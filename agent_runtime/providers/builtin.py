@@ -70,9 +70,9 @@ def pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
-def persona(conversation: Sequence[ChatTurn]) -> str:
+def persona(conversation: Sequence[ChatTurn], roles: list[str | None] | None = None) -> str:
     """Who the instructions' first line says the agent is: "You are Ada." → "Ada"."""
-    roles = _roles(conversation)
+    roles = _roles(conversation) if roles is None else roles
     system = conversation[roles.index("system")]["content"] if "system" in roles else ""
     first = next((line.strip() for line in system.splitlines() if line.strip()), "")
     first = re.sub(r"^you are\s+", "", first, flags=re.IGNORECASE).rstrip(" .!")
@@ -83,8 +83,9 @@ def persona(conversation: Sequence[ChatTurn]) -> str:
 
 def respond(conversation: Sequence[ChatTurn]) -> str:
     """A deterministic reply to the last user message, in the instructions' persona."""
-    reply = _answer(conversation)
-    speaker = persona(conversation)
+    roles = _roles(conversation)
+    reply = _answer(conversation, roles)
+    speaker = persona(conversation, roles)
     return f"[{speaker}] {reply}" if speaker else reply
 
 
@@ -108,8 +109,7 @@ def _users(conversation: Sequence[ChatTurn], roles: list[str | None], count: int
     return found[::-1]
 
 
-def _answer(conversation: Sequence[ChatTurn]) -> str:
-    roles = _roles(conversation)
+def _answer(conversation: Sequence[ChatTurn], roles: list[str | None]) -> str:
     turn = roles.count("user")
     if not turn:
         return "Hello. Send me a message and I will answer."
