@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1024)
     body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """The whole request body must arrive within this; a slower one gets 408."""
+    idle_connection_timeout_seconds: float = Field(default=75.0, gt=0, le=3600)
+    """A connection with no request in progress is closed after this: one that never
+    completes its request line and headers (they trickle, or nothing comes), or a keep-alive
+    connection left idle. aiohttp's own default is an hour, so 500 silent sockets held
+    their file descriptors that long. Longer than common load balancers' idle timeouts
+    (60 s), so that a proxy's pooled connection is never closed under it mid-reuse."""
 
     max_turns: int = Field(default=1000, ge=0)
     """Turns one session may hold; more are refused with 409. 0: no limit."""

@@ -74,6 +74,18 @@ async def build_any_store(settings: Settings, keyring: KeyRing) -> StateStore | 
     )
 
 
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The server around the app: no access log (the app logs requests itself), the drain
+    grace of SIGTERM, and the idle-connection timeout that closes silent sockets."""
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        keepalive_timeout=settings.idle_connection_timeout_seconds,
+    )
+
+
 async def run(settings: Settings, *, ready_fd: int | None = None) -> int:
     """Run the runtime until a termination signal; the exit code."""
     check_files(settings)
@@ -82,12 +94,7 @@ async def run(settings: Settings, *, ready_fd: int | None = None) -> int:
     store = await build_any_store(settings, keyring)
     publisher = await build_publisher(settings)
     app = create_app(settings, store=store, keyring=keyring, publisher=publisher)
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_grace_seconds,
-    )
+    runner = make_runner(app, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

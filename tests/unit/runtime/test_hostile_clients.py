@@ -20,6 +20,7 @@ from aiohttp import web
 from agent_runtime.app import create_app, record_context
 from agent_runtime.clock import ManualClock
 from agent_runtime.crypto import KeyRing
+from agent_runtime.lifecycle import make_runner
 from agent_runtime.services import SERVICES
 from agent_runtime.state import MemoryStore, PvcStore
 from tests.support.fake_provider import FakeProvider
@@ -182,3 +183,45 @@ async def test_a_client_hanging_up_mid_body_is_not_a_server_error(
     finally:
         await runner.cleanup()
     assert "unhandled error" not in log_stream.getvalue()
+
+
+async def test_silent_and_header_trickling_connections_are_closed_at_the_idle_timeout(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    """Issue 12's slow clients: aiohttp kept a socket that never sent a request an hour."""
+    settings = make_settings(tmp_path, idle_connection_timeout_seconds=0.5)
+    app = create_app(
+        settings, keyring=keyring, store=MemoryStore(keyring, record_context(settings))
+    )
+    runner = make_runner(app, settings)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        silent, silent_writer = await asyncio.open_connection(host, port)
+        trickling, writer = await asyncio.open_connection(host, port)
+        started = asyncio.get_running_loop().time()
+
+        async def trickle_headers() -> None:
+            for byte in b"GET /v1/sessions/s HTTP/1.1\r\nHost: agent\r\nX-Slow: yes":
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.05)
+
+        feeding = asyncio.create_task(trickle_headers())
+        async with asyncio.timeout(5):
+            assert await silent.read() == b""  # closed by the server, nothing answered
+            assert await trickling.read() == b""
+        assert asyncio.get_running_loop().time() - started < 2.5
+        feeding.cancel()
+        silent_writer.close()
+        writer.close()
+        # A connection that asks promptly is served as before.
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /livez HTTP/1.1\r\nHost: agent\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await runner.cleanup()

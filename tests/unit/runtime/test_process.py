@@ -10,92 +10,15 @@ exits 2 with one line; two processes on one PostgreSQL database serve one sessio
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 
 from tests.support.fake_provider import FakeProvider
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def environment(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRY_")}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    env.update(
-        {
-            "AGENTRY_HOST": "127.0.0.1",
-            "AGENTRY_PORT": str(port),
-            "AGENTRY_STATE_BACKEND": "pvc",
-            "AGENTRY_STATE_DIR": str(tmp_path / "state"),
-            "AGENTRY_LOG_DIR": str(tmp_path),
-            "AGENTRY_HEARTBEAT": "none",
-            "AGENTRY_LOG_LEVEL": "info",
-            "AGENTRY_SHUTDOWN_GRACE_SECONDS": "15",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    env.update(extra)
-    return env
-
-
-async def wait_until(condition: Callable[[], object], seconds: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def runtime(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent_runtime",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{env['AGENTRY_PORT']}"
-    async with aiohttp.ClientSession() as http:
-
-        async def ready() -> bool:
-            if process.returncode is not None:
-                raise AssertionError("runtime exited during startup")
-            try:
-                async with http.get(f"{base}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(ready)
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        assert process.stderr is not None
-        await process.stderr.read()
+from tests.support.runtime_process import environment, free_port, runtime, wait_until
 
 
 async def test_sigterm_mid_request_drains_it_checkpoints_and_exits_0(tmp_path: Path) -> None:
