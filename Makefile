@@ -28,8 +28,8 @@ test: install cluster-binaries postgres ## run every suite: lint, unit, operator
 test-unit: install postgres ## fast suites only: unit and operator handler tests (no cluster)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not cluster and not e2e and not kind" tests/unit tests/operator
 
-test-cluster: install cluster-binaries postgres ## suites on the local cluster (builds it the first time)
-	$(BIN)/pytest -m "cluster or e2e or kind" tests/cluster tests/e2e
+test-cluster: install cluster-binaries postgres ## suites on the local cluster (builds it the first time) and the fault-injection suite
+	$(BIN)/pytest -m "cluster or e2e or kind or chaos" tests/cluster tests/e2e tests/chaos
 
 lint: install ## ruff, mypy; promtool on the chart's alerts; kube-score on the chart and the operator's children
 	$(BIN)/ruff check .

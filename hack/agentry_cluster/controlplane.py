@@ -329,7 +329,7 @@ def _start(
 
     write_info(layout, info)
     launch("etcd", etcd_args(bin_dir, layout, p))
-    _wait(layout, info, "etcd", lambda: _etcd_healthy(info.etcd_server), timeout=30)
+    _wait(layout, info, "etcd", lambda: etcd_healthy(info.etcd_server), timeout=30)
     progress(f"etcd on {info.etcd_server}")
 
     launch("kube-apiserver", apiserver_args(bin_dir, layout, p, bridge))
@@ -435,6 +435,11 @@ def _tail(path: Path, lines: int = 15) -> str:
     return f"--- last lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
+def apiserver_ready(layout: StateLayout, info: ClusterInfo) -> bool:
+    """Whether the cluster's API server answers /readyz with 200."""
+    return _ok(ApiClient(info.server, layout.pki), "/readyz")
+
+
 def _ok(client: ApiClient, path: str) -> bool:
     try:
         return client.get(path, timeout=2).status == 200
@@ -442,7 +447,7 @@ def _ok(client: ApiClient, path: str) -> bool:
         return False
 
 
-def _etcd_healthy(url: str) -> bool:
+def etcd_healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - loopback
             return bool(resp.status == 200)

@@ -32,7 +32,8 @@ Figure = Callable[[str, Any], None]
 def figure(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Figure:
     """Record one measured figure of this scenario: printed and kept for the docs."""
     scenario = request.node.name.removeprefix("test_")
-    path = request.config.cache.mkdir("chaos") / "figures.jsonl"
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    path = cache.mkdir("chaos") / "figures.jsonl" if cache is not None else None
 
     def record(name: str, value: Any) -> None:
         with capsys.disabled():
@@ -46,7 +47,8 @@ def figure(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -
             "cpus": os.cpu_count(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        with path.open("a") as out:
-            out.write(json.dumps(line) + "\n")
+        if path is not None:
+            with path.open("a") as out:
+                out.write(json.dumps(line) + "\n")
 
     return record

@@ -32,12 +32,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.e2e import get_json, is_ready, wait_for
+from tests.support.e2e import container_pid, get_json, is_ready, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -158,35 +157,8 @@ def printed_column(cluster: Any, name: str, namespace: str, column: str) -> str:
 
 
 def runtime_pid(pod: dict[str, Any]) -> int:
-    """The host pid of the pod's runtime process (the node reports it as the container id)."""
-    container_id = pod["status"]["containerStatuses"][0]["containerID"]
-    assert container_id.startswith("process://"), container_id
-    leader = int(container_id.removeprefix("process://"))
-    # The node execs the command in place, but look at the leader's children too.
-    candidates = [leader] + [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _parent_of(int(entry.name)) == leader
-    ]
-    for pid in candidates:
-        if b"agentry-runtime" in _cmdline(pid):
-            return pid
-    raise AssertionError(f"no agentry-runtime process under pid {leader}")
-
-
-def _parent_of(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return -1
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+    """The host pid of the pod's runtime process."""
+    return container_pid(pod, b"agentry-runtime")
 
 
 def checkpoint_time(status: dict[str, Any]) -> datetime | None:

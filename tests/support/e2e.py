@@ -129,3 +129,36 @@ def get_url_json(url: str, timeout: float = 10.0) -> Any:
     """The JSON body of a GET on `url` (a pod's IP, from the host)."""
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+def container_pid(pod: dict[str, Any], marker: bytes) -> int:
+    """The host pid of the process of `pod` whose command line holds `marker` (the process
+    node reports the container's leader pid as its container id, process://PID)."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"]
+    assert container_id.startswith("process://"), container_id
+    leader = int(container_id.removeprefix("process://"))
+    # The node execs the command in place, but look at the leader's children too.
+    candidates = [leader] + [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent_of(int(entry.name)) == leader
+    ]
+    for pid in candidates:
+        if marker in _cmdline(pid):
+            return pid
+    raise AssertionError(f"no {marker.decode()} process under pid {leader}")
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
