@@ -15,6 +15,7 @@ from tests.support.e2e import container_pid, get_json, is_ready, wait_for
 
 AGENTS = "agents.agentry.dev"
 AGENT_LABEL = "agentry.dev/agent"
+RETAINED_LABEL = "agentry.dev/retained"
 OPERATOR_NS = "agentry-system"
 OPERATOR_SELECTOR = "app.kubernetes.io/name=agentry-operator"
 CHILD_KINDS = (
@@ -62,6 +63,7 @@ def is_converged(agent: dict[str, Any], want_ready: bool = True) -> bool:
 
 def key_digests(cluster: Any, namespace: str) -> dict[str, str]:
     """SHA-256 of each Agent's generated key Secret data (`<agent>-keys`), by Agent."""
+    # Retained ones too: a deleted Agent's key Secret must keep its bytes as well.
     listing = get_json(cluster, "secrets", "-n", namespace, "-l", AGENT_LABEL) or {}
     digests = {}
     for secret in listing.get("items") or []:
@@ -72,10 +74,15 @@ def key_digests(cluster: Any, namespace: str) -> dict[str, str]:
     return digests
 
 
-def children(cluster: Any, namespace: str) -> dict[str, dict[str, list[str]]]:
+def children(
+    cluster: Any, namespace: str, *, retained: bool = False
+) -> dict[str, dict[str, list[str]]]:
     """Per Agent label value: its children's names by kind, each name with the Agent's
-    own name replaced by `*`, so that every Agent of one spec has the same shape."""
-    listing = get_json(cluster, ",".join(CHILD_KINDS), "-n", namespace, "-l", AGENT_LABEL)
+    own name replaced by `*`, so that every Agent of one spec has the same shape. With
+    `retained`, instead, what deleted Agents left on purpose (state.retainOnDelete: the
+    key Secret and the state, without an owner)."""
+    selector = f"{AGENT_LABEL},{RETAINED_LABEL}{'=' if retained else '!='}true"
+    listing = get_json(cluster, ",".join(CHILD_KINDS), "-n", namespace, "-l", selector)
     found: dict[str, dict[str, list[str]]] = {}
     for item in (listing or {}).get("items") or []:
         owner = item["metadata"]["labels"][AGENT_LABEL]
