@@ -58,7 +58,8 @@ _LIMITED = {
     "408": _error("The request body did not arrive within BODY_READ_TIMEOUT_SECONDS"),
     "429": _error("Over the rate limit", "Retry-After", "RateLimit", "RateLimit-Policy"),
     "503": _error(
-        "Overloaded, model unavailable (fallback reject) or state unreadable", "Retry-After"
+        "Overloaded, model unavailable (fallback reject), state unreadable or out of reach",
+        "Retry-After",
     ),
 }
 

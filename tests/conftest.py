@@ -39,6 +39,10 @@ def operator(cluster: Any) -> Iterator[Any]:
         "operator.statusIntervalSeconds=2",
         "--set",
         "operator.driftIntervalSeconds=10",
+        # Heartbeats every 2 s (FAST_RUNTIME): 20 s without one is a replica cut off
+        # (the chaos suite's network cut waits for it), with room for a loaded machine.
+        "--set",
+        "operator.heartbeatStaleSeconds=20",
         "--set",
         "logLevel=debug",
         # Short runtime cadences so heartbeats and key checks show up within seconds

@@ -5,8 +5,11 @@
 ``{"error": {"code", "message", "type", "field"?, "param"?}}``. ``type`` and ``param``
 (the same as ``field``) are the OpenAI error shape's names, so one body serves the native
 API and the OpenAI SDKs alike, with the same status codes. A full state store (``StateFull``) is 507
-Insufficient Storage with its reason, not a 500. Anything else is a 500 whose log line has
-the exception type and message, never the request body. Used by ``middleware/guard.py``.
+Insufficient Storage with its reason, not a 500; any other ``StateError`` (the store out of
+reach: an API server cut off, a deadline passed) is 503 ``state_unavailable`` with
+Retry-After, since nothing was acknowledged and a later try may succeed. Anything else is
+a 500 whose log line has the exception type and message, never the request body. Used by
+``middleware/guard.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from aiohttp import web
 from agent_runtime import jsonwire
 from agent_runtime.errors import InvalidRequest, RequestError
 from agent_runtime.middleware import ERROR_CODE
-from agent_runtime.state import StateFull
+from agent_runtime.state import EntryNotWritable, StateError, StateFull
+
+STATE_RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger("agent_runtime.errors")
 
@@ -70,6 +75,14 @@ def response_for(request: web.Request, error: Exception) -> web.Response:
         log.warning("state store full", extra={"fields": {"reason": str(error)}})
         message = f"this replica cannot store more state: {error}"
         return error_response(507, "insufficient_storage", message)
+    if isinstance(error, StateError) and not isinstance(error, EntryNotWritable):
+        # The store could not take the write (API server or database out of reach, a
+        # volume gone read-only): nothing was acknowledged, and trying later may work.
+        request[ERROR_CODE] = "state_unavailable"
+        log.warning("state store unavailable", extra={"fields": {"reason": str(error)}})
+        message = f"this replica cannot store the turn now: {error}"
+        headers = {"Retry-After": str(STATE_RETRY_AFTER_SECONDS)}
+        return error_response(503, "state_unavailable", message, headers=headers)
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error

@@ -38,7 +38,7 @@ from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
 from agent_runtime.state.batching import GroupCommit, Pending, seal_each
 from agent_runtime.state.errors import StateError, StateFull, StateUnreadable
-from agent_runtime.state.kube import ConfigMaps, Conflict
+from agent_runtime.state.kube import REQUEST_TIMEOUT_SECONDS, ConfigMaps, Conflict
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import (
     CheckpointInfo,
@@ -79,9 +79,10 @@ class ConfigMapStore(SealedStore):
         chunk_bytes: int = layout.CHUNK_BYTES,
         journal_budget_bytes: int = JOURNAL_BUDGET_BYTES,
         conflict_retries: int = CONFLICT_RETRIES,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._maps = ConfigMaps(api, namespace)
+        self._maps = ConfigMaps(api, namespace, request_timeout_seconds)
         self._namespace = namespace
         self._name = layout.commit_name(replica)
         self._replica = replica
@@ -94,6 +95,8 @@ class ConfigMapStore(SealedStore):
         self._gate = WriteGate(self.describe())
         self._lock = asyncio.Lock()  # one writer of the commit point at a time
         self._commit_obj: dict[str, Any] | None = None
+        # The body of the last commit-point write that got no answer (see _is_unconfirmed).
+        self._unconfirmed: dict[str, Any] | None = None
         self._commit = layout.Commit(None)
         self._journal: dict[str, bytes] = {}
         self._good: layout.SlotRef | None = None  # the newest checkpoint known to open
@@ -445,11 +448,19 @@ class ConfigMapStore(SealedStore):
                     written = maybe
             except Conflict:
                 fresh = await self._maps.get(self._name)
-                if not self._unchanged(fresh):
+                if not (self._unchanged(fresh) or self._is_unconfirmed(fresh)):
                     self._fail("the commit point was changed by another writer")
+                # Either only metadata moved, or our own unconfirmed write landed late: both
+                # are overwritten with what this store holds (the late one was refused to
+                # its callers, and its checkpoint slot, if any, is not the committed one).
                 self._commit_obj = fresh
                 continue
+            except StateError:
+                # No answer (a deadline, a cut connection): the write may still arrive.
+                self._unconfirmed = body
+                raise
             self._commit_obj = written
+            self._unconfirmed = None
             self._commit = commit
             self._journal = journal
             return
@@ -474,13 +485,13 @@ class ConfigMapStore(SealedStore):
 
     def _unchanged(self, fresh: dict[str, Any] | None) -> bool:
         """After a 409: is the commit point still what we last wrote (only metadata moved)?"""
-        if fresh is None or self._commit_obj is None:
-            return False
-        ours = (self._commit_obj.get("data") or {}).get("commit")
-        theirs = (fresh.get("data") or {}).get("commit")
-        return ours == theirs and set(layout.binary_of(fresh)) == set(
-            layout.binary_of(self._commit_obj)
-        )
+        return _same_content(fresh, self._commit_obj)
+
+    def _is_unconfirmed(self, fresh: dict[str, Any] | None) -> bool:
+        """After a 409: is the commit point what our last unanswered write asked for? A
+        request sent just before the API server went out of reach can land long after
+        its caller gave up on it (TCP delivers it once the path is back)."""
+        return _same_content(fresh, self._unconfirmed)
 
     def _fail(self, reason: str) -> NoReturn:
         self._gate.failure = reason
@@ -499,3 +510,12 @@ class ConfigMapStore(SealedStore):
     async def close(self) -> None:
         await self._batches.drain()
         self._gate.closed = True
+
+
+def _same_content(fresh: dict[str, Any] | None, known: dict[str, Any] | None) -> bool:
+    """The same commit and the same journal keys (resourceVersion and labels aside)."""
+    if fresh is None or known is None:
+        return False
+    ours = (known.get("data") or {}).get("commit")
+    theirs = (fresh.get("data") or {}).get("commit")
+    return ours == theirs and set(layout.binary_of(fresh)) == set(layout.binary_of(known))

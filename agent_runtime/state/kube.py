@@ -8,6 +8,7 @@ client does not raise on error statuses, so the status is checked here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable
 from typing import Any, cast
@@ -22,14 +23,25 @@ class Conflict(Exception):
     """409: the object changed since it was read (or already exists on create)."""
 
 
+REQUEST_TIMEOUT_SECONDS = 10.0
+"""One call's deadline. The client sets none, so with the API server cut off (packets
+dropped, not refused) a turn waited on TCP retransmissions for many minutes."""
+
+
 class ConfigMaps:
     """get / create / replace ConfigMaps in one namespace."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
         # Any: we pass dict bodies and read raw responses, which the generated
         # signatures do not describe.
         self._core: Any = client.CoreV1Api(api)
         self._namespace = namespace
+        self._timeout = timeout_seconds
 
     async def get(self, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -65,12 +77,18 @@ class ConfigMaps:
 
     async def _send(self, verb: str, name: str, call: Awaitable[Any]) -> tuple[int, dict[str, Any]]:
         try:
-            response = await call
-            raw = await response.read()
+            async with asyncio.timeout(self._timeout):
+                response = await call
+                raw = await response.read()
             status = int(response.status)
         except client.ApiException as exc:
             return int(exc.status or 0), {"message": str(exc.reason)}
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except TimeoutError as exc:
+            raise StateError(
+                f"cannot {verb} configmap {self._namespace}/{name}: "
+                f"the API server did not answer within {self._timeout:g}s"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
             raise StateError(
                 f"cannot {verb} configmap {self._namespace}/{name}: {exc.__class__.__name__}"
             ) from exc

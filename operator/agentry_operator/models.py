@@ -839,6 +839,9 @@ class AgentStatus(_Model):
     """Newest checkpoint."""
     endpoint: str = ""
     """In-cluster URL of the agent's Service."""
+    stale_heartbeats: list[str] = Field(default_factory=list, max_length=100)
+    """Pods that should run whose heartbeat is older than the operator's
+    heartbeatStaleSeconds: cut off from the API server, or hung (Degraded says so too)."""
 
 
 def field_errors(exc: ValidationError) -> str:

@@ -508,7 +508,20 @@ class Reconciler:
 
     async def heartbeats(self, agent: Agent, replicas: int) -> list[Heartbeat]:
         """Fresh heartbeats of the pods below `replicas`; stale or missing ones are skipped."""
+        fresh, _ = await self.read_heartbeats(agent, replicas)
+        return fresh
+
+    async def read_heartbeats(
+        self, agent: Agent, replicas: int, running: int | None = None
+    ) -> tuple[list[Heartbeat], list[str]]:
+        """The fresh heartbeats of the pods below `replicas`, and those of the pods below
+        `running` (the StatefulSet's replicas) whose last one is older than
+        `heartbeat_stale_seconds`: a replica cut off from the API server, or hung. A pod
+        that never beat is in neither (still starting), nor is the old Lease of a pod that
+        should not run (suspended, scaled down)."""
+        running = replicas if running is None else running
         beats: list[Heartbeat] = []
+        stale: list[str] = []
         now = self.now()
         for ordinal in range(replicas):
             pod = c.pod_name(agent.name, ordinal)
@@ -517,9 +530,11 @@ class Reconciler:
             if beat is None:
                 continue
             if (now - beat.time).total_seconds() > self.settings.heartbeat_stale_seconds:
+                if ordinal < running:
+                    stale.append(pod)
                 continue
             beats.append(beat)
-        return beats
+        return beats, stale
 
     def alert_state(self, agent: Agent, previous: Mapping[str, Any] | None) -> AlertState:
         """A fresh alert state; an incident already in the status stays open (no re-POST)."""
@@ -543,7 +558,9 @@ class Reconciler:
         sts_replicas = int(((statefulset or {}).get("spec") or {}).get("replicas") or 0)
         alerting = agent.spec.alerting
         async with alerts.lock:  # read and evaluate in order (see AlertState)
-            beats = await self.heartbeats(agent, max(sts_replicas, agent.spec.replicas))
+            beats, stale = await self.read_heartbeats(
+                agent, max(sts_replicas, agent.spec.replicas), running=sts_replicas
+            )
             alerts.window.window_seconds = alerting.window_seconds
             alerts.window.observe(
                 self.monotonic(),
@@ -565,6 +582,7 @@ class Reconciler:
             alerting=alerts.incident.open,
             alert_message=message,
             blocked=blocked,
+            stale_heartbeats=stale,
         )
         update = compute_status(agent, observation, previous, self.now())
         if transition is not None:

@@ -65,6 +65,8 @@ class Observation:
     alerting: bool
     alert_message: str = ""
     blocked: Blocked | None = None  # the operator could not converge
+    stale_heartbeats: Sequence[str] = ()
+    """Pods that should run whose last heartbeat is too old (see `read_heartbeats`)."""
 
 
 @dataclass
@@ -217,6 +219,7 @@ def compute_status(
         or sts_status.get("currentRevision", "") != sts_status.get("updateRevision", "")
     )
     beats = observation.heartbeats
+    stale = sorted(observation.stale_heartbeats)
     model_down = any(hb.circuit != "closed" for hb in beats)
     unhealthy = [f"{hb.pod}: {k} {v}" for hb in beats for k, v in hb.health.items() if v != "ok"]
 
@@ -233,7 +236,7 @@ def compute_status(
         # A replica that reports a failing component (say, state it cannot decrypt) will not
         # become ready by waiting: show it as Degraded, not as still starting.
         phase = "Degraded" if unhealthy else "Pending"
-    elif model_down or unhealthy:
+    elif model_down or unhealthy or stale:
         phase = "Degraded"
     else:
         phase = "Running"
@@ -262,6 +265,11 @@ def compute_status(
         degraded = (True, "ModelUnavailable", "circuit open: replies come from the fallback")
     elif unhealthy:
         degraded = (True, "HealthCheckFailed", "; ".join(unhealthy)[:512])
+    elif stale:
+        # The pod may well answer, but it cannot reach the API server (its state there,
+        # its Lease) or is hung: what it reports cannot be seen.
+        message = f"no recent heartbeat from {', '.join(stale)}"
+        degraded = (True, "HeartbeatStale", message[:512])
     else:
         degraded = (False, "Healthy", "all reporting replicas are healthy")
 
@@ -288,6 +296,9 @@ def compute_status(
         "health": worst_health(beats),
         "metrics": metrics_summary(beats, observation.error_rate),
         "endpoint": f"http://{agent.name}.{agent.namespace}.svc:{c.SERVICE_PORT}",
+        # Always written, empty too: a status patch merges, and an absent list would leave
+        # the last stale pods in place after they recovered.
+        "staleHeartbeats": stale,
     }
     checkpoint = newest_checkpoint(beats) or previous.get("lastCheckpoint")
     if checkpoint:

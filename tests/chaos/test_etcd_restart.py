@@ -1,9 +1,9 @@
 """etcd killed and restarted under reconcile load (cluster level).
 
 Suspended Agents are applied (their children without pods: what is measured is the
-operator's work, not pods starting on the process node) and, while the operator
-converges them, a thread keeps changing their specs, etcd is killed with SIGKILL, left down for 5 s and
-started again on its data, and the changes go on for 5 s more (30 s with
+operator's work, not pods starting on the process node); while the operator converges
+them a thread keeps changing their specs, etcd is killed with SIGKILL, left down for 5 s
+and started again on its data, and the changes go on for 5 s more (30 s with
 AGENTRY_CHAOS_FULL=1). Then every Agent must reach a status for its latest generation
 (none lost, none stuck), with one set of children and its key.
 """
@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 import pytest
-
 from agentry_cluster import faults
 from agentry_cluster.layout import StateLayout
+
 from tests.chaos import fleet
 from tests.chaos.conftest import Figure, scaled
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +27,7 @@ from tests.support.runtime_process import (
     runtime,
     wait_until,
 )
+from tests.support.silent_endpoint import SilentEndpoint
 
 pytestmark = pytest.mark.chaos
 
@@ -36,36 +36,6 @@ MODEL_TIMEOUT = 3.0
 # and a loaded 2-core machine's scheduling (load average up to 10 while the suite runs).
 MARGIN = 4.0
 WORKERS = 8
-
-
-@dataclass
-class SilentEndpoint:
-    """Accepts connections, reads whatever comes, answers nothing; counts who is still on."""
-
-    open_connections: int = 0
-    accepted: int = 0
-    server: asyncio.Server | None = None
-    port: int = field(default_factory=free_port)
-
-    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self.open_connections += 1
-        try:
-            while await reader.read(65536):  # until the client closes its end
-                pass
-        except ConnectionError:
-            pass
-        finally:
-            self.open_connections -= 1
-            writer.close()
-
-    async def __aenter__(self) -> SilentEndpoint:
-        self.server = await asyncio.start_server(self._hold, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
 
 async def circuit_state(http: aiohttp.ClientSession, base: str) -> float:
@@ -86,7 +56,7 @@ async def test_a_model_that_never_answers_degrades_within_the_timeout_and_leaks_
             tmp_path,
             free_port(),
             AGENTRY_MODEL_PROVIDER="openai",
-            AGENTRY_MODEL_ENDPOINT=f"http://127.0.0.1:{silent.port}/v1",
+            AGENTRY_MODEL_ENDPOINT=f"{silent.url}/v1",
             AGENTRY_MODEL_NAME="m",
             AGENTRY_MODEL_API_KEY_FILE=str(key),
             AGENTRY_MODEL_TIMEOUT_SECONDS=str(MODEL_TIMEOUT),

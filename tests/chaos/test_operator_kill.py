@@ -117,7 +117,8 @@ def test_an_operator_killed_every_5_s_converges_without_leaked_children_or_new_k
     keyed = {name for name in deleted if name in first_keys}
     assert kept == {name: {"Secret": ["*-keys"]} for name in keyed}, (kept, keyed)
     shape = fleet.one_shape(shapes)
-    assert shape["Secret"] == ["*-keys"] and shape["StatefulSet"] == ["*"], shape
+    assert shape["Secret"] == ["*-keys"], shape
+    assert shape["StatefulSet"] == ["*"], shape
     regenerated = [n for n in names if final_keys.get(n) != first_keys.get(n)]
     figure("keys_regenerated", len(regenerated))
     assert not regenerated, regenerated

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -447,3 +447,58 @@ async def test_a_missing_connection_secret_is_a_condition_naming_it_until_it_exi
     await api.patch("v1/secrets", "ns", "pg-app", {"data": {"uri": "cG9zdGdyZXNxbDovL2RiL3g="}})
     assert await eventually(lambda: api.get(STS, "ns", "bot"))
     assert await eventually(lambda: (ready() or {}).get("reason") != "ConnectionSecretMissing")
+
+
+class Leases:
+    """Serves heartbeat Leases by name, as the API server does."""
+
+    def __init__(self, leases: dict[str, dict[str, Any]]) -> None:
+        self.leases = leases
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.leases.get(name)
+
+
+async def test_a_replica_that_stopped_beating_is_listed_stale_until_it_beats_again(
+    operator_settings: Any,
+) -> None:
+    """Issue 12's network cut: a pod that cannot reach the API server still runs, and its
+    status went on saying Running, with its last metrics gone without a word."""
+    bot = Agent.from_body(agent(state=shared_state(), replicas=2))
+    leases = Leases({f"{pod}-heartbeat": lease(pod, 5, 0) for pod in ("bot-0", "bot-1")})
+    settings = operator_settings.model_copy(update={"heartbeat_stale_seconds": 60})
+    later = datetime.now(UTC) + timedelta(seconds=90)
+    reconciler = Reconciler(kube=leases, settings=settings, now=lambda: later)  # type: ignore[arg-type]
+    sts = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 2}}
+    alerts = reconciler.alert_state(bot, {})
+
+    status = (await reconciler.observe(bot, {}, alerts, statefulset=sts)).status
+    assert status["staleHeartbeats"] == ["bot-0", "bot-1"]
+    assert status["phase"] == "Degraded"
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "HeartbeatStale"
+    assert "bot-0, bot-1" in degraded["message"]
+
+    for pod in ("bot-0", "bot-1"):  # the cut is over: both beat again
+        leases.leases[f"{pod}-heartbeat"] = lease_at(pod, later)
+    status = (await reconciler.observe(bot, status, alerts, statefulset=sts)).status
+    assert status["staleHeartbeats"] == []
+    assert status["phase"] == "Running"
+
+    # Suspended: the pods are gone on purpose, and their old Leases are not news.
+    reconciler.now = lambda: later + timedelta(seconds=600)
+    suspended = Agent.from_body(agent(state=shared_state(), suspend=True))
+    sts = {"spec": {"replicas": 0}, "status": {"replicas": 0}}
+    status = (await reconciler.observe(suspended, status, alerts, statefulset=sts)).status
+    assert status["staleHeartbeats"] == []
+    assert status["phase"] == "Suspended"
+
+
+def lease_at(pod: str, moment: datetime) -> dict[str, Any]:
+    """A heartbeat Lease of `pod` written at `moment`."""
+    written = lease(pod, 5, 0)
+    annotations = written["metadata"]["annotations"]
+    beat = json.loads(annotations["agentry.dev/heartbeat"])
+    beat["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    annotations["agentry.dev/heartbeat"] = json.dumps(beat)
+    return written

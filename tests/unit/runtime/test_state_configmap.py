@@ -80,6 +80,7 @@ class ApiServer(kmock.KubernetesEmulator):
 
     version: int = 0
     foreign_edits: int = 0  # the next N PUTs find the object touched by someone else
+    late_answers: int = 0  # the next N PUTs are applied, but answered after 1 s
     puts: list[str] = attrs.Factory(list)
 
     def _bump(self) -> str:
@@ -90,7 +91,11 @@ class ApiServer(kmock.KubernetesEmulator):
         if request.resource is not None and request.method == kmock.method.POST:
             request.data.setdefault("metadata", {})["resourceVersion"] = self._bump()
         if request.resource is not None and request.method == kmock.method.PUT and request.name:
-            return self._put(request)
+            answer = self._put(request)
+            if self.late_answers:
+                self.late_answers -= 1
+                await asyncio.sleep(1)
+            return answer
         return await super()._handle(request)
 
     def _put(self, request: Any) -> aiohttp.web.StreamResponse:
@@ -280,6 +285,23 @@ async def test_endless_conflicts_give_up_with_a_state_error(
     kmock.foreign_edits = 100
     with pytest.raises(StateError, match="conflicted 4 times"):
         await s.append(say("s", "two"))
+
+
+async def test_a_write_answered_after_the_deadline_is_not_taken_for_another_writer(
+    api: client.ApiClient, kmock: ApiServer
+) -> None:
+    """Issue 12's network cut: a PUT sent as the pod lost the API server landed when the
+    path came back; the store took its own late write for another writer's and refused
+    every write until a restart."""
+    s = await store(api, request_timeout_seconds=0.3)
+    await s.append(say("s", "one"))
+    kmock.late_answers = 1
+    with pytest.raises(StateError, match=r"did not answer within 0\.3s"):
+        await s.append(say("s", "refused, though it landed"))
+    await s.append(say("s", "two"))
+    await s.append(say("s", "three"))
+    restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
+    assert [m["content"] for m in restored.state[anon("s")]] == ["one", "two", "three"]
 
 
 async def test_another_writer_of_the_same_replica_stops_all_writes(
