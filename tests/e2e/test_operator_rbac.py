@@ -22,7 +22,7 @@ from agentry_operator.kube import contains
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
-from tests.e2e.conftest import CHART, RELEASE_NS
+from tests.conftest import CHART, RELEASE_NS
 from tests.support.e2e import get_json, wait_for
 from tests.support.rbac import can_i, can_i_list, parse
 
