@@ -111,7 +111,7 @@ async def ttfb(count: int) -> dict[str, dict[str, float]]:
                 return values
 
             serve = ["-m", "agent_runtime", "serve"]
-            async with serving(lambda _: serve, env) as (port, _):
+            async with serving(lambda _: serve, env, asyncio.subprocess.DEVNULL) as (port, _):
                 messages = [{"role": "user", "content": "hello"}]
                 chat = {"model": "m", "stream": True, "messages": messages}
                 targets = [
