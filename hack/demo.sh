@@ -27,6 +27,10 @@ if [[ "${KIND:-}" == "1" ]]; then
   run docker build -t agentry:dev .
   run kind load docker-image agentry:dev --name agentry
   image_args=(--set image.repository=agentry --set image.tag=dev --set image.pullPolicy=Never)
+  # kindnet enforces NetworkPolicy: the agents admit the API server's proxy (kubectl agent
+  # invoke) and reach the API server only at the node's address (docs/security.md).
+  node_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' agentry-control-plane)
+  image_args+=(--set "networkPolicy.apiServerCIDRs={$node_ip/32}")
   teardown="kind delete cluster --name agentry"
 else
   say "local cluster (the first run builds Kubernetes from the Go module proxy: minutes)"

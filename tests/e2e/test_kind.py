@@ -1,8 +1,11 @@
 """The product on kind, for machines with a Docker engine.
 
 On such a machine `make demo KIND=1` builds the image, creates a kind cluster, installs
-the chart and invokes an Agent; this test runs exactly that. Our own machines have no
-Docker engine, so here it is skipped with the reason printed (`-ra` in pytest's options).
+the chart and invokes an Agent; this test runs exactly that. kindnet enforces
+NetworkPolicy (the local cluster does not), so the Agent's policy is checked there too: a
+pod of the Agent's namespace reaches its port, a pod of another namespace does not. Our own
+machines have no Docker engine, so here it is skipped with the reason printed (`-ra` in
+pytest's options).
 """
 
 from __future__ import annotations
@@ -43,3 +46,22 @@ def test_demo_on_kind_installs_the_chart_and_the_agent_answers() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "Running" in result.stdout
+    assert _fetch_from("default") == 0, "a pod of the Agent's namespace reaches its port"
+    assert _fetch_from("np-outside") != 0, "the NetworkPolicy keeps other namespaces out"
+
+
+def _kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+    command = ["kubectl", "--context", "kind-agentry", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=180)
+
+
+def _fetch_from(namespace: str) -> int:
+    """Exit status of a one-off pod in `namespace` fetching the demo Agent's /livez."""
+    if namespace != "default":
+        _kubectl("create", "namespace", namespace)
+    url = "http://demo.default.svc.cluster.local/livez"
+    out = _kubectl(
+        "run", "np-probe", "-n", namespace, "--rm", "-i", "--restart=Never",
+        "--image=busybox:1.36", "--", "wget", "-q", "-T", "5", "-O-", url,
+    )  # fmt: skip
+    return out.returncode
