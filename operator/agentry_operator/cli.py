@@ -32,6 +32,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# Loggers that print what the operator reads, bodies included, at DEBUG: a Secret's data
+# (the agents' keys, a webhook URL) would land in the operator's log. The e2e suite's last
+# test (tests/e2e/test_secrets_in_logs.py, operator at debug) found exactly that.
+BODY_LOGGERS = ("kubernetes_asyncio.client.rest",)
+
+
+def configure_logging(level: str) -> None:
+    """The operator's log format and level; loggers of API bodies never below INFO."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger().setLevel(level.upper())
+    for name in BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -45,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.model_copy(update={"watch_namespaces": args.namespace})
     if args.log_level:
         settings = settings.model_copy(update={"log_level": args.log_level})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     registry = kopf.OperatorRegistry()
