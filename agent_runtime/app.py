@@ -54,6 +54,7 @@ from agent_runtime.state import (
 )
 from agent_runtime.state.aside import set_aside
 from agent_runtime.state.postgres import PostgresStore
+from agent_runtime.state.postgres.url import ConnectionUrl
 from agent_runtime.tokens import TokenFile, TokenFileError
 from agent_runtime.turns import Turns
 
@@ -111,9 +112,13 @@ def build_shared_sessions(
     clock: Clock,
 ) -> SharedSessionService:
     """The postgres backend: the store and the service over it (no journal, no checkpoint)."""
-    assert settings.postgres_url is not None  # required by Settings with this backend
+    url = (
+        ConnectionUrl(path=settings.postgres_url_file)
+        if settings.postgres_url_file is not None
+        else ConnectionUrl(settings.postgres_url)
+    )
     store = PostgresStore(
-        settings.postgres_url,
+        url,
         namespace=settings.namespace,
         agent=settings.agent_name,
         schema_name=settings.postgres_schema,

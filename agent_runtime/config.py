@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     postgres_url: str | None = Field(default=None, repr=False)
     """libpq URI of the shared database (backend postgres); holds a password: never shown."""
+    postgres_url_file: Path | None = None
+    """A file holding that URI instead (the connection Secret's key, mounted); read again
+    when it changes, so a rotated password reaches new connections without a restart."""
     postgres_schema: str = Field(default="agentry", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     postgres_pool_size: int = Field(default=10, ge=1, le=100)
     postgres_sslmode: (
@@ -219,17 +222,9 @@ class Settings(BaseSettings):
     @field_validator("postgres_url")
     @classmethod
     def _libpq_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise _SettingError("postgres_url", "is not a URI (postgresql://...)") from None
-        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-            raise _SettingError(
-                "postgres_url", "must be a postgresql://user:password@host:port/db URI"
-            )
+        problem = None if value is None else libpq_url_problem(value)
+        if problem is not None:
+            raise _SettingError("postgres_url", problem)
         return value
 
     @model_validator(mode="after")
@@ -243,8 +238,11 @@ class Settings(BaseSettings):
             raise _SettingError(
                 "keys_dir", f"required in {self.environment} (mount the key Secret there)"
             )
-        if self.state_backend == "postgres" and not self.postgres_url:
-            raise _SettingError("postgres_url", "required when STATE_BACKEND is postgres")
+        if self.state_backend == "postgres" and not (self.postgres_url or self.postgres_url_file):
+            raise _SettingError(
+                "postgres_url",
+                f"required when STATE_BACKEND is postgres (or {env_name('postgres_url_file')})",
+            )
         if self.rate_limit_client_key == "token" and self.auth_tokens_file is None:
             raise _SettingError(
                 "rate_limit_client_key",
@@ -291,6 +289,18 @@ class Settings(BaseSettings):
         data["log_level"] = self.effective_log_level
         data["rate_limit_client_key"] = self.effective_client_key
         return {ENV_PREFIX + key.upper(): value for key, value in data.items()}
+
+
+def libpq_url_problem(value: str) -> str | None:
+    """What is wrong with `value` as a libpq connection URI, or None; never echoes it."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "is not a URI (postgresql://...)"
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        return "must be a postgresql://user:password@host:port/db URI"
+    return None
 
 
 class _SettingError(ValueError):
@@ -361,7 +371,7 @@ def check_files(settings: Settings) -> None:
     """Referenced files and directories must exist; checked at startup and by check-config."""
     if settings.keys_dir is not None and not settings.keys_dir.is_dir():
         raise ConfigError(env_name("keys_dir"), f"not a directory ({settings.keys_dir})")
-    for field in ("model_api_key_file", "auth_tokens_file", "limits_file"):
+    for field in ("model_api_key_file", "auth_tokens_file", "limits_file", "postgres_url_file"):
         path = getattr(settings, field)
         if path is not None and not Path(path).is_file():
             raise ConfigError(env_name(field), f"file not found ({path})")

@@ -53,6 +53,8 @@ LIMITS_KEY: Final = "limits.json"
 LIMITS_FILE: Final = f"{LIMITS_DIR}/{LIMITS_KEY}"
 # One file per tool server with headersFrom, named after the server.
 TOOL_HEADERS_DIR: Final = "/etc/agentry/tool-headers"
+POSTGRES_DIR: Final = "/etc/agentry/postgres"
+POSTGRES_URL_FILE: Final = f"{POSTGRES_DIR}/url"
 STATE_DIR: Final = "/var/lib/agentry/state"
 TMP_DIR: Final = "/tmp"  # noqa: S108 - the mount path of the pod's emptyDir, not a temp file
 

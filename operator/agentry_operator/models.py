@@ -262,8 +262,9 @@ class PostgresSpec(_Model):
 
     connection_secret_ref: SecretKeyRef
     """Secret key holding a libpq URI (postgresql://user:password@host:5432/db), such as the
-    `uri` key of a CloudNativePG `<cluster>-app` Secret. The pods read it into
-    AGENTRY_POSTGRES_URL; the operator never copies it anywhere else."""
+    `uri` key of a CloudNativePG `<cluster>-app` Secret. The pods mount it as a file and
+    read it again when it changes (a rotated password needs no roll); the operator never
+    copies it anywhere else."""
     schema_name: str = Field(
         default="agentry",
         min_length=1,

@@ -30,10 +30,12 @@ from agent_runtime.state.errors import StateError
 from agent_runtime.state.model import SessionKey
 from agent_runtime.state.postgres import schema
 from agent_runtime.state.postgres.schema import Conn
+from agent_runtime.state.postgres.url import ConnectionUrl, ConnectionUrlError
 
 log = logging.getLogger("agent_runtime.state.postgres")
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+RETIRE_SECONDS = 60.0
 T = TypeVar("T")
 
 # Errors that mean "the database cannot serve right now", as opposed to a bug.
@@ -105,7 +107,7 @@ class PostgresStore:
 
     def __init__(
         self,
-        url: str,
+        url: str | ConnectionUrl,
         *,
         namespace: str,
         agent: str,
@@ -113,7 +115,9 @@ class PostgresStore:
         pool_size: int = 10,
         sslmode: str | None = None,
     ) -> None:
-        self._url = url
+        self._url = url if isinstance(url, ConnectionUrl) else ConnectionUrl(url)
+        self._pool_url = ""
+        self._retiring: set[asyncio.Task[None]] = set()
         self.namespace = namespace
         self.agent = agent
         self.schema = schema_name
@@ -123,18 +127,27 @@ class PostgresStore:
         self._pool_lock = asyncio.Lock()
 
     def describe(self) -> str:
-        return f"postgres:{redact_url(self._url)} schema {self.schema}"
+        try:
+            where = redact_url(self._url.current())
+        except ConnectionUrlError as error:
+            where = f"({error})"
+        return f"postgres:{where} schema {self.schema}"
 
     # -- connections --------------------------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
+            url = self._url.current()
+            if self._pool is not None and url != self._pool_url:
+                self._retire(self._pool)
+                self._pool = None
             if self._pool is None:
                 kwargs: dict[str, Any] = {}
                 if self._sslmode is not None:
                     kwargs["ssl"] = self._sslmode
+                self._pool_url = url
                 self._pool = await asyncpg.create_pool(
-                    self._url,
+                    url,
                     reset=_keep_as_is,
                     min_size=0,
                     max_size=self._pool_size,
@@ -143,6 +156,20 @@ class PostgresStore:
                     **kwargs,
                 )
             return self._pool
+
+    def _retire(self, pool: asyncpg.Pool) -> None:
+        """Close a pool built from an older URI once its connections are back (turns in
+        flight finish on them), within a minute; new turns already use the new pool."""
+
+        async def close() -> None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=RETIRE_SECONDS)
+            except Exception:
+                pool.terminate()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @contextlib.asynccontextmanager
     async def _connection(self, budget: float) -> AsyncIterator[Conn]:
@@ -155,6 +182,8 @@ class PostgresStore:
             raise DatabaseUnavailable(f"database unreachable: {describe_error(error)}") from None
         except asyncpg.PostgresError as error:
             raise DatabaseUnavailable(f"database refused: {describe_error(error)}") from None
+        except ConnectionUrlError as error:
+            raise DatabaseUnavailable(str(error)) from None
         try:
             yield conn
         except BaseException as error:
@@ -180,6 +209,9 @@ class PostgresStore:
                 return await work(conn)
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pool.close(), timeout=5.0)

@@ -89,8 +89,8 @@ def session_limits(agent: Agent) -> dict[str, str]:
 
 
 def postgres_settings(agent: Agent) -> dict[str, str]:
-    """The postgres backend's settings; the URL itself comes from the connection Secret
-    through the pod's env (secretKeyRef), never through this ConfigMap."""
+    """The postgres backend's settings. The URL itself stays in the connection Secret,
+    mounted as the file named here (workload.py), never copied into this ConfigMap."""
     state = agent.spec.state
     if state.postgres is None:
         return {}
@@ -98,6 +98,7 @@ def postgres_settings(agent: Agent) -> dict[str, str]:
         "POSTGRES_SCHEMA": state.postgres.schema_name,
         "POSTGRES_POOL_SIZE": str(state.postgres.pool_size),
         "STATE_RETENTION_SECONDS": str(state.retention_seconds),
+        "POSTGRES_URL_FILE": c.POSTGRES_URL_FILE,
     }
     if state.postgres.ssl_mode is not None:
         env["POSTGRES_SSLMODE"] = state.postgres.ssl_mode

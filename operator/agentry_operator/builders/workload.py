@@ -18,9 +18,9 @@ from agentry_operator.builders.scheduling import placement
 from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
-# The libpq URI reaches the runtime only from the connection Secret (a ConfigMap is
-# readable by more people, and the hash annotation must not depend on a password).
-POSTGRES_URL_ENV = "AGENTRY_POSTGRES_URL"
+# The libpq URI reaches the runtime only from the connection Secret, mounted as a file (a
+# ConfigMap is readable by more people, and the hash annotation must not depend on a
+# password).
 
 
 def key_secret_name_for(agent: Agent) -> str:
@@ -119,6 +119,22 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             }
         )
         mounts.append({"name": "auth", "mountPath": c.AUTH_DIR, "readOnly": True})
+    postgres = spec.state.postgres
+    if spec.state.backend == "postgres" and postgres is not None:
+        # A file, not an env var: the kubelet rewrites it when the Secret changes, and the
+        # runtime reads it again, so a rotated database password needs no pod roll.
+        ref = postgres.connection_secret_ref
+        volumes.append(
+            {
+                "name": "postgres",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": "url"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "postgres", "mountPath": c.POSTGRES_DIR, "readOnly": True})
     _tool_header_volume(agent, volumes, mounts)
     return volumes, mounts
 
@@ -154,15 +170,6 @@ def _container(agent: Agent, settings: OperatorSettings) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "AGENTRY_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
-    postgres = spec.state.postgres
-    if spec.state.backend == "postgres" and postgres is not None:
-        ref = postgres.connection_secret_ref
-        env.append(
-            {
-                "name": POSTGRES_URL_ENV,
-                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-            }
-        )
     env.extend({"name": name, "value": value} for name, value in sorted(settings.agent_env.items()))
     env.extend({"name": var.name, "value": var.value} for var in spec.env)
     container: dict[str, Any] = {

@@ -301,7 +301,7 @@ def test_a_rollback_is_accepted_only_when_the_agent_says_so() -> None:
     assert "AGENTRY_ACCEPT_STATE_ROLLBACK" not in builders.runtime_environment(agent())
 
 
-def test_postgres_settings_reach_the_runtime_and_the_url_only_from_its_secret() -> None:
+def test_postgres_settings_reach_the_runtime_and_the_url_only_as_its_secrets_file() -> None:
     state = shared_state("pg-app", "uri")
     state["postgres"].update({"schema": "team_a", "poolSize": 4, "sslMode": "verify-full"})
     a = agent(replicas=3, state={**state, "retention": "30d"})
@@ -312,12 +312,15 @@ def test_postgres_settings_reach_the_runtime_and_the_url_only_from_its_secret() 
     assert env["AGENTRY_POSTGRES_SSLMODE"] == "verify-full"
     assert env["AGENTRY_STATE_RETENTION_SECONDS"] == str(30 * 86400)
     assert "AGENTRY_POSTGRES_URL" not in builders.build_config_map(a)["data"]
-    container = pod_spec(a)["containers"][0]
-    url = next(e for e in container["env"] if e["name"] == "AGENTRY_POSTGRES_URL")
-    assert url == {
-        "name": "AGENTRY_POSTGRES_URL",
-        "valueFrom": {"secretKeyRef": {"name": "pg-app", "key": "uri"}},
-    }
+    assert env["AGENTRY_POSTGRES_URL_FILE"] == "/etc/agentry/postgres/url"
+    spec = pod_spec(a)
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "postgres"]
+    assert volume["secret"]["secretName"] == "pg-app"
+    assert volume["secret"]["items"] == [{"key": "uri", "path": "url"}]
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "postgres"]
+    assert mount == {"name": "postgres", "mountPath": "/etc/agentry/postgres", "readOnly": True}
+    assert "subPath" not in mount, "a subPath mount would never see the rotated Secret"
+    assert not [e for e in spec["containers"][0]["env"] if "POSTGRES" in e["name"]]
 
 
 def test_postgres_pods_get_no_volume_claim_and_no_postgres_settings_elsewhere() -> None:
