@@ -75,6 +75,7 @@ from agent_runtime.ownership import caller_of
 from agent_runtime.services import SERVICES, Services
 from agent_runtime.sessions import SESSION_ID
 from agent_runtime.sse import DEGRADED_HEADER, EventStream
+from agent_runtime.tools.loop import OnToolEvent
 from agent_runtime.turns import Outcome, Usage
 
 a2a_routes = web.RouteTableDef()
@@ -242,9 +243,16 @@ async def send_message(
     request: web.Request, request_id: Any, params: SendMessageRequest
 ) -> web.Response:
     turn = await _Turn.of(request, params)
-    outcome = await turn.run()
+    results: list[dict[str, Any]] = []
+
+    async def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "tool_result":
+            results.append(event)
+
+    outcome = await turn.run(None, on_event)
     headers = _degraded(request, outcome.degraded)
     task = turn.task(outcome)
+    task.artifacts.extend(turn.tool_artifact(event).artifact for event in results)
     return web.json_response(_result(request_id, SendMessageResponse(task=task)), headers=headers)
 
 
@@ -266,8 +274,17 @@ async def send_streaming_message(
         await send(StreamResponse(artifact_update=turn.piece(piece)))
         turn.pieces += 1
 
+    async def on_event(event: dict[str, Any]) -> None:
+        if not stream.started:
+            turn.number = await turn.services.turns.next_turn(turn.caller, turn.context_id)
+            await send(StreamResponse(task=turn.working()))
+        if event["type"] == "tool_call":
+            await send(StreamResponse(status_update=turn.calling(event)))
+        else:
+            await send(StreamResponse(artifact_update=turn.tool_artifact(event)))
+
     try:
-        outcome = await turn.run(on_delta)
+        outcome = await turn.run(on_delta, on_event)
     except ConnectionResetError:
         return stream.response or web.Response(status=499)
     except Exception as error:
@@ -362,9 +379,13 @@ class _Turn:
         message.context_id = context_id
         return cls(services, caller, context_id, message, content)
 
-    async def run(self, on_delta: Callable[[str, bool], Awaitable[None]] | None = None) -> Outcome:
+    async def run(
+        self,
+        on_delta: Callable[[str, bool], Awaitable[None]] | None = None,
+        on_event: OnToolEvent | None = None,
+    ) -> Outcome:
         outcome = await self.services.turns.in_session(
-            self.caller, self.context_id, self.content, on_delta=on_delta
+            self.caller, self.context_id, self.content, on_delta=on_delta, on_event=on_event
         )
         assert outcome.turn is not None
         self.number = outcome.turn
@@ -417,6 +438,36 @@ class _Turn:
             context_id=self.context_id,
             artifact=Artifact(artifact_id=REPLY_ARTIFACT, name="reply", parts=[Part(text=piece)]),
             append=self.pieces > 0,
+        )
+
+    def calling(self, event: dict[str, Any]) -> TaskStatusUpdateEvent:
+        """A working status whose message says which tool the agent is calling."""
+        note = Message(
+            message_id=f"{self.task_id}-{event['id']}",
+            context_id=self.context_id,
+            task_id=self.task_id,
+            role=Role.ROLE_AGENT,
+            parts=[Part(text=f"calling tool {event['name']} with {event['arguments'] or '{}'}")],
+        )
+        return TaskStatusUpdateEvent(
+            task_id=self.task_id,
+            context_id=self.context_id,
+            status=_status(TaskState.TASK_STATE_WORKING, note),
+        )
+
+    def tool_artifact(self, event: dict[str, Any]) -> TaskArtifactUpdateEvent:
+        """One finished tool call as an artifact ``tool-<call id>``: its result as text,
+        the tool, server and outcome in the artifact's metadata."""
+        artifact = Artifact(
+            artifact_id=f"tool-{event['id']}",
+            name=f"tool {event['name']}",
+            parts=[Part(text=event["content"])],
+        )
+        artifact.metadata.update(
+            {"tool": event["name"], "server": event["server"], "outcome": event["outcome"]}
+        )
+        return TaskArtifactUpdateEvent(
+            task_id=self.task_id, context_id=self.context_id, artifact=artifact
         )
 
     def completed(self, outcome: Outcome) -> TaskStatusUpdateEvent:

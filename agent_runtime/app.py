@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -55,8 +55,13 @@ from agent_runtime.state import (
 from agent_runtime.state.aside import set_aside
 from agent_runtime.state.postgres import PostgresStore
 from agent_runtime.state.postgres.url import ConnectionUrl
+from agent_runtime.token_budget import TokenBudget
 from agent_runtime.tokens import TokenFile, TokenFileError
+from agent_runtime.tools.loop import ToolPolicy
 from agent_runtime.turns import Turns
+
+if TYPE_CHECKING:
+    from agent_runtime.tools.toolbox import Toolbox
 
 log = logging.getLogger("agent_runtime.app")
 
@@ -79,6 +84,27 @@ def build_provider(settings: Settings) -> ModelProvider:
             max_retries=settings.model_max_retries,
         )
     return BuiltinProvider()
+
+
+def build_toolbox(settings: Settings, metrics: Metrics, clock: Clock) -> Toolbox | None:
+    """The Agent's tool servers, or None without any (the MCP SDK is then never imported)."""
+    if not settings.tools:
+        return None
+    from agent_runtime.tools.toolbox import Toolbox
+
+    # The SDK's HTTP client logs every request at INFO; ours logs what matters.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    return Toolbox(
+        settings.tools, metrics, clock.monotonic, retry_seconds=settings.tool_list_refresh_seconds
+    )
+
+
+def toolbox_check(toolbox: Toolbox) -> health.Check:
+    async def check() -> health.CheckResult:
+        return toolbox.health()
+
+    return check
 
 
 def record_context(settings: Settings) -> RecordContext:
@@ -212,12 +238,15 @@ def create_app(
         on_change=metrics.set_circuit,
     )
     metrics.set_circuit("closed")
+    toolbox = build_toolbox(settings, metrics, clock)
     model = GuardedModel(
         provider,
         breaker,
         fallback=settings.fallback,
         metrics=metrics,
         timeout_seconds=settings.model_timeout_seconds,
+        toolbox=toolbox,
+        tool_policy=ToolPolicy(settings.tool_max_steps, settings.tool_max_parallel),
     )
     sessions: SessionService | SharedSessionService
     if store is None:
@@ -251,6 +280,8 @@ def create_app(
         "disk": health.disk_check(disk_paths, settings.min_free_disk_bytes),
         "encryption": health.encryption_check(keyring),
     }
+    if toolbox is not None:
+        checks["tools"] = toolbox_check(toolbox)
 
     services: Services
 
@@ -276,6 +307,12 @@ def create_app(
         tokens=tokens,
         client_slots=ClientSlots(settings.max_concurrent_per_client),
         auth_failures=failed_authentications(settings, tokens, clock),
+        token_budget=TokenBudget(
+            per_client=settings.rate_limit_per_client,
+            max_clients=settings.rate_limit_max_clients,
+            clock=clock.monotonic,
+        ),
+        toolbox=toolbox,
     )
 
     metrics.in_flight.set_function(lambda: services.in_flight)
@@ -309,6 +346,8 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await provider.start()
+        if toolbox is not None:
+            await toolbox.start()
         try:
             await restore(services)
             spawn: list[Coroutine[Any, Any, None]] = [checkpoint_loop(), heartbeat_loop()]
@@ -337,6 +376,8 @@ def create_app(
             yield
         finally:
             await shutdown(services, refresh_health)
+            if toolbox is not None:
+                await toolbox.close()
             await provider.close()
 
     app = web.Application(
@@ -470,7 +511,11 @@ def heartbeat_payload(services: Services, health_values: dict[str, str]) -> dict
         "time": rfc3339(services.clock.now()),
         "ready": ready,
         "circuit": services.model.breaker.state.replace("_", "-"),
-        "health": {name: health_values.get(name, "ok") for name in health.CHECK_NAMES},
+        "health": {
+            **{name: health_values.get(name, "ok") for name in health.CHECK_NAMES},
+            # Reported, not part of "ready": a tool server is not a reason to leave the Service.
+            "tools": services.toolbox.heartbeat_value() if services.toolbox else "ok",
+        },
         "metrics": services.metrics.summary(),
         **high_water(services),
         "state": state_summary(services),

@@ -1,4 +1,4 @@
-"""A circuit breaker around the model provider: closed, open, half-open.
+"""A circuit breaker around the model provider (and each tool server): closed, open, half-open.
 
 Closed: calls go through; ``failure_threshold`` consecutive failures open it. Open: calls
 are refused (the fallback answers) until ``open_seconds`` pass. Half-open: one trial call
@@ -26,7 +26,9 @@ class CircuitBreaker:
         open_seconds: float,
         clock: Callable[[], float],
         on_change: Callable[[State], None] | None = None,
+        name: str = "model",
     ) -> None:
+        self.name = name
         self.failure_threshold = failure_threshold
         self.open_seconds = open_seconds
         self._clock = clock
@@ -82,7 +84,10 @@ class CircuitBreaker:
         if state == self._state:
             return
         log.warning(
-            "model circuit %s", state, extra={"fields": {"circuit": state, "from": self._state}}
+            "%s circuit %s",
+            self.name,
+            state,
+            extra={"fields": {"circuit": state, "from": self._state}},
         )
         self._state = state
         if self._on_change is not None:

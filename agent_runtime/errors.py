@@ -83,6 +83,17 @@ class Throttled(RequestError):
     code = "rate_limited"
 
 
+class TokenBudgetSpent(RequestError):
+    """Over ``rateLimit.tokensPerMinute``; the headers carry Retry-After and RateLimit."""
+
+    status = 429
+    code = "token_budget_spent"
+
+    def __init__(self, message: str, *, headers: dict[str, str], scope: str) -> None:
+        super().__init__(message, headers=headers)
+        self.scope = scope
+
+
 class BodyTooLarge(RequestError):
     status = 413
     code = "body_too_large"

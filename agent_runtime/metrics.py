@@ -23,6 +23,11 @@ OUTCOMES = (
     "server_error",
 )
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+# The buckets the GenAI semantic conventions advise for these two histograms.
+GEN_AI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+GEN_AI_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
 
 
 class Metrics:
@@ -79,6 +84,39 @@ class Metrics:
         self.sessions = Gauge(f"{ns}_sessions", "Sessions held in memory", registry=r)
         self.in_flight = Gauge(f"{ns}_in_flight_requests", "Requests in flight", registry=r)
         self.ready = Gauge(f"{ns}_ready", "1 when every /readyz check passes", registry=r)
+        self.tool_calls = Counter(
+            f"{ns}_tool_calls",
+            "Tool calls by server, tool and outcome (ok, tool_error, timeout, unavailable, "
+            "circuit_open, invalid)",
+            ["server", "tool", "outcome"],
+            registry=r,
+        )
+        self.tool_call_duration = Histogram(
+            f"{ns}_tool_call_duration_seconds",
+            "Time of tool calls that reached their server",
+            ["server", "tool"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        # OpenTelemetry GenAI semantic conventions, exported the Prometheus way: dots
+        # become underscores, the unit "s" a _seconds suffix, "{token}" nothing
+        # (docs/tools.md, "Token usage", has the mapping).
+        self.gen_ai_token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per model call (gen_ai.client.token.usage)",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_token_type"],
+            buckets=GEN_AI_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.gen_ai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of model calls (gen_ai.client.operation.duration)",
+            ["gen_ai_operation_name", "gen_ai_provider_name"],
+            buckets=GEN_AI_DURATION_BUCKETS,
+            registry=r,
+        )
+        self._tokens = {"input": 0, "output": 0}
+        self._tool_call_count = 0
         # Labelled children looked up once: ``labels()`` hashes and locks on every call.
         self._outcome_counters = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self._counts = dict.fromkeys(OUTCOMES, 0)
@@ -92,6 +130,19 @@ class Metrics:
         self.latency.observe(seconds)
         self._counts[outcome] = self._counts.get(outcome, 0) + 1
         self._latencies.append(seconds)
+
+    def observe_model_call(
+        self, provider: str, input_tokens: int, output_tokens: int, seconds: float
+    ) -> None:
+        """One model call: the GenAI histograms and the heartbeat's token totals."""
+        self.gen_ai_token_usage.labels("chat", provider, "input").observe(input_tokens)
+        self.gen_ai_token_usage.labels("chat", provider, "output").observe(output_tokens)
+        self.gen_ai_duration.labels("chat", provider).observe(seconds)
+        self._tokens["input"] += input_tokens
+        self._tokens["output"] += output_tokens
+
+    def count_tool_call(self) -> None:
+        self._tool_call_count += 1
 
     def set_circuit(self, state: str) -> None:
         self.circuit_state.set(CIRCUIT_VALUES[state])
@@ -108,6 +159,9 @@ class Metrics:
             "rejected": c["rejected"],
             "p50Ms": round(_quantile(ordered, 0.50) * 1000, 2),
             "p95Ms": round(_quantile(ordered, 0.95) * 1000, 2),
+            "inputTokens": self._tokens["input"],
+            "outputTokens": self._tokens["output"],
+            "toolCalls": self._tool_call_count,
         }
 
     def exposition(self) -> bytes:

@@ -17,6 +17,12 @@ request's own ``system`` or ``developer`` messages follow them. ``model`` is acc
 whatever it names (the reply always comes from this agent, whose name ``/v1/models``
 lists). A degraded reply carries ``"degraded": true`` in the completion and in each
 chunk, and the ``X-Agentry-Degraded: true`` header.
+
+The agent runs its tools itself, so a completion normally shows only the final answer
+(``finish_reason: stop``). A client that asks with ``X-Agentry-Tool-Calls: true`` also
+gets the calls the agent made: in the message's ``tool_calls`` (OpenAI's shape) with
+their results in ``agentry_tool_results``, or, streamed, as ``delta.tool_calls`` chunks
+and one ``agentry_tool_result`` chunk per result, as they happen.
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ from agent_runtime.providers.base import ChatTurn
 from agent_runtime.services import SERVICES
 from agent_runtime.sessions import SESSION_ID
 from agent_runtime.sse import DEGRADED_HEADER, EventStream
+from agent_runtime.tools.loop import OnToolEvent
 from agent_runtime.turns import Outcome
 
 openai_routes = web.RouteTableDef()
 
 SESSION_HEADER = "X-Session-ID"
+TOOL_CALLS_HEADER = "X-Agentry-Tool-Calls"
 MAX_MESSAGES = 1024
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -77,8 +85,48 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     completion = _Completion(request)
     if stream:
         return await _streamed(request, completion, conversation, session)
-    outcome = await _run(request, conversation, session, None)
-    return web.json_response(completion.whole(outcome), headers=_headers(request, outcome))
+    events: list[dict[str, Any]] = []
+    on_event = _collect(events) if _shows_tools(request) else None
+    outcome = await _run(request, conversation, session, None, on_event)
+    whole = completion.whole(outcome)
+    if on_event is not None and events:
+        whole["choices"][0]["message"].update(tool_calls_shown(events))
+    return web.json_response(whole, headers=_headers(request, outcome))
+
+
+def _shows_tools(request: web.Request) -> bool:
+    return request.headers.get(TOOL_CALLS_HEADER, "").strip().lower() == "true"
+
+
+def _collect(events: list[dict[str, Any]]) -> OnToolEvent:
+    async def on_event(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    return on_event
+
+
+def tool_calls_shown(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The calls the agent made, as OpenAI ``tool_calls`` plus their results."""
+    calls = [
+        {
+            "id": e["id"],
+            "type": "function",
+            "function": {"name": e["name"], "arguments": e["arguments"]},
+        }
+        for e in events
+        if e["type"] == "tool_call"
+    ]
+    results = [
+        {
+            "tool_call_id": e["id"],
+            "name": e["name"],
+            "outcome": e["outcome"],
+            "content": e["content"],
+        }
+        for e in events
+        if e["type"] == "tool_result"
+    ]
+    return {"tool_calls": calls, "agentry_tool_results": results}
 
 
 def _conversation(messages: Any) -> list[ChatTurn]:
@@ -128,14 +176,18 @@ def _session_id(request: web.Request) -> str | None:
 
 
 async def _run(
-    request: web.Request, conversation: list[ChatTurn], session: str | None, on_delta: Any
+    request: web.Request,
+    conversation: list[ChatTurn],
+    session: str | None,
+    on_delta: Any,
+    on_event: OnToolEvent | None,
 ) -> Outcome:
     turns = request.app[SERVICES].turns
     if session is None:
-        return await turns.stateless(conversation, on_delta=on_delta)
+        return await turns.stateless(conversation, on_delta=on_delta, on_event=on_event)
     question = conversation[-1]["content"]
     return await turns.in_session(
-        caller_of(request), session, question, on_delta=on_delta, count_usage=True
+        caller_of(request), session, question, on_delta=on_delta, on_event=on_event
     )
 
 
@@ -172,7 +224,7 @@ class _Completion:
         }
 
     def chunk(
-        self, delta: dict[str, str], degraded: bool, finish: str | None = None
+        self, delta: dict[str, Any], degraded: bool, finish: str | None = None
     ) -> dict[str, Any]:
         return {
             **self._base("chat.completion.chunk"),
@@ -207,8 +259,28 @@ async def _streamed(
             await stream.send(completion.chunk({"role": "assistant", "content": ""}, degraded))
         await stream.send(completion.chunk({"content": piece}, degraded))
 
+    calls = 0
+
+    async def on_event(event: dict[str, Any]) -> None:
+        nonlocal calls
+        if not stream.started:
+            await stream.send(completion.chunk({"role": "assistant", "content": ""}, False))
+        if event["type"] == "tool_call":
+            call = {
+                "index": calls,
+                "id": event["id"],
+                "type": "function",
+                "function": {"name": event["name"], "arguments": event["arguments"]},
+            }
+            calls += 1
+            await stream.send(completion.chunk({"tool_calls": [call]}, False))
+        else:
+            shown = tool_calls_shown([event])["agentry_tool_results"][0]
+            await stream.send({**completion.chunk({}, False), "agentry_tool_result": shown})
+
+    events = on_event if _shows_tools(request) else None
     try:
-        outcome = await _run(request, conversation, session, on_delta)
+        outcome = await _run(request, conversation, session, on_delta, events)
     except ConnectionResetError:
         return stream.response or web.Response(status=499)
     except Exception as error:

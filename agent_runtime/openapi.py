@@ -56,7 +56,12 @@ _NOT_ADMIN = _error("`client` given with a token that is not marked [admin]")
 _LIMITED = {
     "401": _error("Missing or wrong bearer token (when authentication is on)"),
     "408": _error("The request body did not arrive within BODY_READ_TIMEOUT_SECONDS"),
-    "429": _error("Over the rate limit", "Retry-After", "RateLimit", "RateLimit-Policy"),
+    "429": _error(
+        "Over the rate limit or the token budget (rateLimit.tokensPerMinute)",
+        "Retry-After",
+        "RateLimit",
+        "RateLimit-Policy",
+    ),
     "503": _error(
         "Overloaded, model unavailable (fallback reject), state unreadable or out of reach",
         "Retry-After",
@@ -255,6 +260,18 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/tools": {
+                "get": {
+                    "summary": "This replica's tool servers, their state, tools and call counts",
+                    "responses": {
+                        "200": {
+                            "description": "The tool servers (empty without spec.tools)",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_LIMITED,
+                    },
+                }
+            },
             **openai_paths(),
             **a2a_paths(),
             "/livez": {
@@ -315,6 +332,27 @@ def openapi_document() -> dict[str, Any]:
                             "minimum": 1,
                             "description": "number of user messages in the session",
                         },
+                        "toolCalls": {
+                            "type": "array",
+                            "description": "the tool calls of this turn, when it made any",
+                            "items": {"$ref": "#/components/schemas/ToolCall"},
+                        },
+                    },
+                },
+                "ToolCall": {
+                    "type": "object",
+                    "required": ["id", "name", "arguments", "outcome", "content"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "server": {"type": "string"},
+                        "arguments": {"type": "string", "description": "JSON text"},
+                        "outcome": {
+                            "type": "string",
+                            "description": "ok, tool_error, timeout, unavailable, "
+                            "circuit_open or invalid",
+                        },
+                        "content": {"type": "string", "description": "the result"},
                     },
                 },
                 "Session": {

@@ -54,8 +54,9 @@ class _Usage:
 
 
 def size_of(messages: Iterable[Message]) -> int:
-    """The bytes a session's limit counts: the UTF-8 of every message's content."""
-    return sum(len(m["content"].encode("utf-8")) for m in messages)
+    """The bytes a session's limit counts: the UTF-8 of every message's content and of
+    its tool record (a turn's tool calls and results)."""
+    return sum(len(m["content"].encode("utf-8")) + len(m.get("tools", "")) for m in messages)
 
 
 class Quotas:

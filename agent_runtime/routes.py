@@ -7,6 +7,7 @@ Handlers stay thin; errors are raised as domain exceptions and turned into HTTP 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from agent_runtime.ownership import owner_of
 from agent_runtime.paging import page_of, page_request
 from agent_runtime.services import SERVICES
 from agent_runtime.sse import DEGRADED_HEADER, EventStream, wants_stream
+from agent_runtime.tools.loop import OnToolEvent
 
 routes = web.RouteTableDef()
 
@@ -30,19 +32,43 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     turns = request.app[SERVICES].turns
     if wants_stream(request):
         return await _streamed_message(request, owner, content)
-    outcome = await turns.in_session(owner, request.match_info["id"], content)
+    calls: list[dict[str, Any]] = []
+    on_event = _tool_calls_into(calls) if request.app[SERVICES].toolbox else None
+    outcome = await turns.in_session(owner, request.match_info["id"], content, on_event=on_event)
     headers = {}
     if outcome.degraded:
         request[DEGRADED] = True
         headers[DEGRADED_HEADER] = "true"
-    return jsonwire.json_response(
-        {"reply": outcome.reply, "degraded": outcome.degraded, "turn": outcome.turn},
-        headers=headers,
-    )
+    body: dict[str, Any] = {
+        "reply": outcome.reply,
+        "degraded": outcome.degraded,
+        "turn": outcome.turn,
+    }
+    if calls:
+        body["toolCalls"] = calls
+    return jsonwire.json_response(body, headers=headers)
+
+
+def _tool_calls_into(calls: list[dict[str, Any]]) -> OnToolEvent:
+    """Collects each finished call (its result event carries the call's name and id)."""
+    asked: dict[str, str] = {}
+
+    async def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "tool_call":
+            asked[event["id"]] = event["arguments"]
+            return
+        calls.append({**_without_type(event), "arguments": asked.get(event["id"], "")})
+
+    return on_event
+
+
+def _without_type(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "type"}
 
 
 async def _streamed_message(request: web.Request, owner: str, content: str) -> web.StreamResponse:
-    """``?stream=true``: ``delta`` events as the model writes, then ``done`` once journaled.
+    """``?stream=true``: ``delta`` events as the model writes (``tool_call`` and
+    ``tool_result`` events as the agent calls its tools), then ``done`` once journaled.
 
     An error before the first piece is an ordinary JSON error; after it, an ``error``
     event ends the stream, and the turn was not stored. A client that hangs up mid-stream
@@ -56,10 +82,13 @@ async def _streamed_message(request: web.Request, owner: str, content: str) -> w
             stream.headers[DEGRADED_HEADER] = "true"
         await stream.send({"delta": piece, "degraded": degraded}, event="delta")
 
+    async def on_event(event: dict[str, Any]) -> None:
+        await stream.send(_without_type(event), event=event["type"])
+
     turns = request.app[SERVICES].turns
     try:
         outcome = await turns.in_session(
-            owner, request.match_info["id"], content, on_delta=on_delta
+            owner, request.match_info["id"], content, on_delta=on_delta, on_event=on_event
         )
     except ConnectionResetError:
         return stream.response or web.Response(status=499)
@@ -132,3 +161,10 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
+
+
+@routes.get("/v1/tools")
+async def list_tools(request: web.Request) -> web.Response:
+    """The tool servers of this replica: state, tools, and the calls it made to each."""
+    toolbox = request.app[SERVICES].toolbox
+    return web.json_response({"servers": toolbox.describe() if toolbox else []})

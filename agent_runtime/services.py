@@ -8,7 +8,7 @@ place and lets tests inspect any piece of a running app.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -25,8 +25,12 @@ from agent_runtime.metrics import Metrics
 from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.sessions import SessionService
 from agent_runtime.shared_sessions import SharedSessionService
+from agent_runtime.token_budget import TokenBudget
 from agent_runtime.tokens import TokenFile
 from agent_runtime.turns import Turns
+
+if TYPE_CHECKING:  # the MCP SDK is imported only by an Agent that has tools
+    from agent_runtime.tools.toolbox import Toolbox
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Services:
     tokens: TokenFile | None
     client_slots: ClientSlots
     auth_failures: FailedAuthentications | None
+    token_budget: TokenBudget
+    toolbox: Toolbox | None = None
     started: bool = False
     shutting_down: bool = False
     in_flight: int = 0

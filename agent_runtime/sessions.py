@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from agent_runtime.clock import SystemClock
 from agent_runtime.errors import InvalidRequest, SessionNotFound, StateUnavailable
 from agent_runtime.metrics import Metrics
-from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.base import NO_USAGE, ChatTurn, Reply, TokenUsage
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.quotas import Quotas, SessionLimits
 from agent_runtime.state import (
@@ -46,6 +46,7 @@ from agent_runtime.state import (
     SessionKey,
     StateStore,
 )
+from agent_runtime.tools.loop import OnToolEvent
 
 log = logging.getLogger("agent_runtime.sessions")
 
@@ -85,7 +86,18 @@ class TurnResult:
     turn: int
     conversation: tuple[Message, ...] = ()
     """The stored messages the model was given (history and the question, no system
-    message): what the caller's usage estimate counts, without reading the session again."""
+    message)."""
+    usage: TokenUsage = NO_USAGE
+    """The tokens of the turn's model calls (counted by the provider or estimated)."""
+
+
+def answer_message(reply: Reply, at: str) -> Message:
+    """The assistant's stored message; a turn that called tools keeps their record in it
+    (``tools``: JSON of each call and result), so it is sealed with the turn."""
+    answer: Message = {"role": "assistant", "content": reply.text, "at": at}
+    if reply.tool_record:
+        answer["tools"] = reply.tool_record
+    return answer
 
 
 class SessionService:
@@ -140,6 +152,7 @@ class SessionService:
         *,
         system: str = "",
         on_delta: OnDelta | None = None,
+        on_event: OnToolEvent | None = None,
     ) -> TurnResult:
         """One turn of `client`'s session `session_id`, which starts if it does not exist.
 
@@ -156,12 +169,10 @@ class SessionService:
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
             lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
             seen = (*history, question)
-            reply = await self.model.reply([*lead, *seen], deadline=deadline, on_delta=on_delta)
-            answer: Message = {
-                "role": "assistant",
-                "content": reply.text,
-                "at": self.quotas.timestamp(),
-            }
+            reply = await self.model.reply(
+                [*lead, *seen], deadline=deadline, on_delta=on_delta, on_event=on_event
+            )
+            answer = answer_message(reply, self.quotas.timestamp())
             messages = self._sessions.setdefault(key, [])
             messages.extend((question, answer))
             self.dirty = True
@@ -175,7 +186,7 @@ class SessionService:
                 raise
             self.quotas.record(key, (question, answer))
             turn = self.quotas.turns(key)  # counted as turns are stored, not re-counted here
-            return TurnResult(reply.text, reply.degraded, turn, seen)
+            return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
 
     async def get(self, client: str, session_id: str) -> Sequence[Message]:
         """The messages of `client`'s session; SessionNotFound for anyone else's. Async

@@ -47,11 +47,12 @@ from agent_runtime.metrics import Metrics
 from agent_runtime.providers.base import ChatTurn
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.quotas import Quotas, size_of
-from agent_runtime.sessions import SessionLocks, TurnResult, check_session_id
+from agent_runtime.sessions import SessionLocks, TurnResult, answer_message, check_session_id
 from agent_runtime.state import CheckpointInfo, Message, SessionKey, StateError
 from agent_runtime.state.postgres import PostgresStore, SchemaTooNew, StoreStats
 from agent_runtime.state.postgres.rows import TurnSeal
 from agent_runtime.state.postgres.store import DatabaseUnavailable, TurnTransaction
+from agent_runtime.tools.loop import OnToolEvent
 
 log = logging.getLogger("agent_runtime.shared_sessions")
 
@@ -206,6 +207,7 @@ class SharedSessionService:
         *,
         system: str = "",
         on_delta: OnDelta | None = None,
+        on_event: OnToolEvent | None = None,
     ) -> TurnResult:
         """One turn; acknowledged only once its row has committed. ``system`` leads the
         conversation sent to the model and is never stored; with ``on_delta`` the reply
@@ -216,7 +218,7 @@ class SharedSessionService:
         lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
         try:
             async with self._lock(key):
-                return await self._turn(key, content, deadline, lead, on_delta)
+                return await self._turn(key, content, deadline, lead, on_delta, on_event)
         except DatabaseUnavailable as error:
             self.cache.drop(key)  # the commit may or may not have happened: re-read next time
             raise unavailable(str(error)) from None
@@ -230,6 +232,7 @@ class SharedSessionService:
         deadline: float,
         lead: list[ChatTurn],
         on_delta: OnDelta | None,
+        on_event: OnToolEvent | None,
     ) -> TurnResult:
         now = self._clock.now()
         async with self.store.turn(key, now, self._remaining(deadline)) as tx:
@@ -238,12 +241,10 @@ class SharedSessionService:
             history = await self._history(tx, key, deadline)
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
             seen = (*history.messages, question)
-            reply = await self.model.reply([*lead, *seen], deadline=deadline, on_delta=on_delta)
-            answer: Message = {
-                "role": "assistant",
-                "content": reply.text,
-                "at": self.quotas.timestamp(),
-            }
+            reply = await self.model.reply(
+                [*lead, *seen], deadline=deadline, on_delta=on_delta, on_event=on_event
+            )
+            answer = answer_message(reply, self.quotas.timestamp())
             turn = row.turns + 1
             added = (question, answer)
             sealed = self._seal.seal(key, turn, added)
@@ -257,7 +258,7 @@ class SharedSessionService:
         self.cache.put(key, history)
         if tx.session.created:
             self._created_since_count += 1
-        return TurnResult(reply.text, reply.degraded, turn, seen)
+        return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
 
     async def _admit(
         self, tx: TurnTransaction, key: SessionKey, content: str, deadline: float

@@ -11,8 +11,10 @@ memory behave the same whichever protocol a client speaks.
 A stateless turn (an OpenAI call without ``X-Session-ID``) skips the lock, memory and
 journal: the request's messages are the whole conversation.
 
-``usage`` is an estimate (about four characters a token) for the OpenAI surface's
-``usage`` field: the runtime has no tokenizer for whatever model is behind it.
+``usage`` is the turn's token count: the provider's ``usage`` summed over every model
+call of the turn (tool steps included), or the estimate of ``providers/base.py`` (about
+four characters a token) where the provider reports none (builtin). It is also added to
+the request's token reservation (``token_budget.py``) when a budget is set.
 """
 
 from __future__ import annotations
@@ -22,16 +24,12 @@ from dataclasses import dataclass
 
 from agent_runtime.errors import SessionNotFound
 from agent_runtime.profile import ProfileSource
-from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.base import ChatTurn, TokenUsage
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.sessions import SessionService
 from agent_runtime.shared_sessions import SharedSessionService
-
-CHARS_PER_TOKEN = 4
-
-
-def estimate_tokens(text: str) -> int:
-    return -(-len(text) // CHARS_PER_TOKEN)  # ceiling division
+from agent_runtime.token_budget import record_turn_tokens
+from agent_runtime.tools.loop import OnToolEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +41,10 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-
-_NOT_COUNTED = Usage(0, 0)
+    @classmethod
+    def of(cls, usage: TokenUsage) -> Usage:
+        record_turn_tokens(usage.total)
+        return cls(usage.input_tokens, usage.output_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,35 +74,27 @@ class Turns:
         content: str,
         *,
         on_delta: OnDelta | None = None,
-        count_usage: bool = False,
+        on_event: OnToolEvent | None = None,
     ) -> Outcome:
-        """One turn of ``client``'s session: remembered, journaled, then answered.
-
-        ``count_usage`` (the OpenAI surface) estimates the prompt from the session as it
-        was sent, which costs a read of the session; the other surfaces skip it.
-        """
+        """One turn of ``client``'s session: remembered, journaled, then answered."""
         system = self.profile.current().instructions
         result = await self.sessions.post(
-            client, session_id, content, system=system, on_delta=on_delta
+            client, session_id, content, system=system, on_delta=on_delta, on_event=on_event
         )
-        usage = _NOT_COUNTED
-        if count_usage:
-            prompt = estimate_tokens(system) + sum(
-                estimate_tokens(m["content"]) for m in result.conversation
-            )
-            usage = Usage(prompt, estimate_tokens(result.reply))
-        return Outcome(result.reply, result.degraded, usage, result.turn)
+        return Outcome(result.reply, result.degraded, Usage.of(result.usage), result.turn)
 
     async def stateless(
-        self, conversation: Sequence[ChatTurn], *, on_delta: OnDelta | None = None
+        self,
+        conversation: Sequence[ChatTurn],
+        *,
+        on_delta: OnDelta | None = None,
+        on_event: OnToolEvent | None = None,
     ) -> Outcome:
         """A reply to ``conversation`` alone; nothing is stored."""
         system = self.profile.current().instructions
         lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
-        sent = [*lead, *conversation]
-        reply = await self.model.reply(sent, on_delta=on_delta)
-        prompt = sum(estimate_tokens(t["content"]) for t in sent)
-        return Outcome(reply.text, reply.degraded, Usage(prompt, estimate_tokens(reply.text)))
+        reply = await self.model.reply([*lead, *conversation], on_delta=on_delta, on_event=on_event)
+        return Outcome(reply.text, reply.degraded, Usage.of(reply.usage))
 
     async def session_turn(self, client: str, session_id: str, turn: int) -> tuple[str, str] | None:
         """(question, answer) of turn ``turn`` of ``client``'s session, if it is stored."""

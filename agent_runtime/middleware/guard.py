@@ -4,9 +4,10 @@ Each aiohttp middleware layer costs a coroutine frame and a handler partial on e
 request, so the concerns between the request context and the handler share one layer,
 applied in this order: errors (wrapping all the rest) → body limit → auth → rate limit →
 the client's in-flight slot → the body, read within its deadline → the replica's
-concurrency → handler. The body is read before a replica slot is taken, so a slow body
-holds only its own client's slot. Each concern keeps its own module; this one only
-sequences them. Only ``/v1/`` paths are authenticated and limited.
+concurrency → the token budget (POSTs, when one is set) → handler. The body is read
+before a replica slot is taken, so a slow body holds only its own client's slot. Each
+concern keeps its own module; this one only sequences them. Only ``/v1/`` paths are
+authenticated and limited.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from agent_runtime.middleware import API_PREFIX
 from agent_runtime.middleware.auth import authenticate
 from agent_runtime.middleware.bodylimit import check_body_size, read_body
 from agent_runtime.middleware.errors import response_for
-from agent_runtime.middleware.limits import admit, check_concurrency, client_key, client_slot
+from agent_runtime.middleware.limits import (
+    admit,
+    budget_on,
+    budgeted,
+    check_concurrency,
+    client_key,
+    client_slot,
+)
 from agent_runtime.services import SERVICES, Services
 
 
@@ -48,7 +56,10 @@ async def _limited(
         check_concurrency(services)
         services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
         try:
-            response = await handler(request)
+            if request.method == "POST" and budget_on(services):
+                response = await budgeted(request, handler, key, services)
+            else:
+                response = await handler(request)
         finally:
             services.in_flight -= 1
     if decision is not None:

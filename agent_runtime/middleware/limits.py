@@ -17,12 +17,14 @@ import logging
 from collections.abc import Iterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from agent_runtime.config import ClientKey
-from agent_runtime.errors import Overloaded, Throttled, TooManyInFlight
+from agent_runtime.errors import Overloaded, Throttled, TokenBudgetSpent, TooManyInFlight
 from agent_runtime.middleware import CLIENT_ID
 from agent_runtime.ratelimit import Decision, RateLimiter
 from agent_runtime.services import Services
+from agent_runtime.token_budget import current_turn_tokens
 
 log = logging.getLogger("agent_runtime.ratelimit")
 
@@ -82,3 +84,35 @@ def client_slot(key: str, services: Services) -> Iterator[None]:
         yield
     finally:
         slots.release(key)
+
+
+def budget_on(services: Services) -> bool:
+    """Whether a token budget applies now (limits.json may have set or removed one)."""
+    limits = services.limits.limits
+    budget = services.token_budget
+    if limits.tokens_per_minute or budget.enabled:
+        budget.configure(limits.tokens_per_minute, limits.client_tokens_per_minute)
+    return budget.enabled
+
+
+async def budgeted(
+    request: web.Request, handler: Handler, key: str, services: Services
+) -> web.StreamResponse:
+    """The handler within a token reservation (``token_budget.py``): reserved from the
+    body's size, settled with what the turn used, refunded when no turn ran."""
+    body = await request.read()  # already read by read_body: this returns it
+    try:
+        reservation = services.token_budget.reserve(key, len(body))
+    except TokenBudgetSpent as refusal:
+        services.metrics.throttled.labels(f"tokens_{refusal.scope}").inc()
+        log.info(
+            "token budget spent",
+            extra={"fields": {"client": key, "scope": refusal.scope}},
+        )
+        raise
+    marker = current_turn_tokens.set(reservation.tokens)
+    try:
+        return await handler(request)
+    finally:
+        current_turn_tokens.reset(marker)
+        services.token_budget.settle(reservation)

@@ -1,6 +1,9 @@
 """The offline responder: deterministic, needs nothing outside the process.
 
-It is the ``builtin`` provider and the fallback when a real model fails. Replies are
+It is the ``builtin`` provider and the fallback when a real model fails. With tools it
+has one deterministic way to call one (``tool_step``): the message
+``/tool <name> <json-args>`` calls that tool, and the reply reports its result, so the
+demo and the offline tests run the tool loop without a model. Replies are
 useful rather than random: they acknowledge the message, say how far the conversation has
 come, recall the user's previous message, and answer a few simple kinds of question
 (greeting, time-free arithmetic, help). With the Agent's instructions (a leading
@@ -20,7 +23,14 @@ import operator
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.base import (
+    ChatTurn,
+    Completion,
+    Conversation,
+    FunctionTool,
+    ToolCall,
+    Tools,
+)
 
 _ARITH = re.compile(r"[\d\s\.\+\-\*/\(\)%]+")
 MAX_EXPRESSION_CHARS = 200
@@ -35,10 +45,20 @@ _OPS = {
 }
 
 
+TOOL_COMMAND = re.compile(r"/tool\s+(?P<name>[A-Za-z0-9_.-]+)(?:\s+(?P<args>.*))?", re.DOTALL)
+
+
 class BuiltinProvider:
     name = "builtin"
     in_process = True
     """Answers within ``complete``, without I/O: the guard awaits it without a deadline task."""
+    reports_usage = False  # its usage is the estimate of providers/base.py
+
+    async def complete_with_tools(
+        self, conversation: Conversation, tools: Tools, *, deadline: float | None = None
+    ) -> Completion:
+        """``/tool <name> <json-args>`` asks for that tool, then the result is the reply."""
+        return tool_step(conversation, tools) or Completion(respond(conversation))
 
     async def start(self) -> None:
         return None
@@ -182,3 +202,37 @@ def _eval_node(node: ast.expr) -> float:
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
         return float(_OPS[type(node.op)](_eval_node(node.operand)))  # type: ignore[operator]
     raise ValueError("unsupported expression")
+
+
+def tool_step(conversation: Sequence[ChatTurn], tools: Sequence[FunctionTool]) -> Completion | None:
+    """The builtin's deterministic tool use, or None for an ordinary reply.
+
+    When the last message is the user's ``/tool <name> <json-args>``, the step asks for
+    that one call (id ``call_1``); when the last messages are tool results, the reply
+    reports them. The arguments are passed as written (the tool server's error says what
+    is wrong with them); without arguments the call gets ``{}``.
+    """
+    last = conversation[-1] if conversation else None
+    if last is None:
+        return None
+    if last.get("role") == "tool":
+        return Completion(_results(conversation))
+    if last.get("role") != "user":
+        return None
+    command = TOOL_COMMAND.fullmatch(last.get("content", "").strip())
+    if command is None:
+        return None
+    name, arguments = command["name"], (command["args"] or "{}").strip()
+    if name not in {tool.name for tool in tools}:
+        offered = ", ".join(sorted(tool.name for tool in tools)) or "none"
+        return Completion(f"There is no tool named {name}. Tools: {offered}.")
+    return Completion("", (ToolCall("call_1", name, arguments),))
+
+
+def _results(conversation: Sequence[ChatTurn]) -> str:
+    results = []
+    for turn in reversed(conversation):
+        if turn.get("role") != "tool":
+            break
+        results.append(f"Tool {turn.get('name', '?')} returned: {turn.get('content', '')}")
+    return "\n".join(reversed(results))

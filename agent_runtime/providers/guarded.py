@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Literal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent_runtime.circuit import CircuitBreaker
 from agent_runtime.errors import (
@@ -40,8 +41,21 @@ from agent_runtime.errors import (
     ModelUnavailable,
 )
 from agent_runtime.metrics import Metrics
-from agent_runtime.providers.base import ChatTurn, ModelProvider, Reply
+from agent_runtime.providers.base import (
+    NO_USAGE,
+    ChatTurn,
+    Completion,
+    FunctionTool,
+    ModelProvider,
+    Reply,
+    TokenUsage,
+    estimate_tokens,
+)
 from agent_runtime.providers.builtin import respond
+from agent_runtime.tools.loop import OnToolEvent, ToolPolicy, run_tool_loop
+
+if TYPE_CHECKING:  # the MCP SDK is imported only by an Agent that has tools
+    from agent_runtime.tools.toolbox import Toolbox
 
 log = logging.getLogger("agent_runtime.model")
 
@@ -58,6 +72,8 @@ class GuardedModel:
         fallback: Literal["builtin", "reject"],
         metrics: Metrics,
         timeout_seconds: float = 30.0,
+        toolbox: Toolbox | None = None,
+        tool_policy: ToolPolicy | None = None,
     ) -> None:
         self.provider = provider
         self.breaker = breaker
@@ -67,6 +83,14 @@ class GuardedModel:
         # A provider that answers within the call, in this process (the builtin one), cannot
         # outlive a deadline: it is awaited directly, without a task and a timer per turn.
         self._in_process = getattr(provider, "in_process", False) is True
+        self.toolbox = toolbox or None  # an empty toolbox is none: the plain path
+        self.tool_policy = tool_policy or ToolPolicy()
+        self._with_tools = getattr(provider, "complete_with_tools", None)
+        # A provider that counts tokens is asked through complete_with_tools even without
+        # tools, to get its usage; the others keep the plain complete().
+        self._usage_call = bool(getattr(provider, "reports_usage", False)) and bool(
+            self._with_tools
+        )
 
     def deadline(self) -> float:
         """The event-loop time by which a request arriving now must have its reply."""
@@ -78,14 +102,37 @@ class GuardedModel:
         *,
         deadline: float | None = None,
         on_delta: OnDelta | None = None,
+        on_event: OnToolEvent | None = None,
     ) -> Reply:
+        """The turn's reply; with tools, the tool loop's (``tools/loop.py``)."""
         if deadline is None:
             deadline = self.deadline()
+        if self.toolbox is not None:
+            return await run_tool_loop(
+                self,
+                self.toolbox,
+                conversation,
+                deadline=deadline,
+                policy=self.tool_policy,
+                on_delta=on_delta,
+                on_event=on_event,
+            )
         if on_delta is not None:
             return await self._streamed(conversation, deadline, on_delta)
+        completion, degraded = await self.step(conversation, (), deadline)
+        return Reply(completion.text, degraded, completion.usage or NO_USAGE)
+
+    async def step(
+        self,
+        conversation: Sequence[ChatTurn],
+        tools: Sequence[FunctionTool],
+        deadline: float,
+    ) -> tuple[Completion, bool]:
+        """One model call offering ``tools``, and whether it came from the fallback (which
+        asks for no tools and reports no usage: nothing was billed)."""
         if _before(deadline) and self.breaker.allow():
             try:
-                text = await self._complete_before(conversation, deadline)
+                completion = await self._complete_before(conversation, tools, deadline)
             except ModelRefusal as refusal:
                 self.breaker.release()  # the provider answered: no verdict on its health
                 self._metrics.model_errors.labels(refusal.kind).inc()
@@ -97,17 +144,22 @@ class GuardedModel:
                 raise
             else:
                 self.breaker.record_success()
-                return Reply(text)
-        return self._fallback_reply(conversation)
+                return completion, False
+        return Completion(self._fallback_reply(conversation).text), True
 
     async def _streamed(
         self, conversation: Sequence[ChatTurn], deadline: float, on_delta: OnDelta
     ) -> Reply:
         """The reply, each piece handed to ``on_delta`` as it comes (module docstring)."""
         parts: list[str] = []
+        usage: TokenUsage | None = None
         if _before(deadline) and self.breaker.allow():
+            started = time.perf_counter()
             try:
                 async for piece in self._pieces_before(conversation, deadline):
+                    if isinstance(piece, TokenUsage):
+                        usage = piece
+                        continue
                     parts.append(piece)
                     await on_delta(piece, False)
             except ModelRefusal as refusal:
@@ -126,14 +178,16 @@ class GuardedModel:
                 raise
             else:
                 self.breaker.record_success()
-                return Reply("".join(parts))
+                text = "".join(parts)
+                usage = self._measured(conversation, text, usage, started)
+                return Reply(text, usage=usage)
         reply = self._fallback_reply(conversation)
         await on_delta(reply.text, True)
         return reply
 
     async def _pieces_before(
         self, conversation: Sequence[ChatTurn], deadline: float
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | TokenUsage]:
         """The provider's pieces, each awaited within the deadline; every failure a ModelError.
 
         The caller's own work between pieces (writing them out) is not guarded here, so a
@@ -141,9 +195,12 @@ class GuardedModel:
         """
         stream = getattr(self.provider, "stream", None)
         if stream is None:
-            yield await self._complete_before(conversation, deadline)
+            completion = await self._complete_before(conversation, (), deadline)
+            yield completion.text
+            if completion.usage is not None:
+                yield completion.usage
             return
-        pieces: AsyncIterator[str] = stream(conversation, deadline=deadline)
+        pieces: AsyncIterator[str | TokenUsage] = stream(conversation, deadline=deadline)
         try:
             while True:
                 try:
@@ -166,21 +223,27 @@ class GuardedModel:
                 with contextlib.suppress(Exception):
                     await closing()
 
-    async def _complete_before(self, conversation: Sequence[ChatTurn], deadline: float) -> str:
-        """The provider's answer, or a ModelError for every way it can fail.
+    async def _complete_before(
+        self, conversation: Sequence[ChatTurn], tools: Sequence[FunctionTool], deadline: float
+    ) -> Completion:
+        """The provider's answer, with its usage (counted or estimated), or a ModelError for
+        every way it can fail.
 
         The call runs as its own task so that the deadline holds even against a provider
         (or a library under it) that swallows a cancellation: the caller stops waiting at
         the deadline whatever the task does next.
         """
+        started = time.perf_counter()
         if self._in_process:
-            try:
-                return await self.provider.complete(conversation, deadline=deadline)
-            except ModelError:
-                raise
-            except Exception as error:
-                raise ModelError("unexpected", f"provider raised {type(error).__name__}") from None
-        call = asyncio.ensure_future(self.provider.complete(conversation, deadline=deadline))
+            completion = await _in_process(self._call(conversation, tools, deadline))
+        else:
+            completion = await self._in_task(self._call(conversation, tools, deadline), deadline)
+        usage = self._measured(conversation, completion.text, completion.usage, started)
+        return Completion(completion.text, completion.tool_calls, usage)
+
+    async def _in_task(self, work: Coroutine[Any, Any, Completion], deadline: float) -> Completion:
+        """``work`` as its own task, given up at ``deadline`` (class docstring)."""
+        call = asyncio.ensure_future(work)
         try:
             done, _ = await asyncio.wait({call}, timeout=deadline - _now())
         except BaseException:
@@ -196,6 +259,33 @@ class GuardedModel:
             raise
         except Exception as error:  # a provider bug must fall back, not answer 500
             raise ModelError("unexpected", f"provider call raised {type(error).__name__}") from None
+
+    async def _call(
+        self, conversation: Sequence[ChatTurn], tools: Sequence[FunctionTool], deadline: float
+    ) -> Completion:
+        if self._with_tools is not None and (tools or self._usage_call):
+            completion: Completion = await self._with_tools(conversation, tools, deadline=deadline)
+            return completion
+        return Completion(await self.provider.complete(conversation, deadline=deadline))
+
+    def _measured(
+        self,
+        conversation: Sequence[ChatTurn],
+        text: str,
+        usage: TokenUsage | None,
+        started: float,
+    ) -> TokenUsage:
+        """The call's usage (the provider's, else estimated), recorded in the metrics."""
+        if usage is None:
+            prompt = sum(estimate_tokens(turn.get("content", "")) for turn in conversation)
+            usage = TokenUsage(prompt, estimate_tokens(text), estimated=True)
+        self._metrics.observe_model_call(
+            self.provider.name,
+            usage.input_tokens,
+            usage.output_tokens,
+            time.perf_counter() - started,
+        )
+        return usage
 
     def _count_failure(self, error: ModelError) -> None:
         self.breaker.record_failure()
@@ -214,6 +304,16 @@ class GuardedModel:
         return Reply(respond(conversation), degraded=True)
 
 
+async def _in_process(work: Coroutine[Any, Any, Completion]) -> Completion:
+    """An in-process provider's answer, awaited directly (it cannot outlive a deadline)."""
+    try:
+        return await work
+    except ModelError:
+        raise
+    except Exception as error:
+        raise ModelError("unexpected", f"provider raised {type(error).__name__}") from None
+
+
 def _now() -> float:
     return asyncio.get_running_loop().time()
 
@@ -222,7 +322,7 @@ def _before(deadline: float) -> bool:
     return _now() < deadline
 
 
-def _discard_outcome(call: asyncio.Future[str]) -> None:
+def _discard_outcome(call: asyncio.Future[Completion]) -> None:
     """Retrieve an abandoned call's outcome so asyncio does not log it as never retrieved."""
     if not call.cancelled():
         call.exception()

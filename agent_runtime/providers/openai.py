@@ -11,10 +11,16 @@ without ``choices``) is a ``bad_response`` ModelError like any other provider fa
 The API key is read from a file at start and sent only in the ``Authorization`` header;
 it is never logged or put in an error message.
 
+``complete_with_tools`` offers the Agent's tools as chat completions ``tools`` (type
+``function``) and returns the message's ``tool_calls`` and the reply's ``usage``; the
+runtime uses it for every call, so each turn is counted by the provider.
+
 ``stream`` asks for ``stream: true`` and yields the ``delta.content`` of each
-``chat.completion.chunk``. Attempts are retried as above until the first piece
-arrives; after that a failure (the connection cut, a malformed chunk, no ``[DONE]``) is a
-``stream_cut`` ModelError, since part of the reply already went to the caller.
+``chat.completion.chunk`` (and the ``usage`` of a chunk that carries one; the request
+does not ask for it with ``stream_options``, which not every compatible server
+accepts). Attempts are retried as above until the first piece arrives; after that a
+failure (the connection cut, a malformed chunk, no ``[DONE]``) is a ``stream_cut``
+ModelError, since part of the reply already went to the caller.
 """
 
 from __future__ import annotations
@@ -33,7 +39,16 @@ from typing import Any, TypeVar
 import aiohttp
 
 from agent_runtime.errors import ModelError, ModelRefusal
-from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.base import (
+    ChatTurn,
+    Completion,
+    Conversation,
+    FunctionTool,
+    TokenUsage,
+    ToolCall,
+    Tools,
+)
+from agent_runtime.tools.loop import expand_record
 
 log = logging.getLogger("agent_runtime.providers.openai")
 
@@ -43,6 +58,7 @@ T = TypeVar("T")
 
 class OpenAIProvider:
     name = "openai"
+    reports_usage = True
 
     def __init__(
         self,
@@ -95,14 +111,37 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {self._key}"
         return headers
 
-    def _body(self, conversation: Sequence[ChatTurn], *, stream: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": t["role"], "content": t["content"]} for t in conversation],
-        }
+    def _body(
+        self,
+        conversation: Sequence[ChatTurn],
+        *,
+        stream: bool = False,
+        tools: Sequence[FunctionTool] = (),
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": wire_messages(conversation)}
         if stream:
             body["stream"] = True
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in tools
+            ]
         return body
+
+    async def complete_with_tools(
+        self, conversation: Conversation, tools: Tools, *, deadline: float | None = None
+    ) -> Completion:
+        """Like ``complete``, offering ``tools``; the answer's tool calls and usage kept."""
+        body = self._body(conversation, tools=tools)
+        payload = await self._retrying(lambda remaining: self._post(body, remaining), deadline)
+        return completion_of(payload)
 
     async def complete(
         self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
@@ -113,7 +152,7 @@ class OpenAIProvider:
 
     async def stream(
         self, conversation: Sequence[ChatTurn], *, deadline: float | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | TokenUsage]:
         """The reply in pieces; retried like ``complete`` until the first piece arrives."""
         body = self._body(conversation, stream=True)
         response = await self._retrying(lambda remaining: self._open(body, remaining), deadline)
@@ -165,6 +204,10 @@ class OpenAIProvider:
         return self._rng.uniform(0, min(self._max_backoff, self._base_backoff * 2**attempt))
 
     async def _attempt(self, body: dict[str, Any], remaining: float) -> str:
+        return reply_content(await self._post(body, remaining))
+
+    async def _post(self, body: dict[str, Any], remaining: float) -> Any:
+        """One attempt's JSON answer (status checked)."""
         if self._session is None:
             raise ModelError("connection", "provider not started")
         if remaining <= 0:
@@ -180,7 +223,7 @@ class OpenAIProvider:
                     payload = await response.json(content_type=None)
         except ValueError:  # HTML from a proxy, a truncated body: not the API's answer
             raise ModelError("bad_response", "provider reply is not JSON") from None
-        return reply_content(payload)
+        return payload
 
     async def _open(self, body: dict[str, Any], remaining: float) -> aiohttp.ClientResponse:
         """A streaming response whose status is fine; the caller reads and releases it."""
@@ -283,8 +326,9 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-async def stream_pieces(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The ``delta.content`` pieces of an SSE chat completion stream, up to ``[DONE]``."""
+async def stream_pieces(response: aiohttp.ClientResponse) -> AsyncIterator[str | TokenUsage]:
+    """The ``delta.content`` pieces of an SSE chat completion stream, up to ``[DONE]``;
+    the ``usage`` of a chunk that has one (sent last by providers that count) too."""
     try:
         async for raw in response.content:
             line = raw.decode("utf-8").strip()
@@ -293,9 +337,13 @@ async def stream_pieces(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
             data = line.removeprefix("data:").strip()
             if data == "[DONE]":
                 return
-            piece = chunk_content(json.loads(data))
+            chunk = json.loads(data)
+            piece = chunk_content(chunk)
             if piece:
                 yield piece
+            usage = usage_of(chunk)
+            if usage is not None:
+                yield usage
     except TimeoutError:
         raise ModelError("stream_cut", "provider stream stopped before the deadline") from None
     except (aiohttp.ClientError, ValueError) as error:
@@ -317,3 +365,70 @@ def chunk_content(payload: Any) -> str:
     if not isinstance(content, str):
         raise ModelError("stream_cut", "provider chunk content is not a string")
     return content
+
+
+def completion_of(payload: Any) -> Completion:
+    """Text, tool calls and usage of a chat completion; ``bad_response`` when malformed."""
+    try:
+        message = payload["choices"][0]["message"]
+        calls = message.get("tool_calls") or []
+        content = message.get("content")
+        if content is None and calls:
+            content = ""  # a message that only asks for tools
+        tool_calls = tuple(
+            ToolCall(
+                str(call.get("id") or f"call_{index + 1}"),
+                str(call["function"]["name"]),
+                str(call["function"].get("arguments") or ""),
+            )
+            for index, call in enumerate(calls)
+        )
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ModelError("bad_response", "provider reply had no choices[0].message") from None
+    if not isinstance(content, str):
+        raise ModelError("bad_response", "provider reply content is not a string")
+    return Completion(content, tool_calls, usage_of(payload))
+
+
+def usage_of(payload: Any) -> TokenUsage | None:
+    """The provider's ``usage`` (prompt and completion tokens), if it sent one."""
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return TokenUsage(prompt, completion)
+
+
+def wire_messages(conversation: Sequence[ChatTurn]) -> list[dict[str, Any]]:
+    """The conversation as chat completions messages: a stored turn's tool record becomes
+    the assistant's tool calls and the tool messages before its answer."""
+    messages: list[dict[str, Any]] = []
+    for turn in conversation:
+        role, content = turn["role"], turn["content"]
+        if role == "assistant" and turn.get("tools"):
+            messages.extend(wire_messages(expand_record(turn["tools"])))
+        if role == "assistant" and turn.get("tool_calls"):
+            calls = json.loads(turn["tool_calls"])
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": content or None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"]},
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+        elif role == "tool":
+            messages.append(
+                {"role": "tool", "tool_call_id": turn.get("tool_call_id", ""), "content": content}
+            )
+        else:
+            messages.append({"role": role, "content": content})
+    return messages

@@ -9,6 +9,9 @@ with SSE ``chat.completion.chunk`` objects, one word each, then ``data: [DONE]``
 ``cut(n, after)`` ends the next n streams after ``after`` chunks, connection closed
 without ``[DONE]``. It records every call it received and
 which API key was presented, and answers ``GET /v1/models`` 401 for unknown keys.
+
+``reply(message, usage)`` scripts the next non-streamed answer's ``message`` (say, one
+with ``tool_calls``) and ``usage``; ``usage`` (a dict) adds a ``usage`` to every answer.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ class FakeProvider:
     server: TestServer | None = None
     host: str = "127.0.0.1"  # end-to-end tests bind the cluster's host_ip
     port: int = 0  # 0 picks a free port; a fixed one lets a test restart the same endpoint
+    usage: dict[str, int] | None = None
+    _scripted: deque[tuple[dict[str, Any], dict[str, int] | None]] = field(default_factory=deque)
+
+    def reply(self, message: dict[str, Any], usage: dict[str, int] | None = None) -> None:
+        self._scripted.append((message, usage))
 
     def fail(self, count: int, status: int = 500) -> None:
         self._faults.extend([("status", status)] * count)
@@ -106,19 +114,19 @@ class FakeProvider:
         last = body["messages"][-1]["content"]
         if body.get("stream"):
             return await self._stream(request, f"model says: {last}", cut_after)
-        return web.json_response(
-            {
-                "id": "chatcmpl-test",
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": f"model says: {last}"},
-                    }
-                ],
-            }
-        )
+        message: dict[str, Any] = {"role": "assistant", "content": f"model says: {last}"}
+        usage = self.usage
+        if self._scripted:
+            message, scripted_usage = self._scripted.popleft()
+            usage = scripted_usage or usage
+        answer: dict[str, Any] = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        }
+        if usage is not None:
+            answer["usage"] = usage
+        return web.json_response(answer)
 
     async def _stream(
         self, request: web.Request, text: str, cut_after: int | None

@@ -130,7 +130,13 @@ async def test_the_heartbeat_carries_the_contract_fields(
     assert heartbeat["v"] == 1
     assert heartbeat["ready"] is True
     assert heartbeat["circuit"] == "closed"
-    assert heartbeat["health"] == {"state": "ok", "model": "ok", "disk": "ok", "encryption": "ok"}
+    assert heartbeat["health"] == {
+        "state": "ok",
+        "model": "ok",
+        "disk": "ok",
+        "encryption": "ok",
+        "tools": "ok",  # no tool servers: nothing to fail
+    }
     assert set(heartbeat["metrics"]) == {
         "requests",
         "ok",
@@ -140,6 +146,9 @@ async def test_the_heartbeat_carries_the_contract_fields(
         "rejected",
         "p50Ms",
         "p95Ms",
+        "inputTokens",
+        "outputTokens",
+        "toolCalls",
     }
     assert heartbeat["metrics"]["requests"] == 2
     assert heartbeat["metrics"]["throttled"] == 1

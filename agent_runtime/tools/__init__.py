@@ -1,0 +1,12 @@
+"""Tools: the Agent's MCP servers and the loop that lets the model call them.
+
+``server.ToolServerClient`` keeps one connection to one MCP server (the official SDK's
+streamable HTTP client), ``toolbox.Toolbox`` gathers every server's tools and runs calls
+with a timeout and a circuit breaker per server, ``loop.run_tool_loop`` alternates model
+calls and tool calls within one turn, and ``record`` is the shape a turn's tool calls take
+in the session memory and on the surfaces. docs/tools.md describes the behaviour.
+"""
+
+from agent_runtime.tools.toolbox import Toolbox, ToolResult
+
+__all__ = ["ToolResult", "Toolbox"]
