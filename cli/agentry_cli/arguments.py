@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .commands import health, invoke, keys, lifecycle, logs, metrics, rotate, status
+from .commands import health, invoke, keys, lifecycle, logs, metrics, rotate, status, tools
 from .environment import Env
 from .errors import UsageError
 from .formatting import OUTPUT_FORMATS
@@ -96,6 +96,12 @@ COMMANDS = (
         'kubectl agent invoke support-bot "hello"\n'
         'kubectl agent invoke support-bot --session s1 "what did I just say?"\n'
         'kubectl agent invoke support-bot --session s1 --stream "tell me more"',
+    ),
+    Command(
+        "tools",
+        tools.run,
+        "the Agent's MCP tool servers, their tools, health and call counts",
+        "kubectl agent tools support-bot\nkubectl agent tools support-bot -o json",
     ),
 )
 
@@ -221,6 +227,12 @@ def _add_options(name: str, sub: argparse.ArgumentParser) -> None:
             help="file holding your bearer token for an Agent with auth on; your sessions "
             "belong to its client id (default: none, the anonymous client of an Agent "
             "without auth)",
+        )
+    elif name == "tools":
+        sub.add_argument(
+            "--token-file",
+            metavar="PATH",
+            help="file holding your bearer token for an Agent with auth on",
         )
 
 

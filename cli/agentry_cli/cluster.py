@@ -78,6 +78,10 @@ class Cluster(Protocol):
         self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> StreamReply: ...
 
+    def get_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, headers: dict[str, str]
+    ) -> HttpReply: ...
+
     def post_through_proxy(
         self, namespace: str, target: str, port: str, path: str, body: Obj, headers: dict[str, str]
     ) -> HttpReply: ...

@@ -226,15 +226,25 @@ class KubeCluster:
         )
         return HttpReply(reply.status, reply.reason, b"".join(reply.lines), reply.headers)
 
+    def get_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, headers: dict[str, str]
+    ) -> HttpReply:
+        """GET through the proxy like `post_through_proxy`; the whole answer."""
+        reply = self.stream_through_proxy(
+            namespace, target, port, path, None, headers, accept="application/json", method="GET"
+        )
+        return HttpReply(reply.status, reply.reason, b"".join(reply.lines), reply.headers)
+
     def stream_through_proxy(
         self,
         namespace: str,
         target: str,
         port: str,
         path: str,
-        body: Obj,
+        body: Obj | None,
         headers: dict[str, str],
         accept: str = "text/event-stream",
+        method: str = "POST",
     ) -> StreamReply:
         """POST like `post_through_proxy`, asking for server-sent events; the reply's lines
         are read as they arrive (the proxy relays a streamed body as it comes)."""
@@ -243,14 +253,14 @@ class KubeCluster:
         # (Go's ReverseProxy) drops its connection to the pod, cutting the answer, when the
         # pod answers before the proxy has checked the body's end (golang/go#40747); a
         # chunked body ends before the pod can answer. docs/protocols.md has the details.
-        header_params = {
-            "Content-Type": "application/json",
-            "Accept": accept,
-            "Transfer-Encoding": "chunked",
-        }
+        header_params = {"Accept": accept}
+        if body is not None:
+            header_params.update(
+                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+            )
         header_params.update(headers)
         request = self.api.param_serialize(
-            "POST", resource, header_params=header_params, body=body, auth_settings=["BearerToken"]
+            method, resource, header_params=header_params, body=body, auth_settings=["BearerToken"]
         )
         kind, _, name = target.partition("/")
         kind = "Service" if kind == "services" else "Pod"

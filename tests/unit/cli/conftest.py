@@ -77,6 +77,7 @@ class FakeCluster:
     patches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     log_requests: list[tuple[str, LogOptions]] = field(default_factory=list)
     posts: list[tuple[str, str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    gets: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
 
     def _check(self, *call: str) -> None:
         self.calls.append(call)
@@ -164,6 +165,13 @@ class FakeCluster:
     ) -> HttpReply:
         self._check("post_through_proxy", namespace, target)
         self.posts.append((target, port, path, body, headers))
+        return self.replies.pop(0)
+
+    def get_through_proxy(
+        self, namespace: str, target: str, port: str, path: str, headers: dict[str, str]
+    ) -> HttpReply:
+        self._check("get_through_proxy", namespace, target)
+        self.gets.append((target, port, path, headers))
         return self.replies.pop(0)
 
     def stream_through_proxy(
