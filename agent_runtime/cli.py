@@ -1,4 +1,5 @@
-"""The ``agentry-runtime`` command: ``serve`` and ``check-config``.
+"""The ``agentry-runtime`` command: ``serve``, ``check-config`` and ``tool-server`` (an
+example MCP server, ``tools/example_server.py``).
 
 Exit codes: 0 success, 2 bad configuration (one line ``error: AGENTRY_X: reason``),
 1 anything else unexpected.
@@ -30,11 +31,21 @@ def _parser() -> argparse.ArgumentParser:
         "check-config", help="validate the configuration and print it, secrets redacted"
     )
     check.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    tools = commands.add_parser(
+        "tool-server", help="serve the example MCP tools (add, word_count, utc_time) at /mcp"
+    )
+    tools.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a pod's own address
+    tools.add_argument("--port", type=int, default=8000)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "tool-server":
+        from agent_runtime.tools.example_server import serve
+
+        serve(args.host, args.port)
+        return 0
     try:
         settings = load_settings()
         check_files(settings)

@@ -263,3 +263,22 @@ def _call(call_id: str, name: str, **arguments: Any) -> dict[str, Any]:
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(arguments)},
     }
+
+
+async def test_the_example_tool_server_serves_its_three_tools(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    from agent_runtime.tools.example_server import build_server
+
+    server = ToolServer()
+    server.mcp = build_server()  # the example's tools on the test server's transport
+    async with server:
+        client = await make_client(overrides=tool_settings(server))
+        listing = await (await client.get("/v1/tools")).json()
+        assert [t["name"] for t in listing["servers"][0]["tools"]] == [
+            "add",
+            "word_count",
+            "utc_time",
+        ]
+        body = await say(client, '/tool word_count {"text": "one two three"}')
+    assert body["reply"] == "Tool word_count returned: 3"
