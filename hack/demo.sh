@@ -70,6 +70,21 @@ run kubectl wait "agents.agentry.dev/$agent" --for=jsonpath='{.status.lastCheckp
 run kubectl get agents.agentry.dev -o wide   # the counters have priority 1: -o wide shows them
 run kubectl agent status "$agent"
 
+say "tools: an MCP server behind a Service, and an Agent that calls it (docs/tools.md)"
+if [[ "${KIND:-}" == "1" ]]; then
+  # kind runs images: the example tool server is the demo image's `agentry-runtime tool-server`.
+  printf '$ kubectl apply -f examples/agent-tools.yaml   # with image agentry:dev\n'
+  sed 's#ghcr.io/agentry/agentry:0.1.0#agentry:dev#' examples/agent-tools.yaml | kubectl apply -f -
+  kubectl patch deployment example-tools --type=json \
+    -p '[{"op":"add","path":"/spec/template/spec/containers/0/imagePullPolicy","value":"Never"}]'
+else
+  run kubectl apply -f examples/agent-tools.yaml
+fi
+run kubectl rollout status deployment/example-tools --timeout=120s
+run kubectl wait agents.agentry.dev/helper --for=condition=Ready --timeout=180s
+run kubectl agent invoke helper '/tool add {"a": 2, "b": 3}'
+run kubectl agent tools helper
+
 # Shared memory: three replicas on the postgres backend. The local cluster runs a
 # PostgreSQL beside it (like a managed database); elsewhere, export AGENTRY_POSTGRES_URL.
 if [[ -z "${AGENTRY_POSTGRES_URL:-}" && -n "${state_dir:-}" ]]; then
@@ -97,6 +112,7 @@ Continue by hand:
   export PATH=$hand_path:\$PATH
   kubectl describe agent.agentry.dev $agent
   kubectl agent health $agent
+  kubectl agent tools helper
   kubectl agent logs $agent -f
   kubectl agent stop $agent && kubectl agent start $agent
   kubectl scale agents.agentry.dev/shared --replicas=5    # no pod restarts
