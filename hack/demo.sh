@@ -84,6 +84,9 @@ run kubectl rollout status deployment/example-tools --timeout=120s
 run kubectl wait agents.agentry.dev/helper --for=condition=Ready --timeout=180s
 run kubectl agent invoke helper '/tool add {"a": 2, "b": 3}'
 run kubectl agent tools helper
+run kubectl wait agents.agentry.dev/helper --for=jsonpath='{.status.metrics.toolCalls}'=1 \
+  --timeout=60s || echo "(the status catches up within a heartbeat)"
+run kubectl get agents.agentry.dev helper   # the turn's tokens (builtin: estimated)
 
 # Shared memory: three replicas on the postgres backend. The local cluster runs a
 # PostgreSQL beside it (like a managed database); elsewhere, export AGENTRY_POSTGRES_URL.
