@@ -56,7 +56,10 @@ class _Usage:
 def size_of(messages: Iterable[Message]) -> int:
     """The bytes a session's limit counts: the UTF-8 of every message's content and of
     its tool record (a turn's tool calls and results)."""
-    return sum(len(m["content"].encode("utf-8")) + len(m.get("tools", "")) for m in messages)
+    return sum(
+        len(m["content"].encode("utf-8")) + len(m.get("tools", "").encode("utf-8"))
+        for m in messages
+    )
 
 
 class Quotas:

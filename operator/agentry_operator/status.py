@@ -125,12 +125,15 @@ def parse_heartbeat(lease: Mapping[str, Any]) -> Heartbeat | None:
 
 
 def worst_health(heartbeats: Sequence[Heartbeat]) -> dict[str, str]:
-    """Per component: the first failure over the replicas, else ok (unknown without data)."""
+    """Per component: the first failure over the replicas, else ok (unknown without data).
+    A reported failure wins over a replica that does not report the component (an older
+    runtime without ``tools``)."""
     out: dict[str, str] = {}
     for component in HEALTH_COMPONENTS:
         values = [hb.health.get(component, "unknown") for hb in heartbeats]
         failed = [v for v in values if v != "ok"]
-        out[component] = failed[0] if failed else ("ok" if values else "unknown")
+        reported = [v for v in failed if v != "unknown"]
+        out[component] = (reported or failed)[0] if failed else ("ok" if values else "unknown")
     return out
 
 

@@ -69,10 +69,21 @@ def summarize(agent: dict[str, Any], now: datetime) -> dict[str, Any]:
             "degraded": metrics.get("degraded"),
             "errorRate": error_rate,
             "p95LatencyMs": metrics.get("p95LatencyMs"),
+            "inputTokens": metrics.get("inputTokens"),
+            "outputTokens": metrics.get("outputTokens"),
+            "toolCalls": metrics.get("toolCalls"),
         },
         "lastCheckpoint": checkpoint or None,
         "endpoint": status.get("endpoint"),
     }
+
+
+def _tokens_text(metrics: dict[str, Any]) -> str | None:
+    """`1234 in, 56 out; 3 tool calls`, or None before any runtime reported them."""
+    tokens_in, tokens_out = metrics.get("inputTokens"), metrics.get("outputTokens")
+    if tokens_in is None and tokens_out is None:
+        return None
+    return f"{tokens_in or 0} in, {tokens_out or 0} out; {metrics.get('toolCalls') or 0} tool calls"
 
 
 def _rounded(value: float | None) -> int | None:
@@ -112,6 +123,7 @@ def render_table(summary: dict[str, Any]) -> str:
         ("Throttled", metrics["throttled"]),
         ("Errors", _errors_text(metrics)),
         ("Latency p95", millis(metrics["p95LatencyMs"])),
+        ("Tokens", _tokens_text(metrics)),
         ("Health", health_text),
         ("State", _state_text(summary.get("state") or {})),
         ("Last checkpoint", checkpoint_text),

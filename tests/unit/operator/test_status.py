@@ -225,3 +225,18 @@ def test_an_unreadable_heartbeat_is_ignored() -> None:
     lease = {"metadata": {"annotations": {"agentry.dev/heartbeat": "{not json"}}}
     assert parse_heartbeat(lease) is None
     assert parse_heartbeat({"metadata": {}}) is None
+
+
+def test_token_totals_are_summed_over_the_replicas_and_a_down_tool_server_degrades() -> None:
+    beats = [beat("bot-0"), beat("bot-1")]
+    for n, hb in enumerate(beats):
+        hb.metrics.update({"inputTokens": 100 * (n + 1), "outputTokens": 10, "toolCalls": n})
+    beats[1].health["tools"] = "failed: search ConnectError"
+    status = compute_status(agent(replicas=2), observe(agent(), sts(2, 2), beats), None, NOW)
+    body = status.status
+    assert body["metrics"]["inputTokens"] == 300
+    assert body["metrics"]["tokens"] == 320  # the Tokens printer column
+    assert body["metrics"]["toolCalls"] == 1
+    assert body["health"]["tools"] == "failed: search ConnectError"
+    assert body["phase"] == "Degraded"
+    assert cond(body, "Ready")["status"] == "True"  # still serving: a tool is not the pod
