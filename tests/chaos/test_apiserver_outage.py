@@ -2,7 +2,7 @@
 
 Agents are applied, and a few seconds later, while the operator is creating their
 children, kube-apiserver is stopped for 30 s (20 s in `make test`; 20 Agents with
-AGENTRY_CHAOS_FULL=1, 5 otherwise), then started again with the same arguments. After it
+AGENTRY_CHAOS_FULL=1, 3 otherwise), then started again with the same arguments. After it
 returns every Agent must become Ready, each with exactly the children of one Agent (no
 duplicate made by a retried create), and no key Secret seen before the outage may have
 changed its bytes (a regenerated key would make the state written under it unreadable).
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.chaos
 def test_agents_created_across_an_api_server_outage_all_become_ready_once_with_their_keys(
     operator: Any, namespace: str, figure: Figure
 ) -> None:
-    count = int(scaled(5, 20))
+    count = int(scaled(3, 20))
     outage = scaled(20, 30)
     names = {f"outage-{n}" for n in range(count)}
     fleet.apply(operator, (fleet.manifest(name, namespace, {}) for name in names))

@@ -2,7 +2,7 @@
 
 A TCP server takes every connection and reads the request but never writes a byte, the
 way a provider behind a stuck load balancer behaves. Clients keep sending turns to a
-runtime process pointed at it for the scenario's duration (30 s; 5 minutes with
+runtime process pointed at it for the scenario's duration (25 s; 5 minutes with
 AGENTRY_CHAOS_FULL=1). Every turn must end within the model timeout plus a bounded
 margin, as a degraded reply; the circuit must open; and when the load stops, neither the
 runtime nor the endpoint holds a socket of it any more.
@@ -48,7 +48,7 @@ async def circuit_state(http: aiohttp.ClientSession, base: str) -> float:
 async def test_a_model_that_never_answers_degrades_within_the_timeout_and_leaks_no_socket(
     tmp_path: Path, figure: Figure
 ) -> None:
-    seconds = scaled(30, 300)
+    seconds = scaled(25, 300)
     key = tmp_path / "api-key"
     key.write_text("sk-test-valid")
     async with SilentEndpoint() as silent:

@@ -2,7 +2,7 @@
 
 An Agent on the configmap backend (its state lives in the API server) takes a turn; then
 every packet its pod sends to the API server is dropped, in the pod's own network
-namespace, for 45 s (90 s with AGENTRY_CHAOS_FULL=1). Meanwhile a turn must be refused
+namespace, for 35 s (90 s with AGENTRY_CHAOS_FULL=1). Meanwhile a turn must be refused
 cleanly, 503 `state_unavailable` with Retry-After within the store's 10 s deadline (not a
 hang, not a 500), and the operator must list the pod in `status.staleHeartbeats` with
 Degraded=True `HeartbeatStale` (the suite's operator counts 20 s without a heartbeat as
@@ -75,7 +75,7 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     fleet.wait_all(operator, namespace, {NAME}, timeout=120)
 
     layout = StateLayout(operator.state_dir)
-    cut_seconds = scaled(45, 90)
+    cut_seconds = scaled(35, 90)
     with faults.cut_off_from_api_server(layout, container_pid(pod, b"agentry-runtime")):
         cut = time.monotonic()
         code, headers, body = turn(url, "during the cut")
