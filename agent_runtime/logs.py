@@ -28,8 +28,9 @@ import sys
 import threading
 import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from agent_runtime.isotime import iso_millis
 
 request_id_var: ContextVar[str | None] = ContextVar("agentry_request_id", default=None)
 
@@ -43,8 +44,7 @@ _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 _access_log = logging.getLogger(ACCESS_LOGGER)
 
 
-def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+_timestamp = iso_millis  # the time of a line, to the millisecond, in UTC
 
 
 class JsonFormatter(logging.Formatter):

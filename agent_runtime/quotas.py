@@ -30,8 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent_runtime.clock import Clock
+from agent_runtime.clock import Clock, SystemClock
 from agent_runtime.errors import SessionCapacityReached, SessionTooLarge, SessionTurnLimit
+from agent_runtime.isotime import now_micros
 from agent_runtime.state import MemoryState, Message, SessionKey
 
 
@@ -69,11 +70,17 @@ class Quotas:
         self.limits = limits
         self._wall = clock.now
         self._clock = clock.monotonic
+        # The real clock's text without a datetime per message (agent_runtime/isotime.py);
+        # any other clock (tests) is read through `now()` so that it stays in control.
+        self._stamp = now_micros if isinstance(clock, SystemClock) else self._wall_text
         self._usage: dict[SessionKey, _Usage] = {}
         self.total_bytes = 0
 
     def timestamp(self) -> str:
         """The `at` of a message added now."""
+        return self._stamp()
+
+    def _wall_text(self) -> str:
         return self._wall().isoformat()
 
     def reset(self, state: MemoryState) -> None:
