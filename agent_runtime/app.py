@@ -32,7 +32,6 @@ from agent_runtime.keys import load_keyring
 from agent_runtime.limits import Limits, LimitsFile, LimitsFileError, LiveLimiter
 from agent_runtime.metrics import Metrics
 from agent_runtime.middleware.context import request_context
-from agent_runtime.middleware.guard import guard
 from agent_runtime.openai_api import openai_routes
 from agent_runtime.profile import ProfileSource
 from agent_runtime.providers.base import ModelProvider
@@ -381,7 +380,7 @@ def create_app(
             await provider.close()
 
     app = web.Application(
-        middlewares=[request_context, guard],
+        middlewares=[request_context],  # which calls guard (middleware/guard.py)
         client_max_size=settings.max_body_bytes,
     )
     app[SERVICES] = services

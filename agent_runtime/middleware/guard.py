@@ -1,13 +1,14 @@
-"""One middleware layer for errors, body limit, auth, rate limit and concurrency.
+"""Errors, body limit, auth, rate limit and concurrency, in one call.
 
 Each aiohttp middleware layer costs a coroutine frame and a handler partial on every
-request, so the concerns between the request context and the handler share one layer,
-applied in this order: errors (wrapping all the rest) → body limit → auth → rate limit →
-the client's in-flight slot → the body, read within its deadline → the replica's
-concurrency → the token budget (POSTs, when one is set) → handler. The body is read
-before a replica slot is taken, so a slow body holds only its own client's slot. Each
-concern keeps its own module; this one only sequences them. Only ``/v1/`` paths are
-authenticated and limited.
+request (and aiohttp adds a layer of its own behind any middleware), so the runtime has
+a single middleware, ``request_context``, which calls ``guard`` directly; the concerns
+between the request context and the handler are applied here in this order: errors
+(wrapping all the rest) → body limit → auth → rate limit → the client's in-flight slot →
+the body, read within its deadline → the replica's concurrency → the token budget
+(POSTs, when one is set) → handler. The body is read before a replica slot is taken, so
+a slow body holds only its own client's slot. Each concern keeps its own module; this
+one only sequences them. Only ``/v1/`` paths are authenticated and limited.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from agent_runtime.middleware.limits import (
 from agent_runtime.services import SERVICES, Services
 
 
-@web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The response to `request`: the handler's, or the refusal of the first concern
+    that refuses it (as an error response; never raises)."""
     try:
         services = request.app[SERVICES]
         check_body_size(request, services.settings.max_body_bytes)
