@@ -129,7 +129,9 @@ class Quotas:
 
     def record(self, key: SessionKey, added: Iterable[Message]) -> None:
         """A turn was stored: count its messages and mark the session active."""
-        usage = self._usage.setdefault(key, _Usage())
+        usage = self._usage.get(key)
+        if usage is None:  # not setdefault: that would build a _Usage on every turn
+            usage = self._usage[key] = _Usage()
         messages = list(added)
         size = size_of(messages)
         usage.bytes += size
