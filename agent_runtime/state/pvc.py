@@ -11,7 +11,8 @@ Checkpoints are atomic (temp file, fsync, rename, fsync directory) and the newes
 `generations` of them are kept, with every journal segment from the oldest kept
 generation on, so falling back to an older checkpoint still replays everything
 acknowledged since. Appends are fsynced before `append()` returns; concurrent appends are
-written and fsynced together (group commit). All file I/O runs in worker threads.
+written and fsynced together (group commit). All file I/O runs in worker threads: the
+journal's on one thread of its own (``writer.py``), the rest in the default executor.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from agent_runtime.crypto import KeyRing, RecordContext
@@ -46,6 +48,7 @@ from agent_runtime.state.recovery import (
     recover,
 )
 from agent_runtime.state.sealing import SealedStore
+from agent_runtime.state.writer import WriterThread
 
 _NAME = re.compile(r"(checkpoint|journal)-(\d{8,})\.agry(\.corrupt(\.\d+)?)?")
 _TEMP_PREFIX = ".checkpoint-"
@@ -71,6 +74,7 @@ class PvcStore(SealedStore):
         self._gate = WriteGate(self.describe())
         self._segment = 0
         self._batches = GroupCommit(self.describe(), self._write)
+        self._writer = WriterThread("agentry-journal")  # writes and fsyncs each batch
         self._checkpoint_lock = asyncio.Lock()
         # Touched only by the journal flusher and its worker thread (one batch at a time).
         self._open_segment: tuple[int, int] | None = None  # (number, fd)
@@ -172,7 +176,7 @@ class PvcStore(SealedStore):
         if not writes:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._write_segments, writes)
+            await self._writer.run(partial(self._write_segments, writes))
         except OSError as exc:
             raise self._write_failure(exc, "the journal") from exc
         self._gate.full = None
@@ -311,6 +315,7 @@ class PvcStore(SealedStore):
             if self._open_segment is not None:
                 os.close(self._open_segment[1])
                 self._open_segment = None
+        self._writer.close()  # idle: every batch was drained above
 
 
 def _write_all(fd: int, data: bytes) -> None:
