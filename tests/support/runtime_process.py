@@ -83,21 +83,21 @@ async def runtime(
     base = base_url(env)
     # The pipe is drained all along: a chatty runtime must not block on a full pipe.
     stderr = asyncio.create_task(_drain(process))
-    async with aiohttp.ClientSession() as http:
-
-        async def ready() -> bool:
-            if process.returncode is not None:
-                raise AssertionError("runtime exited during startup")
-            try:
-                async with http.get(f"{base}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(ready, startup_seconds)
     try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                if process.returncode is not None:
+                    raise AssertionError("runtime exited during startup")
+                try:
+                    async with http.get(f"{base}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(ready, startup_seconds)
         yield process
-    finally:
+    finally:  # a runtime too slow to start is stopped too, not left behind
         if process.returncode is None:
             process.kill()
             await process.wait()
