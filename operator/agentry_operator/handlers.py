@@ -6,6 +6,7 @@ Handlers validate the body into `Agent`, call `Reconciler`, and patch the status
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -17,7 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from agentry_operator import constants as c
-from agentry_operator import metrics, readiness
+from agentry_operator import metrics, readiness, watching
 from agentry_operator.alerting import Notifier
 from agentry_operator.kube import Kube, KubeError, load_configuration
 from agentry_operator.models import Agent, field_errors
@@ -27,9 +28,11 @@ from agentry_operator.status import (
     Blocked,
     StatusUpdate,
     invalid_spec_status,
+    parse_heartbeat,
     refused_generation,
     spec_is_invalid,
 )
+from agentry_operator.watching import Children, Observed
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -44,6 +47,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    # Watch only what the operator labelled for an Agent, filtered by the API server.
+    for resource in (*watching.WATCHED.values(), watching.HEARTBEATS):
+        settings.watching.label_selectors[resource] = watching.SELECTOR
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -52,13 +58,24 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.background.instant_exit_timeout = 0.5
 
 
-def _write(
-    update: StatusUpdate, patch: kopf.Patch, body: kopf.Body, key: str, previous: Any
+async def _write(
+    update: StatusUpdate,
+    patch: kopf.Patch | None,
+    body: kopf.Body,
+    key: str,
+    previous: Any,
+    kube: Kube | None = None,
 ) -> None:
-    """Patch the status only when it changed: an idle Agent costs no write per tick."""
+    """Patch the status only when it changed: an idle Agent costs no write per tick.
+    Through kopf's `patch` in handlers and timers; with `kube` from the children's guard
+    (a daemon, whose patch kopf applies only when it returns)."""
     old = dict(previous or {})
     if any(old.get(name) != value for name, value in update.status.items()):
-        patch.status.update(update.status)
+        if patch is not None:
+            patch.status.update(update.status)
+        elif kube is not None:
+            namespace, name = key.split("/", 1)
+            await kube.patch_status("Agent", namespace, name, update.status)
     for type_, reason, message in update.transitions:
         kopf.event(body, type=type_, reason=reason, message=message)
     metrics.set_phase(key, update.status["phase"])
@@ -96,7 +113,9 @@ def _spread(interval: float) -> Callable[..., float]:
     return lambda **_: random.uniform(0, interval)  # noqa: S311 - not security-relevant
 
 
-def _validated(body: kopf.Body, patch: kopf.Patch, rec: Reconciler, status: Any) -> Agent | None:
+async def _validated(
+    body: kopf.Body, patch: kopf.Patch, rec: Reconciler, status: Any
+) -> Agent | None:
     """The Agent, or None after recording Ready=False/InvalidSpec for a spec that got past
     the CRD but not the models. Returning (not raising) ends kopf's handling: retries would
     fail the same way, and a changed spec runs the update handler anyway."""
@@ -107,7 +126,7 @@ def _validated(body: kopf.Body, patch: kopf.Patch, rec: Reconciler, status: Any)
         generation = int(meta.get("generation") or 0)
         update = invalid_spec_status(dict(status or {}), field_errors(exc), generation, rec.now())
         key = f"{meta.get('namespace')}/{meta.get('name')}"
-        _write(update, patch, body, key, status)
+        await _write(update, patch, body, key, status)
         logger.warning("Agent %s: invalid spec: %s", key, update.status["conditions"][0]["message"])
         return None
 
@@ -169,12 +188,17 @@ def register(
 ) -> None:
     """Add the operator's handlers to `registry`."""
     catch_up = readiness.CatchUp()
+    children = Children(settings)
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
         configure(settings)
         rec = reconciler or Reconciler(
-            kube=await Kube.connect(operator_settings.kubeconfig),
+            kube=await Kube.connect(
+                operator_settings.kubeconfig,
+                qps=operator_settings.api_qps,
+                burst=operator_settings.api_burst,
+            ),
             settings=operator_settings,
             notifier=notifier
             or Notifier(
@@ -182,6 +206,9 @@ def register(
                 backoff_seconds=operator_settings.webhook_backoff_seconds,
             ),
         )
+        if rec.observed is None:
+            # The indexes below, which kopf fills before any handler runs.
+            rec.observed = Observed(kwargs["agent_statefulsets"], kwargs["agent_heartbeats"])
         memo["reconciler"] = rec
         if operator_settings.readiness_port:
             agents = _agent_lister(rec.kube, operator_settings.watch_namespaces)
@@ -214,7 +241,7 @@ def register(
     ) -> None:
         rec: Reconciler = memo["reconciler"]
         with _seen(catch_up, body):
-            agent = _validated(body, patch, rec, status)
+            agent = await _validated(body, patch, rec, status)
             if agent is None:
                 return
             with metrics.timed("adopt"):
@@ -228,7 +255,7 @@ def register(
     ) -> None:
         rec: Reconciler = memo["reconciler"]
         with _seen(catch_up, body):
-            agent = _validated(body, patch, rec, status)
+            agent = await _validated(body, patch, rec, status)
             if agent is None:
                 return
             if refused_generation(status) is not None:
@@ -260,21 +287,128 @@ def register(
         alerts = _alerts(memo, rec, agent, status)
         with metrics.timed("status"):
             update = await rec.observe(agent, dict(status or {}), alerts, blocked=_blocked(memo))
-        _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
+        await _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
 
-    @kopf.timer(
-        *RESOURCE,
-        interval=settings.drift_interval_seconds,
-        initial_delay=_spread(settings.drift_interval_seconds),
-        when=_drifts,
+    # Explicit ids: they name the indexes as handler arguments (startup reads them).
+    @kopf.index(
+        *watching.HEARTBEATS,
+        id="agent_heartbeats",
+        labels={c.AGENT_LABEL: kopf.PRESENT},
         registry=registry,
     )
-    async def put_back_drift(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
+    async def agent_heartbeats(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+        """Heartbeat Leases by Agent: the status reads these, not one GET per pod."""
+        beat = parse_heartbeat(body)
+        key = watching.agent_key(body)
+        return {key: beat} if beat is not None and key is not None else None
+
+    @kopf.index(
+        *watching.WATCHED["StatefulSet"],
+        id="agent_statefulsets",
+        labels={c.AGENT_LABEL: kopf.PRESENT},
+        registry=registry,
+    )
+    async def agent_statefulsets(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        """The StatefulSets' replicas, status and key ids, by (namespace, name)."""
+        meta = body.get("metadata", {})
+        return {(meta.get("namespace"), meta.get("name")): watching.slim_statefulset(body)}
+
+    for kind, resource in watching.WATCHED.items():
+        _watch_children(registry, children, kind, resource)
+
+    @kopf.daemon(
+        *RESOURCE,
+        when=_drifts,
+        initial_delay=0,
+        cancellation_timeout=5.0,
+        registry=registry,
+    )
+    async def guard_children(
+        body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
     ) -> None:
+        """Converge when a watched child drifted (woken by its event), and as a slow
+        safety net (drift_interval_seconds, spread) when the key Secret, read by name,
+        drifted or a child is unaccounted for."""
+        meta = body.get("metadata", {})
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        guard = children.guard(key, body)
+        interval = operator_settings.drift_interval_seconds
+        delay, retry = random.uniform(0, interval), False  # noqa: S311 - not security-relevant
+        try:
+            while not stopped:
+                woken = await _woken(guard.wake, stopped, delay)
+                if stopped:
+                    return
+                guard.wake.clear()
+                delay = watching.jittered(interval)
+                retry = await _guard_round(body, memo, children, woken=woken, retry=retry)
+                if retry:
+                    delay = 10.0
+        finally:
+            children.release(key, guard)
+
+
+def _watch_children(
+    registry: kopf.OperatorRegistry, children: Children, kind: str, resource: tuple[str, str, str]
+) -> None:
+    """One event handler per watched child kind: a drifted child wakes its Agent's guard."""
+
+    @kopf.on.event(
+        *resource,
+        id=f"watch-{kind}",
+        labels={c.AGENT_LABEL: kopf.PRESENT, "app.kubernetes.io/managed-by": c.MANAGED_BY},
+        registry=registry,
+    )
+    async def child_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if children.event(kind, type, body):
+            meta = body.get("metadata", {})
+            logger.info(
+                "%s %s/%s drifted (%s); converging its Agent",
+                kind,
+                meta.get("namespace"),
+                meta.get("name"),
+                (type or "listed").lower(),
+            )
+
+
+async def _woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
+    """Sleep up to `delay`; True when woken by a drift event, False at the timeout or stop."""
+
+    async def stop() -> None:
+        await stopped.wait()
+
+    waits = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop())}
+    try:
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+    return wake.is_set()
+
+
+async def _guard_round(
+    body: kopf.Body, memo: kopf.Memo, children: Children, *, woken: bool, retry: bool
+) -> bool:
+    """One round of an Agent's guard; True when it failed and should run again soon."""
+    rec: Reconciler = memo["reconciler"]
+    try:
+        agent = Agent.from_body(body)
+    except ValidationError:
+        return False  # the update handler records InvalidSpec; kopf stops this guard
+    cause = "watch" if woken else "retry" if retry else "safety-net"
+    try:
+        unseen = children.unseen(agent)
+        if cause == "safety-net" and not await rec.safety_net_finds_drift(agent, unseen):
+            return False
+        metrics.DRIFT_WAKEUPS.labels(cause).inc()
         with metrics.timed("drift"):
-            agent, rec = Agent.from_body(body), memo["reconciler"]
-            await _reconcile(agent, rec, body, patch, memo, status, retry_when_blocked=False)
+            await _reconcile(
+                agent, rec, body, None, memo, body.get("status"), retry_when_blocked=False
+            )
+    except (kopf.TemporaryError, KubeError) as exc:
+        logger.warning("Agent %s/%s: drift not put back yet: %s", agent.namespace, agent.name, exc)
+        return True
+    return False
 
 
 async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -299,16 +433,17 @@ async def _reconcile(
     agent: Agent,
     rec: Reconciler,
     body: kopf.Body,
-    patch: kopf.Patch,
+    patch: kopf.Patch | None,
     memo: kopf.Memo,
     status: Any,
     *,
     new: bool = False,
     retry_when_blocked: bool = True,
 ) -> None:
-    """Converge and write the status. A blocked Agent says why in the status and in
-    `memo` (where the status timer finds it until a converge succeeds) and, from a
-    handler, is retried in 30 s; the drift timer simply tries again at its next tick."""
+    """Converge and write the status (through `patch`, or the client when None). A
+    blocked Agent says why in the status and in `memo` (where the status timer finds it
+    until a converge succeeds) and, from a handler, is retried in 30 s; the children's
+    guard tries again when a child changes or at its next safety-net tick."""
     previous = dict(status or {})
     alerts = _alerts(memo, rec, agent, status)
     key = f"{agent.namespace}/{agent.name}"
@@ -318,7 +453,7 @@ async def _reconcile(
     except ReconcileError as exc:
         memo["blocked"] = blocked_by(exc)
         update = await rec.observe(agent, previous, alerts, blocked=memo["blocked"])
-        _write(update, patch, body, key, previous)
+        await _write(update, patch, body, key, previous, rec.kube)
         if retry_when_blocked:
             raise kopf.TemporaryError(str(exc), delay=30) from exc
         return
@@ -326,4 +461,4 @@ async def _reconcile(
         raise kopf.TemporaryError(str(exc), delay=10) from exc
     memo["blocked"] = None
     update = await rec.observe(agent, previous, alerts, statefulset=sts)
-    _write(update, patch, body, key, previous)
+    await _write(update, patch, body, key, previous, rec.kube)

@@ -20,6 +20,9 @@ from typing import Any, Literal
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from agentry_operator import metrics
+from agentry_operator.ratelimit import TokenBucket
+
 logger = logging.getLogger(__name__)
 
 # kind → (API prefix, plural) of every resource the operator touches.
@@ -82,7 +85,7 @@ def without_nulls(obj: Any) -> Any:
     return obj
 
 
-def _without(obj: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
+def without_fields(obj: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
     """A deep-enough copy of `obj` with the given key paths removed."""
     out: dict[str, Any] = json.loads(json.dumps(obj))
     for path in paths:
@@ -130,8 +133,10 @@ IMMUTABLE: dict[str, tuple[tuple[str, ...], ...]] = {
 class Kube:
     """A thin async client for the handful of calls the operator makes."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, limiter: TokenBucket | None = None) -> None:
         self.api = api
+        # Every request waits for a token (AGENTRY_OPERATOR_API_QPS / _API_BURST).
+        self.limiter = limiter or TokenBucket(0, 1)
         # kopf runs the cleanup handler (which closes this client) once its root tasks are
         # done, while handlers of events already taken may still be running: they must not
         # meet aiohttp's "Session is closed". Calls in flight finish first; later ones fail
@@ -142,9 +147,13 @@ class Kube:
         self._closing = False
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """A client with in-cluster credentials when present, the kubeconfig otherwise."""
-        return cls(client.ApiClient(await load_configuration(kubeconfig)))
+    async def connect(
+        cls, kubeconfig: str | None = None, *, qps: float = 0, burst: int = 1
+    ) -> Kube:
+        """A client with in-cluster credentials when present, the kubeconfig otherwise,
+        sending at most `qps` requests per second after a burst of `burst` (0: no bound)."""
+        api = client.ApiClient(await load_configuration(kubeconfig))
+        return cls(api, TokenBucket(qps, burst))
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Refuse new calls, let the ones in flight finish (up to the grace), then close."""
@@ -174,6 +183,8 @@ class Kube:
         self._in_flight += 1
         self._idle.clear()
         try:
+            if waited := await self.limiter.acquire():
+                metrics.CLIENT_WAIT.inc(waited)
             return await self._send(method, path, body, query, content_type)
         finally:
             self._in_flight -= 1
@@ -241,6 +252,17 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource (what kopf does for a handler's patch)."""
+        return await self._call(
+            "PATCH",
+            self.path(kind, namespace, name) + "/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(
         self, kind: str, namespace: str, name: str, propagation: str = "Background"
     ) -> bool:
@@ -291,7 +313,7 @@ class Kube:
             guard(kind, live)
         if contains(live, desired):
             return Applied("unchanged", live)
-        patch = _without(desired, IMMUTABLE.get(kind, ()))
+        patch = without_fields(desired, IMMUTABLE.get(kind, ()))
         if not contains(live, patch):
             updated = await self.patch(kind, meta["namespace"], meta["name"], patch)
             return Applied("updated", updated)

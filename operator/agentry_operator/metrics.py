@@ -44,6 +44,17 @@ WEBHOOKS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+CLIENT_WAIT = Counter(
+    "agentry_operator_client_throttled_seconds_total",
+    "Seconds the operator's requests waited for its client-side rate limit (api QPS/burst).",
+    registry=REGISTRY,
+)
+DRIFT_WAKEUPS = Counter(
+    "agentry_operator_drift_wakeups_total",
+    "Converges of an Agent started by a watch event on a drifted child, or by the safety net.",
+    ["cause"],
+    registry=REGISTRY,
+)
 
 _phases: dict[str, str] = {}
 

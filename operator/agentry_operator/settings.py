@@ -39,7 +39,22 @@ class OperatorSettings(BaseSettings):
         default=15.0, gt=0, description="How often heartbeats are turned into status."
     )
     drift_interval_seconds: float = Field(
-        default=120.0, gt=0, description="How often children are compared and put back."
+        default=1800.0,
+        gt=0,
+        description="The safety net behind the watches: how often (spread ±10 % per "
+        "Agent) each Agent's key Secret is read by name and the children the watches have "
+        "seen are counted; a missing or changed one starts a converge. Drift in watched "
+        "children is put back as soon as its watch event arrives.",
+    )
+    api_qps: float = Field(
+        default=200.0,
+        ge=0,
+        description="Requests per second the operator's client may send after a burst "
+        "(0: unbounded). kopf's watch streams and its patches of the Agents themselves "
+        "are not counted.",
+    )
+    api_burst: int = Field(
+        default=400, ge=1, description="Requests the client may send at once before api_qps."
     )
     webhook_retries: int = Field(default=5, ge=0)
     webhook_backoff_seconds: float = Field(default=1.0, ge=0)

@@ -65,6 +65,11 @@ def lease(pod: str, requests: int, errors: int, circuit: str = "closed") -> dict
         "metadata": {
             "name": f"{pod}-heartbeat",
             "namespace": "ns",
+            # The runtime's labels: the operator watches heartbeat Leases by them.
+            "labels": {
+                "app.kubernetes.io/managed-by": "agentry-operator",
+                "agentry.dev/agent": pod.rsplit("-", 1)[0],
+            },
             "annotations": {"agentry.dev/heartbeat": json.dumps(beat)},
         },
         "spec": {"holderIdentity": pod},

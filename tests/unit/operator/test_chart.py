@@ -202,6 +202,8 @@ def test_metrics_port_zero_renders_no_metrics_service_or_port() -> None:
         ("prometheusRule.errorRate=2", "/prometheusRule/errorRate"),
         ("replicas=2", "replicas"),
         ("serviceMonitor.enabled=true,operator.metricsPort=0", "operator.metricsPort"),
+        ("operator.apiBurst=0", "/operator/apiBurst"),
+        ("flowControl.lendablePercent=150", "/flowControl/lendablePercent"),
     ],
 )
 def test_bad_values_are_refused_naming_the_value(value: str, named: str) -> None:
@@ -233,3 +235,34 @@ def test_agent_defaults_env_reaches_the_operator_as_json() -> None:
     ][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AGENTRY_OPERATOR_AGENT_ENV"] == '{"AGENTRY_HEARTBEAT_INTERVAL_SECONDS":"2"}'
+
+
+def test_flow_control_is_off_by_default_and_when_on_classifies_the_operator() -> None:
+    assert not [d for d in render() if d["kind"].endswith(("FlowSchema", "Configuration"))]
+    docs = render("flowControl.enabled=true")
+    level = next(d for d in docs if d["kind"] == "PriorityLevelConfiguration")
+    schema = next(d for d in docs if d["kind"] == "FlowSchema")
+    assert schema["spec"]["priorityLevelConfiguration"]["name"] == level["metadata"]["name"]
+    subject = schema["spec"]["rules"][0]["subjects"][0]["serviceAccount"]
+    account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    assert subject == {"name": account["name"], "namespace": "agentry-system"}
+    assert level["spec"]["limited"]["limitResponse"]["type"] == "Queue"
+    for doc in (level, schema):
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_flow_control_may_use_an_existing_priority_level() -> None:
+    docs = render("flowControl.enabled=true", "flowControl.priorityLevel=workload-high")
+    assert not [d for d in docs if d["kind"] == "PriorityLevelConfiguration"]
+    schema = next(d for d in docs if d["kind"] == "FlowSchema")
+    assert schema["spec"]["priorityLevelConfiguration"]["name"] == "workload-high"
+
+
+def test_the_client_rate_limit_reaches_the_operator() -> None:
+    docs = render("operator.apiQPS=50", "operator.apiBurst=80")
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["AGENTRY_OPERATOR_API_QPS"], env["AGENTRY_OPERATOR_API_BURST"]) == ("50", "80")
+    assert env["AGENTRY_OPERATOR_DRIFT_INTERVAL_SECONDS"] == "1800"

@@ -39,12 +39,12 @@ def test_no_timer_runs_before_a_handler_wrote_the_first_status() -> None:
     assert _converged_once(status=body({}, {"phase": "Failed"}).status)
 
 
-def test_an_unchanged_status_is_not_patched_and_a_changed_one_is() -> None:
+async def test_an_unchanged_status_is_not_patched_and_a_changed_one_is() -> None:
     status = {"phase": "Running", "observedGeneration": 2, "metrics": {"requests": 3}}
     agent = body({}, status)
     same = kopf.Patch()
-    _write(StatusUpdate(dict(status)), same, agent, "ns/bot", dict(status))
+    await _write(StatusUpdate(dict(status)), same, agent, "ns/bot", dict(status))
     assert not same
     moved = kopf.Patch()
-    _write(StatusUpdate({**status, "metrics": {"requests": 4}}), moved, agent, "ns/bot", status)
+    await _write(StatusUpdate({**status, "metrics": {"requests": 4}}), moved, agent, "ns/bot", status)
     assert moved["status"]["metrics"] == {"requests": 4}

@@ -1,0 +1,227 @@
+"""Drift learned from watches: which child event means an Agent must converge again.
+
+The operator watches its children (filtered by our labels, on the server) instead of
+reading each of them on a timer. For every event it compares the child with what the
+Agent's spec builds, without a request: a deletion of a child the Agent should have, or a
+child that no longer contains its desired fields, wakes that Agent's guard, which
+converges at once. The operator's own writes arrive as events too, and match what was
+just built, so they wake nothing.
+
+Secrets are never listed or watched (the operator may read them by name only), so the key
+Secret is checked by the slow safety net instead: a GET by name, compared with the ring
+the StatefulSet's pods were given. The same tick counts the children the watches have
+seen, in case a deletion fell into a gap between two watch streams.
+
+Nothing here touches kopf; handlers.py feeds the events in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentry_operator import builders
+from agentry_operator import constants as c
+from agentry_operator.keyrings import given_ring, ring_annotations, ring_of
+from agentry_operator.kube import IMMUTABLE, contains, without_fields
+from agentry_operator.models import Agent
+from agentry_operator.ownership import claim
+from agentry_operator.settings import OperatorSettings
+from agentry_operator.status import Heartbeat
+
+AgentKey = tuple[str, str]  # (namespace, Agent name)
+ChildKey = tuple[str, str]  # (kind, name)
+
+# Child kinds the operator watches: kind → (group, version, plural). No Secret: see above.
+WATCHED: dict[str, tuple[str, str, str]] = {
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "Service": ("", "v1", "services"),
+    "ConfigMap": ("", "v1", "configmaps"),
+    "ServiceAccount": ("", "v1", "serviceaccounts"),
+    "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
+    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+}
+HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
+# The server-side filter of every watch: only objects the operator (or, for heartbeat
+# Leases, the runtime on its behalf) labelled for an Agent.
+SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
+SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together
+
+
+def agent_key(body: Mapping[str, Any]) -> AgentKey | None:
+    """The Agent a labelled child belongs to, by its namespace and `agentry.dev/agent`."""
+    meta = body.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(c.AGENT_LABEL)
+    return (str(meta.get("namespace")), str(name)) if name else None
+
+
+def desired_child(
+    agent: Agent, settings: OperatorSettings, kind: str, name: str, live: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """What the Agent's spec builds under (kind, name), or None when it builds nothing.
+
+    The StatefulSet's config hash and key ids are taken from the live object: they depend
+    on the key Secret, which no watch sees, and the safety net covers that Secret.
+    """
+    if kind == "StatefulSet":
+        if name != agent.name:
+            return None
+        template = (((live or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
+        digest = (template.get("annotations") or {}).get(c.CONFIG_HASH_ANNOTATION, "")
+        ring = given_ring(live)
+        notes = ring_annotations(ring) if ring is not None else None
+        return builders.build_statefulset(agent, settings, digest, notes)
+    return _desired_others(agent).get((kind, name))
+
+
+def _desired_others(agent: Agent) -> dict[ChildKey, dict[str, Any]]:
+    built = [
+        builders.build_service_account(agent),
+        builders.build_role(agent),
+        builders.build_role_binding(agent),
+        builders.build_config_map(agent),
+        builders.build_profile_config_map(agent),
+        builders.build_limits_config_map(agent),
+        builders.build_pods_service(agent),
+        builders.build_service(agent),
+        builders.build_pdb(agent),
+    ]
+    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in built if obj is not None}
+
+
+def desired_names(agent: Agent) -> set[ChildKey]:
+    """Every watched child the Agent should have."""
+    return {*_desired_others(agent), ("StatefulSet", agent.name)}
+
+
+def drifted(
+    agent: Agent,
+    settings: OperatorSettings,
+    kind: str,
+    name: str,
+    live: Mapping[str, Any] | None,
+) -> bool:
+    """True when a converge would change something: the child is gone (`live` None) but
+    wanted, is unwanted but still this Agent's (a PDB after a scale-down), or lacks a
+    desired field. Fields the API server refuses to change do not count: a converge
+    could not put them back either."""
+    desired = desired_child(agent, settings, kind, name, live)
+    if live is None:
+        return desired is not None
+    if desired is None:
+        mine = claim(live, agent.name, agent.metadata.uid) == "controlled"
+        return kind == "PodDisruptionBudget" and mine
+    return not contains(live, without_fields(desired, IMMUTABLE.get(kind, ())))
+
+
+def key_secret_drifted(
+    agent: Agent, secret: Mapping[str, Any] | None, statefulset: Mapping[str, Any] | None
+) -> bool:
+    """The safety net's check of the key Secret (read by name): gone, no longer this
+    Agent's own (the generated one), or holding other key ids than the pods were given.
+    Any of these needs the converge's judgement (create, re-adopt, roll or hold)."""
+    if secret is None:
+        return True
+    if builders.key_secret_name_for(agent) == c.keys_secret_name(agent.name):
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        owned = claim(secret, agent.name, agent.metadata.uid) == "controlled"
+        if not owned or c.RETAINED_LABEL in labels:
+            return True
+    given = given_ring(statefulset)
+    return given is not None and given != ring_of(secret)
+
+
+def slim_statefulset(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a StatefulSet that the status and the safety net read; the index keeps
+    this instead of the whole object (1,000 pod templates add up)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    template_meta = (spec.get("template") or {}).get("metadata") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "generation": meta.get("generation")},
+        "spec": {
+            "replicas": spec.get("replicas"),
+            "template": {"metadata": {"annotations": dict(template_meta.get("annotations") or {})}},
+        },
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def jittered(interval: float, rand: Callable[[float, float], float] = random.uniform) -> float:
+    """One safety-net interval, spread by ±SPREAD."""
+    return interval * rand(1 - SPREAD, 1 + SPREAD)
+
+
+@dataclass
+class Guard:
+    """One Agent's guard: the live body kopf keeps current, and the event that wakes it."""
+
+    body: Mapping[str, Any]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Children:
+    """What the watches know: each Agent's guard, and the children seen per Agent."""
+
+    settings: OperatorSettings
+    guards: dict[AgentKey, Guard] = field(default_factory=dict)
+    seen: dict[AgentKey, set[ChildKey]] = field(default_factory=dict)
+
+    def guard(self, key: AgentKey, body: Mapping[str, Any]) -> Guard:
+        self.guards[key] = guard = Guard(body)
+        return guard
+
+    def release(self, key: AgentKey, guard: Guard) -> None:
+        if self.guards.get(key) is guard:
+            del self.guards[key]
+
+    def event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Record one watch event; wake the owner's guard when the child drifted.
+        Returns whether it woke one."""
+        key = agent_key(body)
+        if key is None:
+            return False
+        name = str((body.get("metadata") or {}).get("name"))
+        deleted = event_type == "DELETED"
+        names = self.seen.setdefault(key, set())
+        if deleted:
+            names.discard((kind, name))
+            if not names:
+                del self.seen[key]
+        else:
+            names.add((kind, name))
+        guard = self.guards.get(key)
+        if guard is None:
+            return False  # not converged yet, refused spec, or being deleted
+        try:
+            agent = Agent.from_body(guard.body)
+        except ValueError:
+            return False
+        if drifted(agent, self.settings, kind, name, None if deleted else body):
+            guard.wake.set()
+            return True
+        return False
+
+    def unseen(self, agent: Agent) -> set[ChildKey]:
+        """Children the Agent should have that no watch event has shown."""
+        return desired_names(agent) - self.seen.get((agent.namespace, agent.name), set())
+
+
+@dataclass
+class Observed:
+    """The StatefulSets and heartbeats the watches feed (kopf indexes, or plain dicts in
+    tests): the status reads these instead of one GET per object."""
+
+    statefulsets: Mapping[AgentKey, Iterable[Mapping[str, Any]]]
+    heartbeats: Mapping[AgentKey, Iterable[Heartbeat]]
+
+    def statefulset(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return next(iter(self.statefulsets.get((namespace, name), ())), None)
+
+    def beats(self, namespace: str, agent: str) -> list[Heartbeat]:
+        return list(self.heartbeats.get((namespace, agent), ()))

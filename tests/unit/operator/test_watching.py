@@ -1,0 +1,157 @@
+"""Drift learned from watch events (watching.py): which events wake an Agent's guard, what
+the safety net checks of the key Secret, and how far apart its ticks are."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from agentry_operator import builders
+from agentry_operator.keyrings import ring_annotations, ring_of
+from agentry_operator.models import Agent
+from agentry_operator.settings import OperatorSettings
+from agentry_operator.watching import (
+    SPREAD,
+    Children,
+    Observed,
+    desired_names,
+    drifted,
+    jittered,
+    key_secret_drifted,
+    slim_statefulset,
+)
+
+from tests.support.agents import shared_state
+
+SETTINGS = OperatorSettings(runtime_image="img:1")
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    if spec.get("replicas", 1) > 1:
+        spec.setdefault("state", shared_state())
+    meta = {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 1}
+    return {"metadata": meta, "spec": spec}
+
+
+def agent(**spec: Any) -> Agent:
+    return Agent.from_body(body(**spec))
+
+
+def as_live(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the API server hands back: the built object plus fields it adds."""
+    live = copy.deepcopy(obj)
+    live["metadata"]["resourceVersion"] = "7"
+    live["metadata"]["uid"] = "child-uid"
+    if live["kind"] == "Service":
+        live["spec"]["clusterIP"] = "10.0.0.9"
+    return live
+
+
+def live_statefulset(a: Agent) -> dict[str, Any]:
+    ring = ring_of(builders.build_key_secret(a, lambda n: b"k" * n))
+    sts = builders.build_statefulset(a, SETTINGS, "hash-1", ring_annotations(ring))
+    return as_live(sts)
+
+
+def test_a_child_as_built_plus_server_fields_is_not_drift() -> None:
+    a = agent()
+    for obj in (builders.build_service(a), builders.build_config_map(a), builders.build_role(a)):
+        assert not drifted(a, SETTINGS, obj["kind"], obj["metadata"]["name"], as_live(obj))
+    sts = live_statefulset(a)
+    assert not drifted(a, SETTINGS, "StatefulSet", "bot", sts)
+
+
+def test_a_changed_or_deleted_child_is_drift() -> None:
+    a = agent()
+    service = as_live(builders.build_service(a))
+    service["spec"]["ports"][0]["port"] = 81
+    assert drifted(a, SETTINGS, "Service", "bot", service)
+    config = as_live(builders.build_config_map(a))
+    config["data"] = {}
+    assert drifted(a, SETTINGS, "ConfigMap", config["metadata"]["name"], config)
+    assert drifted(a, SETTINGS, "ConfigMap", config["metadata"]["name"], None)
+    sts = live_statefulset(a)
+    sts["spec"]["replicas"] = 3
+    assert drifted(a, SETTINGS, "StatefulSet", "bot", sts)
+
+
+def test_objects_the_agent_does_not_build_are_not_drift_except_its_own_stale_pdb() -> None:
+    a = agent(replicas=1)
+    state = {"kind": "ConfigMap", "metadata": {"name": "bot-0-state", "labels": {}}}
+    assert not drifted(a, SETTINGS, "ConfigMap", "bot-0-state", state)
+    assert not drifted(a, SETTINGS, "ConfigMap", "bot-0-state", None)
+    pdb = as_live(builders.build_pdb(agent(replicas=2)) or {})
+    assert pdb["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert drifted(a, SETTINGS, "PodDisruptionBudget", "bot", pdb)  # scaled down to 1
+    assert not drifted(a, SETTINGS, "PodDisruptionBudget", "bot", None)
+
+
+def test_only_a_registered_guard_is_woken_and_only_by_drift() -> None:
+    children = Children(SETTINGS)
+    a = agent()
+    service = as_live(builders.build_service(a))
+    assert not children.event("Service", "DELETED", service)  # no guard: not converged yet
+    guard = children.guard(("ns", "bot"), body())
+    assert not children.event("Service", "MODIFIED", service)  # the operator's own write
+    assert not guard.wake.is_set()
+    assert children.event("Service", "DELETED", service)
+    assert guard.wake.is_set()
+    children.release(("ns", "bot"), guard)
+    assert ("ns", "bot") not in children.guards
+
+
+def test_the_children_seen_say_which_ones_no_watch_has_shown() -> None:
+    children = Children(SETTINGS)
+    a = agent()
+    assert children.unseen(a) == desired_names(a)
+    for kind, name in desired_names(a):
+        obj = {"kind": kind, "metadata": {"name": name, "namespace": "ns"}}
+        obj["metadata"]["labels"] = {"agentry.dev/agent": "bot"}
+        children.event(kind, None, obj)
+    assert children.unseen(a) == set()
+    children.event(
+        "Service",
+        "DELETED",
+        {"metadata": {"name": "bot", "namespace": "ns", "labels": {"agentry.dev/agent": "bot"}}},
+    )
+    assert children.unseen(a) == {("Service", "bot")}
+
+
+def test_the_key_secret_check_of_the_safety_net() -> None:
+    a = agent()
+    secret = as_live(builders.build_key_secret(a, lambda n: b"k" * n))
+    sts = live_statefulset(a)
+    assert key_secret_drifted(a, None, sts)
+    assert not key_secret_drifted(a, secret, sts)
+    assert not key_secret_drifted(a, secret, None)  # no pods given a ring yet
+    other = as_live(builders.build_key_secret(a, lambda n: b"x" * n))
+    other["stringData"] = {"active-key-id": "k-other", "key-k-other": "eA=="}
+    assert key_secret_drifted(a, other, sts)  # other ids than the pods were given
+    retained = copy.deepcopy(secret)
+    retained["metadata"]["labels"]["agentry.dev/retained"] = "true"
+    assert key_secret_drifted(a, retained, sts)
+    foreign = copy.deepcopy(secret)
+    foreign["metadata"]["ownerReferences"] = []
+    assert key_secret_drifted(a, foreign, sts)
+
+
+def test_the_statefulset_index_keeps_what_status_and_safety_net_read() -> None:
+    sts = live_statefulset(agent())
+    sts["status"] = {"replicas": 1, "readyReplicas": 1}
+    slim = slim_statefulset(sts)
+    assert slim["status"] == sts["status"]
+    assert slim["spec"]["template"]["metadata"] == {
+        "annotations": sts["spec"]["template"]["metadata"]["annotations"]
+    }
+    assert "containers" not in str(slim)
+    observed = Observed({("ns", "bot"): [slim]}, {})
+    assert observed.statefulset("ns", "bot") is slim
+    assert observed.statefulset("ns", "other") is None
+    assert observed.beats("ns", "bot") == []
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
+def test_safety_net_ticks_spread_around_the_interval(draw: float) -> None:
+    value = jittered(1800, lambda low, high: low + (high - low) * draw)
+    assert 1800 * (1 - SPREAD) <= value <= 1800 * (1 + SPREAD)
