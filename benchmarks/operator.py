@@ -1,20 +1,26 @@
 """Operator benchmark: how fast the operator reconciles many suspended Agents, how much
-memory it holds, and how many API requests each Agent costs, on the local cluster.
+memory it holds, how many API requests each Agent costs at rest, and how fast drift in a
+child is put back, on the local cluster, in waves (100, 300, 1,000 Agents by default) so
+that each figure's growth is measured, not only its value at one size.
 
-The chart installs the operator (default values: the intervals users get) on a fresh
-local cluster that this module starts and stops itself, or on a running one named by
+The chart installs the operator (default values: the intervals and rate limit users get,
+plus ``flowControl.enabled=true`` so its requests can be told apart) on a fresh local
+cluster that this module starts and stops itself, or on a running one named by
 ``AGENTRY_BENCH_CLUSTER_DIR`` / ``AGENTRY_CLUSTER_DIR`` (left running; its namespaces are
-cleaned up). Then:
+cleaned up). For each wave:
 
-1. ``--agents`` (200) Agents with ``suspend: true`` over a few namespaces are created; the
-   clock runs until every one has status phase Suspended with a current
+1. Agents with ``suspend: true`` over a few namespaces are created up to the wave's size;
+   the clock runs until every one has status phase Suspended with a current
    observedGeneration, and then every child is checked to exist.
 2. The operator's RSS is read from /proc (the process node runs pods as local
    processes; a container's ID is ``process://PID``).
-3. The API server's ``apiserver_request_total`` (``/metrics``, admin credentials) is
-   read before and after; the benchmark's own requests are counted and subtracted.
+3. API requests, two ways, from the API server's ``/metrics`` (admin credentials):
+   the operator's own, ``apiserver_flowcontrol_dispatched_requests_total`` of the
+   chart's FlowSchema (it matches the operator's ServiceAccount only; a watch stream
+   counts once when it is opened, its events not at all); and all clients'
+   ``apiserver_request_total``, the benchmark's own requests subtracted.
 4. The same at rest: requests per Agent per minute over ``--rest-seconds``.
-5. More Agents up to ``--scale-to`` (1,000): time, RSS and the rest rate again.
+5. Drift: one Agent's Service and ConfigMap are deleted; the time until each is back.
 
 Results go to the ``operator-benchmark`` section of docs/benchmarks.md. Needs root (the
 local cluster does). ``python -m benchmarks.operator`` or ``python -m benchmarks --operator``.
@@ -65,6 +71,10 @@ CHILDREN = {
 
 Progress = Callable[[str], None]
 _METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_DISPATCHED = re.compile(
+    r"^apiserver_flowcontrol_dispatched_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$"
+)
+FLOW_SCHEMA = f"{RELEASE}-operator"
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -107,10 +117,15 @@ class Bench:
         return result.stdout
 
     def request_totals(self) -> Counter[tuple[str, str]]:
-        """`apiserver_request_total` summed by (verb, resource[/subresource]), resources only."""
+        """`apiserver_request_total` summed by (verb, resource[/subresource]), resources
+        only; and under ("operator", "") the requests the operator's FlowSchema let in."""
         response = self.client.get("/metrics", timeout=30)
         totals: Counter[tuple[str, str]] = Counter()
         for line in response.body.decode().splitlines():
+            dispatched = _DISPATCHED.match(line)
+            if dispatched and f'flow_schema="{FLOW_SCHEMA}"' in dispatched["labels"]:
+                totals[("operator", "")] += int(float(dispatched["value"]))
+                continue
             match = _METRIC.match(line)
             if not match:
                 continue
@@ -149,10 +164,12 @@ def cluster(progress: Progress) -> Iterator[Bench]:
 
 
 def install_operator(bench: Bench) -> None:
-    """The chart with its default values: the intervals a user gets."""
+    """The chart with its default values (the intervals a user gets), and the FlowSchema
+    that lets the API server count the operator's requests apart from everyone else's."""
     bench.tool(
         "helm", "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NS,
-        "--create-namespace", "--reset-values", "--wait", "--timeout", "180s",
+        "--create-namespace", "--reset-values", "--set", "flowControl.enabled=true",
+        "--wait", "--timeout", "180s",
     )  # fmt: skip
 
 
@@ -293,15 +310,24 @@ class Step:
     create_seconds: float
     reconcile_seconds: float  # from the first create until all are reconciled
     rss_mb: float
-    requests: int  # API requests during the wave, the benchmark's own excluded
+    requests: int  # API requests during the wave, all clients, the benchmark's own excluded
+    operator_requests: int  # the operator's own (its FlowSchema)
     by_resource: Counter[tuple[str, str]]
     rest_per_agent_minute: float = 0.0
+    rest_operator_per_agent_minute: float = 0.0
     rest_cpu_percent: float = 0.0
     rest_by_resource: Counter[tuple[str, str]] = field(default_factory=Counter)
+    drift_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.created / self.reconcile_seconds
+
+
+def _split(delta: Counter[tuple[str, str]]) -> tuple[int, Counter[tuple[str, str]]]:
+    """(the operator's requests, all clients' by resource) from a `request_totals` delta."""
+    operator = delta.pop(("operator", ""), 0)
+    return operator, delta
 
 
 def wave(
@@ -314,12 +340,12 @@ def wave(
     created = time.monotonic() - started
     wait_reconciled(bench, last, spaces, timeout=60 + (last - first), progress=progress)
     elapsed = time.monotonic() - started
-    delta = bench.request_totals() - before
+    operator, delta = _split(bench.request_totals() - before)
     total = sum(delta.values()) - (bench.own_requests - own) - 1  # the /metrics reads
     time.sleep(5)  # let the handlers' garbage settle before reading RSS
     rss = rss_mb(pid)
     progress(f"{last} Agents: {last - first} reconciled in {elapsed:.1f}s, RSS {rss:.0f} MB")
-    return Step(last, last - first, created, elapsed, rss, total, delta)
+    return Step(last, last - first, created, elapsed, rss, total, operator, delta)
 
 
 def at_rest(bench: Bench, pid: int, step: Step, seconds: float, progress: Progress) -> None:
@@ -327,11 +353,33 @@ def at_rest(bench: Bench, pid: int, step: Step, seconds: float, progress: Progre
     progress(f"at rest for {seconds:.0f}s with {step.agents} Agents")
     before, own, cpu = bench.request_totals(), bench.own_requests, cpu_seconds(pid)
     time.sleep(seconds)
-    delta = bench.request_totals() - before
+    operator, delta = _split(bench.request_totals() - before)
     total = sum(delta.values()) - (bench.own_requests - own)
     step.rest_per_agent_minute = total / step.agents / (seconds / 60)
+    step.rest_operator_per_agent_minute = operator / step.agents / (seconds / 60)
     step.rest_cpu_percent = 100 * (cpu_seconds(pid) - cpu) / seconds
     step.rest_by_resource = delta
+
+
+def drift(bench: Bench, namespace: str, agent: str, progress: Progress) -> dict[str, float]:
+    """Delete the Agent's Service and ConfigMap; seconds until each is back (a new uid)."""
+    took = {}
+    for kind, name, plural in (
+        ("Service", agent, "services"),
+        ("ConfigMap", f"{agent}-config", "configmaps"),
+    ):
+        path = f"/api/v1/namespaces/{namespace}/{plural}/{name}"
+        uid = bench.call("GET", path)["metadata"]["uid"]
+        started = time.monotonic()
+        bench.call("DELETE", path)
+        while time.monotonic() - started < 120:
+            response = bench.client.get(path, timeout=10)
+            if response.status == 200 and response.json()["metadata"]["uid"] != uid:
+                break
+            time.sleep(0.05)
+        took[kind] = time.monotonic() - started
+    progress(", ".join(f"{kind} back in {seconds:.2f}s" for kind, seconds in took.items()))
+    return took
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -343,49 +391,78 @@ def _top(counter: Counter[tuple[str, str]], per: float, n: int = 8) -> str:
     )
 
 
+def _slope(steps: list[Step], figure: Callable[[Step], float]) -> float:
+    """Growth of a figure per 100 more Agents, from the first wave to the last."""
+    first, last = steps[0], steps[-1]
+    if last.agents == first.agents:
+        return 0.0
+    return 100 * (figure(last) - figure(first)) / (last.agents - first.agents)
+
+
 def render(args: argparse.Namespace, idle_rss: float, steps: list[Step], seconds: float) -> str:
     first, last = steps[0], steps[-1]
     lines = [
         "## Operator",
         "",
-        f"Command: `python -m benchmarks.operator --agents {args.agents} --scale-to "
-        f"{args.scale_to} --rest-seconds {args.rest_seconds:g}` (or `python -m benchmarks "
-        f"--operator`), {datetime.now(UTC):%Y-%m-%d}, total {seconds:.0f} s.",
+        f"Command: `python -m benchmarks.operator --waves {args.waves} --rest-seconds "
+        f"{args.rest_seconds:g}` (or `python -m benchmarks --operator`), "
+        f"{datetime.now(UTC):%Y-%m-%d}, total {seconds:.0f} s.",
         machine().rstrip(),
         "",
-        "The chart with default values (status every 15 s, drift every 120 s) on the local "
-        f"cluster; Agents with `suspend: true` over {args.namespaces} namespaces, created four "
-        "at a time. Reconciled = phase Suspended with a current observedGeneration, then "
-        "every child (ServiceAccount, Role, RoleBinding, key Secret, ConfigMap, StatefulSet, "
-        "Service) checked. API requests are the API server's `apiserver_request_total` "
-        "(all clients, so the controller manager's reactions count too), the benchmark's "
-        "own requests subtracted.",
+        "The chart with default values (children watched by label, status from the heartbeat "
+        "Lease watch every 15 s, key Secret safety net every 30 min spread ±10 %, client "
+        "rate limit 200/s burst 400) plus `flowControl.enabled=true`, on the local cluster; "
+        f"Agents with `suspend: true` over {args.namespaces} namespaces, created four at a "
+        "time. Reconciled = phase Suspended with a current observedGeneration, then every "
+        "child (ServiceAccount, Role, RoleBinding, key Secret, ConfigMap, StatefulSet, "
+        "Service) checked. Operator requests: the API server's "
+        "`apiserver_flowcontrol_dispatched_requests_total` of the chart's FlowSchema, which "
+        "matches only the operator's ServiceAccount (a watch counts once when opened; its "
+        "events are not requests). All clients: `apiserver_request_total`, the controller "
+        "manager's reactions included, the benchmark's own requests subtracted. Drift: one "
+        "Agent's Service and ConfigMap deleted after the rest period, time until each exists "
+        "again (polled every 50 ms).",
         "",
-        "| Agents | created in | all reconciled in | Agents/s | operator RSS "
-        "| API requests / Agent | at rest: requests / Agent / min | at rest: operator CPU |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| 0 | | | | {idle_rss:.0f} MB | | | |",
+        "| Agents | all reconciled in | Agents/s | operator RSS | operator requests / Agent "
+        "| at rest: operator requests / Agent / min | at rest: all clients | at rest: CPU "
+        "| drift put back (Service, ConfigMap) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| 0 | | | {idle_rss:.0f} MB | | | | | |",
     ]
     for step in steps:
         lines.append(
-            f"| {step.agents} (+{step.created}) | {step.create_seconds:.1f} s "
-            f"| {step.reconcile_seconds:.1f} s | {step.rate:.1f} | {step.rss_mb:.0f} MB "
-            f"| {step.requests / step.created:.1f} | {step.rest_per_agent_minute:.2f} "
-            f"| {step.rest_cpu_percent:.0f} % |"
+            f"| {step.agents} (+{step.created}) | {step.reconcile_seconds:.1f} s "
+            f"| {step.rate:.1f} | {step.rss_mb:.0f} MB "
+            f"| {step.operator_requests / step.created:.1f} "
+            f"| {step.rest_operator_per_agent_minute:.3f} | {step.rest_per_agent_minute:.3f} "
+            f"| {step.rest_cpu_percent:.0f} % "
+            f"| {', '.join(f'{v:.2f} s' for v in step.drift_seconds.values())} |"
         )
+    by_200 = next((step for step in steps if step.created == 200), None)
+    worst_drift = max(max(step.drift_seconds.values(), default=0) for step in steps)
     lines += [
         "",
         "| figure | result | target |",
         "|---|---|---|",
-        f"| Agents reconciled per second ({first.created}) | {first.rate:.1f} | ≥ 10 |",
-        f"| operator RSS at {last.agents} Agents | {last.rss_mb:.0f} MB | < 200 MB |",
-        f"| API requests per Agent (reconcile, {first.created}) | "
-        f"{first.requests / first.created:.1f} | — |",
+        f"| at rest, operator requests per Agent per minute ({last.agents}) "
+        f"| {last.rest_operator_per_agent_minute:.3f} | ≤ 0.2 |",
+        f"| drift put back (slowest, any wave) | {worst_drift:.2f} s | ≤ 5 s |",
+        f"| operator RSS at {last.agents} Agents | {last.rss_mb:.0f} MB | ≤ 150 MB |",
+    ]
+    if by_200 is not None:
+        lines.append(f"| Agents reconciled per second (200 new) | {by_200.rate:.1f} | ≥ 20 |")
+    lines += [
         "",
-        f"Requests per Agent while reconciling {first.created}: "
+        f"Growth from {first.agents} to {last.agents} Agents, per 100 more: RSS "
+        f"{_slope(steps, lambda s: s.rss_mb):+.1f} MB; at-rest operator requests per Agent per "
+        f"minute {_slope(steps, lambda s: s.rest_operator_per_agent_minute):+.4f}; at-rest "
+        f"CPU {_slope(steps, lambda s: s.rest_cpu_percent):+.2f} % of a core; drift put-back "
+        f"{_slope(steps, lambda s: max(s.drift_seconds.values(), default=0)):+.3f} s.",
+        "",
+        f"Requests per Agent while reconciling {first.created} (all clients): "
         f"{_top(first.by_resource, first.created)}.",
         "",
-        f"Requests per Agent per minute at rest with {last.agents}: "
+        f"Requests per Agent per minute at rest with {last.agents} (all clients): "
         f"{_top(last.rest_by_resource, last.agents * args.rest_seconds / 60) or 'none'}.",
     ]
     return "\n".join(lines) + "\n"
@@ -393,12 +470,16 @@ def render(args: argparse.Namespace, idle_rss: float, steps: list[Step], seconds
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.operator")
-    parser.add_argument("--agents", type=int, default=200, help="first wave (default 200)")
-    parser.add_argument("--scale-to", type=int, default=1000, help="then up to (default 1000)")
+    parser.add_argument(
+        "--waves", default="100,300,1000", help="Agents after each wave (default 100,300,1000)"
+    )
     parser.add_argument("--namespaces", type=int, default=5)
     parser.add_argument("--rest-seconds", type=float, default=60.0)
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs")
     args = parser.parse_args(argv)
+    sizes = [int(part) for part in args.waves.split(",")]
+    if not sizes or sizes != sorted(set(sizes)) or sizes[0] < 1:
+        parser.error(f"--waves {args.waves}: increasing Agent counts, such as 100,300,1000")
     started = time.monotonic()
 
     def progress(message: str) -> None:
@@ -413,12 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
         idle = rss_mb(pid)
         progress(f"operator pid {pid}, RSS {idle:.0f} MB")
+        steps: list[Step] = []
         try:
-            steps = [wave(bench, pid, 0, args.agents, spaces, progress)]
-            at_rest(bench, pid, steps[-1], args.rest_seconds, progress)
-            if args.scale_to > args.agents:
-                steps.append(wave(bench, pid, args.agents, args.scale_to, spaces, progress))
+            for first, last in zip([0, *sizes], sizes, strict=False):
+                steps.append(wave(bench, pid, first, last, spaces, progress))
                 at_rest(bench, pid, steps[-1], args.rest_seconds, progress)
+                steps[-1].drift_seconds = drift(bench, spaces[0], "bench-0000", progress)
         finally:
             if any(os.environ.get(env) for env in REUSE_ENVS):
                 cleanup(bench, spaces, progress)

@@ -38,6 +38,16 @@ logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 
 
+class QuietWatches(logging.Filter):
+    """Drop kopf's "Handler 'watch-…' succeeded." line: it would be written for every
+    event of every child (thousands while a fleet is created), costing CPU and hiding the
+    lines that matter. A child that drifted is logged by the handler itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Handler 'watch-") and message.endswith("succeeded."))
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """kopf's own bookkeeping under agentry.dev: finalizer, progress and diff-base."""
     settings.persistence.finalizer = c.FINALIZER
@@ -47,6 +57,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    kopf_objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWatches) for f in kopf_objects.filters):
+        kopf_objects.addFilter(QuietWatches())
     # Watch only what the operator labelled for an Agent, filtered by the API server.
     for resource in (*watching.WATCHED.values(), watching.HEARTBEATS):
         settings.watching.label_selectors[resource] = watching.SELECTOR
@@ -206,9 +219,10 @@ def register(
                 backoff_seconds=operator_settings.webhook_backoff_seconds,
             ),
         )
+        # The indexes below, which kopf fills before any handler runs.
         if rec.observed is None:
-            # The indexes below, which kopf fills before any handler runs.
             rec.observed = Observed(kwargs["agent_statefulsets"], kwargs["agent_heartbeats"])
+        children.seen = {kind: kwargs[watching.seen_index(kind)] for kind in watching.WATCHED}
         memo["reconciler"] = rec
         if operator_settings.readiness_port:
             agents = _agent_lister(rec.kube, operator_settings.watch_namespaces)
@@ -333,17 +347,21 @@ def register(
         key = (str(meta.get("namespace")), str(meta.get("name")))
         guard = children.guard(key, body)
         interval = operator_settings.drift_interval_seconds
-        delay, retry = random.uniform(0, interval), False  # noqa: S311 - not security-relevant
+        # First a check of the children seen, soon: one deleted between the converge and
+        # this guard's start sent its event to no guard. Then the safety net, its first
+        # tick at a random point within one interval.
+        delay, rounds, retry = min(watching.START_CHECK_SECONDS, interval), 0, False
         try:
             while not stopped:
                 woken = await _woken(guard.wake, stopped, delay)
                 if stopped:
                     return
                 guard.wake.clear()
-                delay = watching.jittered(interval)
-                retry = await _guard_round(body, memo, children, woken=woken, retry=retry)
-                if retry:
-                    delay = 10.0
+                retry = await _guard_round(
+                    body, memo, children, woken=woken, retry=retry, read_secret=rounds > 0
+                )
+                rounds += 1
+                delay = 10.0 if retry else watching.next_tick(interval, first=rounds == 1)
         finally:
             children.release(key, guard)
 
@@ -351,7 +369,19 @@ def register(
 def _watch_children(
     registry: kopf.OperatorRegistry, children: Children, kind: str, resource: tuple[str, str, str]
 ) -> None:
-    """One event handler per watched child kind: a drifted child wakes its Agent's guard."""
+    """Per watched child kind: an index of the children by Agent (complete before any
+    handler runs, so a guard's count of them is never short after a restart), and an
+    event handler by which a drifted child wakes its Agent's guard."""
+
+    @kopf.index(
+        *resource,
+        id=watching.seen_index(kind),
+        labels={c.AGENT_LABEL: kopf.PRESENT, "app.kubernetes.io/managed-by": c.MANAGED_BY},
+        registry=registry,
+    )
+    async def seen(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+        key = watching.agent_key(body)
+        return {key: str(body.get("metadata", {}).get("name"))} if key is not None else None
 
     @kopf.on.event(
         *resource,
@@ -387,9 +417,16 @@ async def _woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float)
 
 
 async def _guard_round(
-    body: kopf.Body, memo: kopf.Memo, children: Children, *, woken: bool, retry: bool
+    body: kopf.Body,
+    memo: kopf.Memo,
+    children: Children,
+    *,
+    woken: bool,
+    retry: bool,
+    read_secret: bool = True,
 ) -> bool:
-    """One round of an Agent's guard; True when it failed and should run again soon."""
+    """One round of an Agent's guard; True when it failed and should run again soon.
+    Without `read_secret` the safety net only counts the children seen (no request)."""
     rec: Reconciler = memo["reconciler"]
     try:
         agent = Agent.from_body(body)
@@ -398,7 +435,9 @@ async def _guard_round(
     cause = "watch" if woken else "retry" if retry else "safety-net"
     try:
         unseen = children.unseen(agent)
-        if cause == "safety-net" and not await rec.safety_net_finds_drift(agent, unseen):
+        if cause == "safety-net" and not (
+            unseen or (read_secret and await rec.safety_net_finds_drift(agent, unseen))
+        ):
             return False
         metrics.DRIFT_WAKEUPS.labels(cause).inc()
         with metrics.timed("drift"):

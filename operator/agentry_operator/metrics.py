@@ -49,6 +49,11 @@ CLIENT_WAIT = Counter(
     "Seconds the operator's requests waited for its client-side rate limit (api QPS/burst).",
     registry=REGISTRY,
 )
+GUARDED = Gauge(
+    "agentry_operator_guarded_agents",
+    "Agents whose children's watch events are being followed (a running guard each).",
+    registry=REGISTRY,
+)
 DRIFT_WAKEUPS = Counter(
     "agentry_operator_drift_wakeups_total",
     "Converges of an Agent started by a watch event on a drifted child, or by the safety net.",

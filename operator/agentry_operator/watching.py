@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentry_operator import builders
+from agentry_operator import builders, metrics
 from agentry_operator import constants as c
 from agentry_operator.keyrings import given_ring, ring_annotations, ring_of
 from agentry_operator.kube import IMMUTABLE, contains, without_fields
@@ -50,6 +50,12 @@ HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
 # Leases, the runtime on its behalf) labelled for an Agent.
 SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
 SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together
+START_CHECK_SECONDS = 5.0  # a new guard counts the children seen this soon
+
+
+def seen_index(kind: str) -> str:
+    """The kopf index (and handler argument) of the watched children of one kind."""
+    return f"seen_{kind.lower()}"
 
 
 def agent_key(body: Mapping[str, Any]) -> AgentKey | None:
@@ -156,6 +162,14 @@ def jittered(interval: float, rand: Callable[[float, float], float] = random.uni
     return interval * rand(1 - SPREAD, 1 + SPREAD)
 
 
+def next_tick(
+    interval: float, *, first: bool, rand: Callable[[float, float], float] = random.uniform
+) -> float:
+    """Seconds to the next safety-net tick: the first at a random point within one
+    interval (guards started together by a restart spread out), then ±SPREAD."""
+    return rand(0, interval) if first else jittered(interval, rand)
+
+
 @dataclass
 class Guard:
     """One Agent's guard: the live body kopf keeps current, and the event that wakes it."""
@@ -166,19 +180,22 @@ class Guard:
 
 @dataclass
 class Children:
-    """What the watches know: each Agent's guard, and the children seen per Agent."""
+    """What the watches know: each Agent's guard, and per kind the names of the children
+    seen by Agent (kopf indexes in the operator: kind → {(namespace, agent): names})."""
 
     settings: OperatorSettings
     guards: dict[AgentKey, Guard] = field(default_factory=dict)
-    seen: dict[AgentKey, set[ChildKey]] = field(default_factory=dict)
+    seen: Mapping[str, Mapping[AgentKey, Iterable[str]]] = field(default_factory=dict)
 
     def guard(self, key: AgentKey, body: Mapping[str, Any]) -> Guard:
         self.guards[key] = guard = Guard(body)
+        metrics.GUARDED.set(len(self.guards))
         return guard
 
     def release(self, key: AgentKey, guard: Guard) -> None:
         if self.guards.get(key) is guard:
             del self.guards[key]
+            metrics.GUARDED.set(len(self.guards))
 
     def event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Record one watch event; wake the owner's guard when the child drifted.
@@ -188,13 +205,6 @@ class Children:
             return False
         name = str((body.get("metadata") or {}).get("name"))
         deleted = event_type == "DELETED"
-        names = self.seen.setdefault(key, set())
-        if deleted:
-            names.discard((kind, name))
-            if not names:
-                del self.seen[key]
-        else:
-            names.add((kind, name))
         guard = self.guards.get(key)
         if guard is None:
             return False  # not converged yet, refused spec, or being deleted
@@ -209,7 +219,12 @@ class Children:
 
     def unseen(self, agent: Agent) -> set[ChildKey]:
         """Children the Agent should have that no watch event has shown."""
-        return desired_names(agent) - self.seen.get((agent.namespace, agent.name), set())
+        key = (agent.namespace, agent.name)
+        return {
+            (kind, name)
+            for kind, name in desired_names(agent)
+            if name not in set(self.seen.get(kind, {}).get(key, ()))
+        }
 
 
 @dataclass

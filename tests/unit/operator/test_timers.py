@@ -3,10 +3,18 @@ unchanged status is not written again (handlers.py; measured by benchmarks/opera
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
-from agentry_operator.handlers import _converged_once, _polls_status, _write
+from agentry_operator.handlers import (
+    QuietWatches,
+    _converged_once,
+    _polls_status,
+    _write,
+    configure,
+)
+from agentry_operator.watching import HEARTBEATS, SELECTOR, WATCHED
 from agentry_operator.status import StatusUpdate
 
 
@@ -48,3 +56,22 @@ async def test_an_unchanged_status_is_not_patched_and_a_changed_one_is() -> None
     moved = kopf.Patch()
     await _write(StatusUpdate({**status, "metrics": {"requests": 4}}), moved, agent, "ns/bot", status)
     assert moved["status"]["metrics"] == {"requests": 4}
+
+
+def test_kopf_success_lines_of_child_watch_handlers_are_dropped_and_others_kept() -> None:
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, (), None)
+
+    quiet = QuietWatches()
+    assert not quiet.filter(record("Handler 'watch-ConfigMap' succeeded."))
+    assert quiet.filter(record("Handler 'watch-ConfigMap' failed with an exception."))
+    assert quiet.filter(record("Handler 'register.<locals>.create' succeeded."))
+
+
+def test_the_operator_watches_only_labelled_children_and_never_secrets() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    selectors = settings.watching.label_selectors
+    for resource in (*WATCHED.values(), HEARTBEATS):
+        assert selectors[resource] == SELECTOR
+    assert "secrets" not in {plural for _, _, plural in WATCHED.values()}

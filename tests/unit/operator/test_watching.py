@@ -19,6 +19,7 @@ from agentry_operator.watching import (
     drifted,
     jittered,
     key_secret_drifted,
+    next_tick,
     slim_statefulset,
 )
 
@@ -105,17 +106,22 @@ def test_the_children_seen_say_which_ones_no_watch_has_shown() -> None:
     children = Children(SETTINGS)
     a = agent()
     assert children.unseen(a) == desired_names(a)
+    seen: dict[str, dict[tuple[str, str], list[str]]] = {}
     for kind, name in desired_names(a):
-        obj = {"kind": kind, "metadata": {"name": name, "namespace": "ns"}}
-        obj["metadata"]["labels"] = {"agentry.dev/agent": "bot"}
-        children.event(kind, None, obj)
+        seen.setdefault(kind, {}).setdefault(("ns", "bot"), []).append(name)
+    children.seen = seen
     assert children.unseen(a) == set()
-    children.event(
-        "Service",
-        "DELETED",
-        {"metadata": {"name": "bot", "namespace": "ns", "labels": {"agentry.dev/agent": "bot"}}},
-    )
+    seen["Service"][("ns", "bot")].remove("bot")
     assert children.unseen(a) == {("Service", "bot")}
+    assert ("Service", "bot-pods") in desired_names(a)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
+def test_the_first_safety_net_tick_falls_anywhere_in_one_interval(draw: float) -> None:
+    value = next_tick(1800, first=True, rand=lambda low, high: low + (high - low) * draw)
+    assert value == 1800 * draw
+    later = next_tick(1800, first=False, rand=lambda low, high: low + (high - low) * draw)
+    assert 1800 * (1 - SPREAD) <= later <= 1800 * (1 + SPREAD)
 
 
 def test_the_key_secret_check_of_the_safety_net() -> None:
