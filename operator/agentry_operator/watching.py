@@ -44,7 +44,10 @@ WATCHED: dict[str, tuple[str, str, str]] = {
     "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
 }
+# Kinds an Agent has only for some specs: one it no longer wants but still owns is drift.
+OPTIONAL = ("PodDisruptionBudget", "NetworkPolicy")
 HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
 # The server-side filter of every watch: only objects the operator (or, for heartbeat
 # Leases, the runtime on its behalf) labelled for an Agent.
@@ -81,10 +84,10 @@ def desired_child(
         ring = given_ring(live)
         notes = ring_annotations(ring) if ring is not None else None
         return builders.build_statefulset(agent, settings, digest, notes)
-    return _desired_others(agent).get((kind, name))
+    return _desired_others(agent, settings).get((kind, name))
 
 
-def _desired_others(agent: Agent) -> dict[ChildKey, dict[str, Any]]:
+def _desired_others(agent: Agent, settings: OperatorSettings) -> dict[ChildKey, dict[str, Any]]:
     built = [
         builders.build_service_account(agent),
         builders.build_role(agent),
@@ -95,13 +98,14 @@ def _desired_others(agent: Agent) -> dict[ChildKey, dict[str, Any]]:
         builders.build_pods_service(agent),
         builders.build_service(agent),
         builders.build_pdb(agent),
+        builders.build_network_policy(agent, settings),
     ]
     return {(obj["kind"], obj["metadata"]["name"]): obj for obj in built if obj is not None}
 
 
-def desired_names(agent: Agent) -> set[ChildKey]:
+def desired_names(agent: Agent, settings: OperatorSettings) -> set[ChildKey]:
     """Every watched child the Agent should have."""
-    return {*_desired_others(agent), ("StatefulSet", agent.name)}
+    return {*_desired_others(agent, settings), ("StatefulSet", agent.name)}
 
 
 def drifted(
@@ -120,7 +124,7 @@ def drifted(
         return desired is not None
     if desired is None:
         mine = claim(live, agent.name, agent.metadata.uid) == "controlled"
-        return kind == "PodDisruptionBudget" and mine
+        return kind in OPTIONAL and mine
     return not contains(live, without_fields(desired, IMMUTABLE.get(kind, ())))
 
 
@@ -222,7 +226,7 @@ class Children:
         key = (agent.namespace, agent.name)
         return {
             (kind, name)
-            for kind, name in desired_names(agent)
+            for kind, name in desired_names(agent, self.settings)
             if name not in set(self.seen.get(kind, {}).get(key, ()))
         }
 

@@ -36,10 +36,12 @@ def test_a_deleted_child_service_and_configmap_come_back_within_seconds_from_wat
     }
     operator.kubectl("apply", "-f", "-", input=json.dumps(agent))
     wait_for(
-        lambda: (get_json(operator, "agents.agentry.dev", "watched", "-n", namespace) or {})
-        .get("status", {})
-        .get("phase")
-        == "Suspended",
+        lambda: (
+            (get_json(operator, "agents.agentry.dev", "watched", "-n", namespace) or {})
+            .get("status", {})
+            .get("phase")
+            == "Suspended"
+        ),
         120,
         "Agent watched Suspended",
     )

@@ -75,17 +75,19 @@ on the owner's finalizers subresource. */}}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
+  # list, watch (here and below, never on Secrets): drift is learned from watches of the
+  # children filtered by label (docs/operator.md, "drift, from watches")
 - apiGroups: [""]
   resources: ["serviceaccounts", "services"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
   # delete: state ConfigMaps of an Agent deleted with retainOnDelete: false, and the move
   # of state set aside for a fresh start (copy, then delete)
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
   # delete: the state volumes of an Agent deleted with retainOnDelete: false
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
@@ -93,20 +95,20 @@ on the owner's finalizers subresource. */}}
   # delete: re-created with its pods orphaned when serviceName must change
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
   # delete: the PDB of an Agent scaled back to one replica; the NetworkPolicy of an Agent
   # whose spec.network.policy is turned off
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
   # delete: the heartbeat Leases go with the state of an Agent deleted with
   # retainOnDelete: false
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -14,8 +14,8 @@ from agentry_operator.handlers import (
     _write,
     configure,
 )
-from agentry_operator.watching import HEARTBEATS, SELECTOR, WATCHED
 from agentry_operator.status import StatusUpdate
+from agentry_operator.watching import HEARTBEATS, SELECTOR, WATCHED
 
 
 def body(spec: dict[str, Any], status: dict[str, Any], generation: int = 2) -> kopf.Body:
@@ -54,7 +54,8 @@ async def test_an_unchanged_status_is_not_patched_and_a_changed_one_is() -> None
     await _write(StatusUpdate(dict(status)), same, agent, "ns/bot", dict(status))
     assert not same
     moved = kopf.Patch()
-    await _write(StatusUpdate({**status, "metrics": {"requests": 4}}), moved, agent, "ns/bot", status)
+    changed = StatusUpdate({**status, "metrics": {"requests": 4}})
+    await _write(changed, moved, agent, "ns/bot", status)
     assert moved["status"]["metrics"] == {"requests": 4}
 
 

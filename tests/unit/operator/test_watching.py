@@ -105,15 +105,15 @@ def test_only_a_registered_guard_is_woken_and_only_by_drift() -> None:
 def test_the_children_seen_say_which_ones_no_watch_has_shown() -> None:
     children = Children(SETTINGS)
     a = agent()
-    assert children.unseen(a) == desired_names(a)
+    assert children.unseen(a) == desired_names(a, SETTINGS)
     seen: dict[str, dict[tuple[str, str], list[str]]] = {}
-    for kind, name in desired_names(a):
+    for kind, name in desired_names(a, SETTINGS):
         seen.setdefault(kind, {}).setdefault(("ns", "bot"), []).append(name)
     children.seen = seen
     assert children.unseen(a) == set()
     seen["Service"][("ns", "bot")].remove("bot")
     assert children.unseen(a) == {("Service", "bot")}
-    assert ("Service", "bot-pods") in desired_names(a)
+    assert ("Service", "bot-pods") in desired_names(a, SETTINGS)
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
