@@ -63,6 +63,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Watch only what the operator labelled for an Agent, filtered by the API server.
     for resource in (*watching.WATCHED.values(), watching.HEARTBEATS):
         settings.watching.label_selectors[resource] = watching.SELECTOR
+    # Every child object gets a kopf worker per burst of events; one that idles 5 s (the
+    # default) keeps thousands alive while a fleet is created, and with them the heap.
+    settings.queueing.idle_timeout = 1.0
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
@@ -353,7 +356,7 @@ def register(
         delay, rounds, retry = min(watching.START_CHECK_SECONDS, interval), 0, False
         try:
             while not stopped:
-                woken = await _woken(guard.wake, stopped, delay)
+                woken = await _woken(guard.wake, delay)
                 if stopped:
                     return
                 guard.wake.clear()
@@ -401,18 +404,12 @@ def _watch_children(
             )
 
 
-async def _woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> bool:
-    """Sleep up to `delay`; True when woken by a drift event, False at the timeout or stop."""
-
-    async def stop() -> None:
-        await stopped.wait()
-
-    waits = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop())}
-    try:
-        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
+async def _woken(wake: asyncio.Event, delay: float) -> bool:
+    """Sleep up to `delay`; True when woken by a drift event. No task of its own (1,000
+    guards sleep at once): kopf stops an async daemon by cancelling it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await wake.wait()
     return wake.is_set()
 
 
