@@ -54,6 +54,7 @@ HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
 SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
 SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together
 START_CHECK_SECONDS = 5.0  # a new guard counts the children seen this soon
+DEFER_SECONDS = 5.0  # drift seen while a spec change is converged is looked at this late
 
 
 def seen_index(kind: str) -> str:
@@ -180,6 +181,28 @@ class Guard:
 
     body: Mapping[str, Any]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    deferred: asyncio.TimerHandle | None = None
+
+    def changing(self) -> bool:
+        """A spec change not yet converged (its generation is not the status's): the
+        update handler is converging it now, and a child that lags behind the new spec
+        is what it is about to write, not drift."""
+        meta = self.body.get("metadata") or {}
+        status = self.body.get("status") or {}
+        return meta.get("generation") != status.get("observedGeneration")
+
+    def wake_later(self, delay: float = DEFER_SECONDS) -> None:
+        """Wake once, `delay` from now (after the update handler), whatever came first."""
+        if self.deferred is None or self.deferred.cancelled():
+            self.deferred = asyncio.get_running_loop().call_later(delay, self._wake_deferred)
+
+    def _wake_deferred(self) -> None:
+        self.deferred = None
+        self.wake.set()
+
+    def cancel(self) -> None:
+        if self.deferred is not None:
+            self.deferred.cancel()
 
 
 @dataclass
@@ -197,6 +220,7 @@ class Children:
         return guard
 
     def release(self, key: AgentKey, guard: Guard) -> None:
+        guard.cancel()
         if self.guards.get(key) is guard:
             del self.guards[key]
             metrics.GUARDED.set(len(self.guards))
@@ -216,10 +240,13 @@ class Children:
             agent = Agent.from_body(guard.body)
         except ValueError:
             return False
-        if drifted(agent, self.settings, kind, name, None if deleted else body):
+        if not drifted(agent, self.settings, kind, name, None if deleted else body):
+            return False
+        if guard.changing():
+            guard.wake_later()
+        else:
             guard.wake.set()
-            return True
-        return False
+        return True
 
     def unseen(self, agent: Agent) -> set[ChildKey]:
         """Children the Agent should have that no watch event has shown."""

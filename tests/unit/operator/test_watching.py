@@ -3,6 +3,7 @@ the safety net checks of the key Secret, and how far apart its ticks are."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -32,7 +33,7 @@ def body(**spec: Any) -> dict[str, Any]:
     if spec.get("replicas", 1) > 1:
         spec.setdefault("state", shared_state())
     meta = {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 1}
-    return {"metadata": meta, "spec": spec}
+    return {"metadata": meta, "spec": spec, "status": {"observedGeneration": 1}}
 
 
 def agent(**spec: Any) -> Agent:
@@ -100,6 +101,26 @@ def test_only_a_registered_guard_is_woken_and_only_by_drift() -> None:
     assert guard.wake.is_set()
     children.release(("ns", "bot"), guard)
     assert ("ns", "bot") not in children.guards
+
+
+async def test_drift_seen_while_a_spec_change_is_converged_wakes_the_guard_later() -> None:
+    """The update handler is converging generation 2: a child that still shows
+    generation 1's spec is what it is about to write. The guard looks once, later."""
+    children = Children(SETTINGS)
+    service = as_live(builders.build_service(agent()))
+    changed = body(replicas=1)
+    changed["metadata"]["generation"] = 2
+    guard = children.guard(("ns", "bot"), changed)
+    service["spec"]["ports"][0]["port"] = 81
+    assert children.event("Service", "MODIFIED", service)
+    assert children.event("Service", "MODIFIED", service)  # one deferred wake, not two
+    assert not guard.wake.is_set()
+    assert guard.deferred is not None
+    guard.deferred.cancel()
+    guard.deferred = None
+    guard.wake_later(0.01)
+    await asyncio.wait_for(guard.wake.wait(), timeout=5)
+    children.release(("ns", "bot"), guard)
 
 
 def test_the_children_seen_say_which_ones_no_watch_has_shown() -> None:
