@@ -442,6 +442,8 @@ async def _guard_round(
                 agent, rec, body, None, memo, body.get("status"), retry_when_blocked=False
             )
     except (kopf.TemporaryError, KubeError) as exc:
+        if rec.kube.closing:
+            return False  # the operator is stopping: kopf cancels this guard next
         logger.warning("Agent %s/%s: drift not put back yet: %s", agent.namespace, agent.name, exc)
         return True
     return False

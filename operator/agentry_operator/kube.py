@@ -146,6 +146,11 @@ class Kube:
         self._idle.set()
         self._closing = False
 
+    @property
+    def closing(self) -> bool:
+        """True once `close` began: calls are refused from then on."""
+        return self._closing
+
     @classmethod
     async def connect(
         cls, kubeconfig: str | None = None, *, qps: float = 0, burst: int = 1

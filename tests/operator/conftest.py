@@ -130,8 +130,11 @@ async def running_operator(
         yield
     finally:
         stop.set_result(None)
+        # Under load kopf's stop can pass 10 s (hung timers take 5, a request the emulator
+        # dropped is retried with back-off); cut short, the cleanup handler never closes
+        # the clients, and their sessions surface in a later test as unraisable warnings.
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=10)
+            await asyncio.wait_for(task, timeout=30)
 
 
 async def _eventually(check: Callable[[], Any], within: float = 10.0) -> Any:
