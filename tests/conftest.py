@@ -5,6 +5,7 @@ chart's own ServiceAccount. The cluster itself is `agentry_cluster.pytest_plugin
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ FAST_RUNTIME = {
     "AGENTRY_HEARTBEAT_INTERVAL_SECONDS": "2",
     "AGENTRY_MODEL_KEY_CHECK_INTERVAL_SECONDS": "2",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let Ctrl-C through to the processes the tests start. A shell starts background jobs
+    (`make test &`, some CI runners) with SIGINT ignored, children inherit that, and Python
+    then installs no KeyboardInterrupt handler: the `kubectl agent ... --watch` and `-f`
+    that the tests stop with SIGINT, as a user would, would never stop."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

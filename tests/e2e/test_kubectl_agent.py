@@ -108,6 +108,7 @@ def interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
         return process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()  # reap it and close its pipes before failing
         raise
 
 
