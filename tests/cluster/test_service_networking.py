@@ -226,7 +226,15 @@ def test_a_name_that_does_not_exist_fails_fast(apps: dict[str, Any]) -> None:
 
 def test_a_pod_reaches_its_own_service(apps: dict[str, Any]) -> None:
     client = apps["client"]
-    assert client.pod_behind("http://client/") == apps["client_name"]
+
+    # The fixture waited for the echo Service's rules; kube-proxy writes those of the
+    # client's own Service from its EndpointSlice, which can come a moment later.
+    def answered() -> dict[str, Any] | None:
+        answer: dict[str, Any] = client.fetch("http://client/")
+        return answer if answer.get("status") == 200 else None
+
+    behind = wait_for("the client's own Service answering", answered, timeout=15)
+    assert behind["body"]["pod"] == apps["client_name"], behind
 
 
 def test_a_headless_service_names_each_statefulset_pod(cluster: Any, apps: dict[str, Any]) -> None:
