@@ -15,7 +15,7 @@ from agentry_operator.builders.common import metadata
 from agentry_operator.builders.profiles import profile_for
 from agentry_operator.builders.resources import resources
 from agentry_operator.builders.scheduling import placement
-from agentry_operator.models import Agent
+from agentry_operator.models import Agent, SecretKeyRef
 from agentry_operator.settings import OperatorSettings
 
 # The libpq URI reaches the runtime only from the connection Secret, mounted as a file (a
@@ -95,48 +95,41 @@ def _volumes(agent: Agent) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         volumes.append({"name": "state", "emptyDir": {"sizeLimit": "16Mi"}})
     ref = spec.model.api_key_secret_ref
     if ref is not None:
-        volumes.append(
-            {
-                "name": "model-key",
-                "secret": {
-                    "secretName": ref.name,
-                    "items": [{"key": ref.key, "path": "api-key"}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
-        mounts.append({"name": "model-key", "mountPath": c.MODEL_KEY_DIR, "readOnly": True})
+        _secret_key_file("model-key", ref, "api-key", c.MODEL_KEY_DIR, volumes, mounts)
     tokens = spec.auth.token_secret_ref
     if spec.auth.enabled and tokens is not None:
-        volumes.append(
-            {
-                "name": "auth",
-                "secret": {
-                    "secretName": tokens.name,
-                    "items": [{"key": tokens.key, "path": "tokens"}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
-        mounts.append({"name": "auth", "mountPath": c.AUTH_DIR, "readOnly": True})
+        _secret_key_file("auth", tokens, "tokens", c.AUTH_DIR, volumes, mounts)
     postgres = spec.state.postgres
     if spec.state.backend == "postgres" and postgres is not None:
         # A file, not an env var: the kubelet rewrites it when the Secret changes, and the
         # runtime reads it again, so a rotated database password needs no pod roll.
         ref = postgres.connection_secret_ref
-        volumes.append(
-            {
-                "name": "postgres",
-                "secret": {
-                    "secretName": ref.name,
-                    "items": [{"key": ref.key, "path": "url"}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
-        mounts.append({"name": "postgres", "mountPath": c.POSTGRES_DIR, "readOnly": True})
+        _secret_key_file("postgres", ref, "url", c.POSTGRES_DIR, volumes, mounts)
     _tool_header_volume(agent, volumes, mounts)
     return volumes, mounts
+
+
+def _secret_key_file(
+    name: str,
+    ref: SecretKeyRef,
+    path: str,
+    directory: str,
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> None:
+    """One key of a Secret as the file `directory/path`, read-only. A whole-volume mount
+    (not a subPath), so the kubelet's rewrite of a changed Secret reaches the pod."""
+    volumes.append(
+        {
+            "name": name,
+            "secret": {
+                "secretName": ref.name,
+                "items": [{"key": ref.key, "path": path}],
+                "defaultMode": 0o440,
+            },
+        }
+    )
+    mounts.append({"name": name, "mountPath": directory, "readOnly": True})
 
 
 def _tool_header_volume(
