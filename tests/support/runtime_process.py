@@ -66,12 +66,9 @@ async def wait_until(condition: Callable[[], object], seconds: float = 20.0) -> 
         await asyncio.sleep(0.05)
 
 
-@asynccontextmanager
-async def runtime(
-    env: dict[str, str], *, startup_seconds: float = 20.0
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """The runtime started with `env`, once /readyz answers 200; killed on exit."""
-    process = await asyncio.create_subprocess_exec(
+async def spawn(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`agent_runtime serve` as a process with `env`; its stderr piped, stdout discarded."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "agent_runtime",
@@ -80,6 +77,14 @@ async def runtime(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+@asynccontextmanager
+async def runtime(
+    env: dict[str, str], *, startup_seconds: float = 20.0
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The runtime started with `env`, once /readyz answers 200; killed on exit."""
+    process = await spawn(env)
     base = base_url(env)
     # The pipe is drained all along: a chatty runtime must not block on a full pipe.
     stderr = asyncio.create_task(_drain(process))

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from tests.support.fake_provider import FakeProvider
-from tests.support.runtime_process import environment, free_port, runtime, wait_until
+from tests.support.runtime_process import environment, free_port, runtime, spawn, wait_until
 
 
 async def test_sigterm_mid_request_drains_it_checkpoints_and_exits_0(tmp_path: Path) -> None:
@@ -107,15 +106,7 @@ async def test_after_kill_9_every_acknowledged_turn_is_recovered(tmp_path: Path)
 
 async def test_a_bad_setting_exits_2_naming_it(tmp_path: Path) -> None:
     env = environment(tmp_path, 8080, AGENTRY_PORT="70000")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent_runtime",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn(env)
     _, err = await process.communicate()
     assert process.returncode == 2
     assert err.decode() == "error: AGENTRY_PORT: must be between 1 and 65535 (got 70000)\n"
