@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from agent_runtime.app import build_store, create_app, record_context
+from agent_runtime.collector import settle_for_serving
 from agent_runtime.config import Settings, check_files
 from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import HeartbeatPublisher, LeasePublisher, NullPublisher
@@ -102,6 +103,7 @@ async def run(settings: Settings, *, ready_fd: int | None = None) -> int:
     await runner.setup()  # restores state (cleanup context) before the port opens
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    settle_for_serving()  # start-up's objects out of every later collection (collector.py)
     log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
     await stop.wait()
     await stop_gracefully(app, runner, settings)
