@@ -49,6 +49,7 @@ from agent_runtime.providers.base import (
     ModelProvider,
     Reply,
     TokenUsage,
+    estimate_conversation_tokens,
     estimate_tokens,
 )
 from agent_runtime.providers.builtin import respond
@@ -277,7 +278,7 @@ class GuardedModel:
     ) -> TokenUsage:
         """The call's usage (the provider's, else estimated), recorded in the metrics."""
         if usage is None:
-            prompt = sum(estimate_tokens(turn.get("content", "")) for turn in conversation)
+            prompt = estimate_conversation_tokens(conversation)
             usage = TokenUsage(prompt, estimate_tokens(text), estimated=True)
         self._metrics.observe_model_call(
             self.provider.name,
