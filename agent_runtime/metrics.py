@@ -120,6 +120,8 @@ class Metrics:
         # Labelled children looked up once: ``labels()`` hashes and locks on every call.
         self._outcome_counters = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self._counts = dict.fromkeys(OUTCOMES, 0)
+        # A model call's three children per provider (input tokens, output tokens, duration).
+        self._model_call_children: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
         self._latencies: deque[float] = deque(maxlen=latency_window)
 
     def observe_request(self, outcome: str, seconds: float) -> None:
@@ -135,9 +137,17 @@ class Metrics:
         self, provider: str, input_tokens: int, output_tokens: int, seconds: float
     ) -> None:
         """One model call: the GenAI histograms and the heartbeat's token totals."""
-        self.gen_ai_token_usage.labels("chat", provider, "input").observe(input_tokens)
-        self.gen_ai_token_usage.labels("chat", provider, "output").observe(output_tokens)
-        self.gen_ai_duration.labels("chat", provider).observe(seconds)
+        children = self._model_call_children.get(provider)
+        if children is None:
+            children = self._model_call_children[provider] = (
+                self.gen_ai_token_usage.labels("chat", provider, "input"),
+                self.gen_ai_token_usage.labels("chat", provider, "output"),
+                self.gen_ai_duration.labels("chat", provider),
+            )
+        inputs, outputs, duration = children
+        inputs.observe(input_tokens)
+        outputs.observe(output_tokens)
+        duration.observe(seconds)
         self._tokens["input"] += input_tokens
         self._tokens["output"] += output_tokens
 
