@@ -167,10 +167,14 @@ class SessionService:
             self.quotas.admit(key, content)
             history = self._sessions.get(key, [])
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
-            lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
             seen = (*history, question)
+            # One copy of the history per turn, not two: without instructions the model
+            # gets ``seen`` itself (nothing downstream changes a conversation it is given).
+            prompt: Sequence[ChatTurn] = (
+                ({"role": "system", "content": system}, *seen) if system else seen
+            )
             reply = await self.model.reply(
-                [*lead, *seen], deadline=deadline, on_delta=on_delta, on_event=on_event
+                prompt, deadline=deadline, on_delta=on_delta, on_event=on_event
             )
             answer = answer_message(reply, self.quotas.timestamp())
             messages = self._sessions.setdefault(key, [])
