@@ -8,6 +8,7 @@ functions of `keyrings`; this module reads the evidence and does the moving.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,16 +50,14 @@ async def sealed_state(
     """Everything that says the Agent has state sealed with keys it no longer has:
     state ConfigMaps, PVCs, a checkpoint in the status, pods that were given keys."""
     evidence: list[str] = []
-    config_maps = [
-        cm
-        for cm in await kube.list("ConfigMap", agent.namespace, f"{c.AGENT_LABEL}={agent.name}")
-        if is_state_config_map(agent.name, cm)
-    ]
+    selector = f"{c.AGENT_LABEL}={agent.name}"
+    listed, pvcs = await asyncio.gather(
+        kube.list("ConfigMap", agent.namespace, selector),
+        kube.list("PersistentVolumeClaim", agent.namespace, selector),
+    )
+    config_maps = [cm for cm in listed if is_state_config_map(agent.name, cm)]
     if config_maps:
         evidence.append(f"{len(config_maps)} state ConfigMap(s)")
-    pvcs = await kube.list(
-        "PersistentVolumeClaim", agent.namespace, f"{c.AGENT_LABEL}={agent.name}"
-    )
     if pvcs:
         evidence.append("PVC(s) " + ", ".join(p["metadata"]["name"] for p in pvcs))
     checkpoint = ((status or {}).get("lastCheckpoint") or {}).get("keyId")
