@@ -81,6 +81,12 @@ class Metrics:
             "Restores that skipped an unreadable newest checkpoint",
             registry=r,
         )
+        self.turn_conflicts = Counter(
+            f"{ns}_turn_conflicts",
+            "Turns whose reply was computed on a session another turn had moved on "
+            "(postgres backend); each was asked again under the session's row lock",
+            registry=r,
+        )
         self.sessions = Gauge(f"{ns}_sessions", "Sessions held in memory", registry=r)
         self.in_flight = Gauge(f"{ns}_in_flight_requests", "Requests in flight", registry=r)
         self.ready = Gauge(f"{ns}_ready", "1 when every /readyz check passes", registry=r)

@@ -3,18 +3,29 @@
 The same public API as ``SessionService`` (``post``, ``get``, ``delete``, ``expire_idle``,
 ``checkpoint``), so routes and adapters do not care which one they hold. What differs:
 
-- A turn is one database transaction: lock the session's row ``FOR UPDATE`` (created if
-  new), read the history, ask the model, insert the turn, commit, and only then answer.
-  A concurrent turn of the same session, on this replica or another, waits for the lock,
-  so turns are numbered 1..n without gap or duplicate and each sees every earlier one.
-  Locally a per-session ``asyncio.Lock`` queues this replica's turns before they take a
-  connection, so one busy session holds at most one connection per replica.
+- A plain turn (not streamed, no tools) is optimistic: read the session's row and the
+  turns the cache lacks (one statement), ask the model with no transaction open, then
+  append the turn in one autocommitted statement that only applies if the row still has
+  the turn count that was read. If another turn (on any replica) or a delete came
+  first, nothing is written, the reply is discarded, and the turn is asked again the
+  pessimistic way below, so it is asked at most twice
+  (``agentry_runtime_turn_conflicts_total`` counts those).
+- A streamed turn, a turn with tools (a reply already sent, or a tool already run,
+  cannot be taken back) and a turn after a conflict are one database transaction: lock
+  the session's row ``FOR UPDATE`` (created if new), read the history, ask the model,
+  insert the turn, commit, and only then answer; a concurrent turn waits for the lock.
+- Either way turns are numbered 1..n without gap or duplicate, each reply was computed
+  from every earlier committed turn, and a turn is acknowledged only once committed.
+  Locally a per-session ``asyncio.Lock`` queues this replica's turns first, so one busy
+  session holds at most one connection per replica and conflicts come only from turns
+  of the same session on other replicas.
 - Every wait (pool, lock, statements) is bounded by the request's deadline; a database
   that does not answer is a 503 with ``Retry-After`` (``StateUnavailable``), never a hang.
-- A bounded LRU cache (``HotSessions``) keeps recent sessions' messages; the locked row's
-  (id, turn count) tells on every turn whether the cached copy is still whole, and only
-  the missing turns are read. Nothing is loaded at start.
-- Limits: ``max_turns`` and ``max_session_bytes`` are checked on the locked row;
+- A bounded LRU cache (``HotSessions``) keeps recent sessions' messages; the row's
+  (id, turn count), read on every turn, tells whether the cached copy is still whole,
+  and only the missing turns are read. Nothing is loaded at start.
+- Limits: ``max_turns`` and ``max_session_bytes`` are checked on the row the turn is
+  appended to (as read, when the append applies only to that row; locked otherwise);
   ``max_sessions`` is checked when a session is created, against the agent's sessions as
   counted at the last heartbeat plus those this replica created since (no ``count(*)``
   on the request path; replicas creating at once may pass it by what they create in
@@ -31,7 +42,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from agent_runtime.clock import Clock
@@ -44,14 +55,19 @@ from agent_runtime.errors import (
     StateUnavailable,
 )
 from agent_runtime.metrics import Metrics
-from agent_runtime.providers.base import ChatTurn
+from agent_runtime.providers.base import NO_USAGE, ChatTurn, TokenUsage
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.quotas import Quotas, size_of
 from agent_runtime.sessions import SessionLocks, TurnResult, answer_message, check_session_id
 from agent_runtime.state import CheckpointInfo, Message, SessionKey, StateError
 from agent_runtime.state.postgres import PostgresStore, SchemaTooNew, StoreStats
 from agent_runtime.state.postgres.rows import TurnSeal
-from agent_runtime.state.postgres.store import DatabaseUnavailable, TurnTransaction
+from agent_runtime.state.postgres.store import (
+    DatabaseUnavailable,
+    SessionRow,
+    TurnRow,
+    TurnTransaction,
+)
 from agent_runtime.tools.loop import OnToolEvent
 
 log = logging.getLogger("agent_runtime.shared_sessions")
@@ -107,6 +123,18 @@ class HotSessions:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= entry.bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One turn as the service was asked for it, with its deadline (event-loop time)."""
+
+    key: SessionKey
+    content: str
+    deadline: float
+    lead: list[ChatTurn]
+    on_delta: OnDelta | None
+    on_event: OnToolEvent | None
 
 
 def unavailable(reason: str) -> StateUnavailable:
@@ -218,31 +246,66 @@ class SharedSessionService:
         lead: list[ChatTurn] = [{"role": "system", "content": system}] if system else []
         try:
             async with self._lock(key):
-                return await self._turn(key, content, deadline, lead, on_delta, on_event)
+                return await self._turn(Ask(key, content, deadline, lead, on_delta, on_event))
         except DatabaseUnavailable as error:
             self.cache.drop(key)  # the commit may or may not have happened: re-read next time
             raise unavailable(str(error)) from None
         except StateError as error:
             raise unavailable(str(error)) from None
 
-    async def _turn(
-        self,
-        key: SessionKey,
-        content: str,
-        deadline: float,
-        lead: list[ChatTurn],
-        on_delta: OnDelta | None,
-        on_event: OnToolEvent | None,
-    ) -> TurnResult:
+    async def _turn(self, ask: Ask) -> TurnResult:
+        """Optimistic first when asking the model again costs nothing but the model call
+        (no stream already sent, no tool already run); under the row lock otherwise, and
+        after a conflict, so a turn is asked at most twice."""
+        wasted = NO_USAGE
+        if ask.on_delta is None and self.model.toolbox is None:
+            outcome = await self._optimistic_turn(ask)
+            if isinstance(outcome, TurnResult):
+                return outcome
+            wasted = outcome
+            self._metrics.turn_conflicts.inc()
+        result = await self._locked_turn(ask)
+        if wasted == NO_USAGE:
+            return result
+        return replace(result, usage=result.usage + wasted)
+
+    async def _optimistic_turn(self, ask: Ask) -> TurnResult | TokenUsage:
+        """Read, ask, then append only if the session has not moved: two statements and no
+        connection held while the model answers. The discarded reply's usage on conflict."""
+        key, content, deadline, lead = ask.key, ask.content, ask.deadline, ask.lead
+        history, row = await self._read_history(key, deadline)
+        await self._admit(row, key, content, deadline)
+        question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
+        seen = (*history.messages, question)
+        reply = await self.model.reply([*lead, *seen], deadline=deadline)
+        answer = answer_message(reply, self.quotas.timestamp())
+        turn, added = row.turns + 1, (question, answer)
+        written = TurnRow(
+            self.keyring.active_key_id,
+            self._seal.seal(key, turn, added),
+            size_of(added),
+            self._clock.now(),
+        )
+        expected = None if row.created else (row.id, row.turns)
+        budget = max(self._remaining(deadline), WRITE_GRACE_SECONDS)
+        session_id = await self.store.append_turn(key, expected, written, budget)
+        if session_id is None:
+            return reply.usage
+        self._remember(key, history, session_id, added, written.size, created=row.created)
+        return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
+
+    async def _locked_turn(self, ask: Ask) -> TurnResult:
+        """The turn as one transaction holding the session's row lock (module docstring)."""
+        key, content, deadline = ask.key, ask.content, ask.deadline
         now = self._clock.now()
         async with self.store.turn(key, now, self._remaining(deadline)) as tx:
             row = tx.session
-            await self._admit(tx, key, content, deadline)
+            await self._admit(row, key, content, deadline)
             history = await self._history(tx, key, deadline)
             question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
             seen = (*history.messages, question)
             reply = await self.model.reply(
-                [*lead, *seen], deadline=deadline, on_delta=on_delta, on_event=on_event
+                [*ask.lead, *seen], deadline=deadline, on_delta=ask.on_delta, on_event=ask.on_event
             )
             answer = answer_message(reply, self.quotas.timestamp())
             turn = row.turns + 1
@@ -253,18 +316,30 @@ class SharedSessionService:
             await tx.commit_turn(
                 turn, self.keyring.active_key_id, sealed, size, self._clock.now(), write_timeout
             )
-        history.messages.extend(added)
-        history.turns, history.bytes = turn, history.bytes + size
-        self.cache.put(key, history)
-        if tx.session.created:
-            self._created_since_count += 1
+        self._remember(key, history, row.id, added, size, created=row.created)
         return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
 
-    async def _admit(
-        self, tx: TurnTransaction, key: SessionKey, content: str, deadline: float
+    def _remember(
+        self,
+        key: SessionKey,
+        history: CachedSession,
+        session_id: int,
+        added: tuple[Message, Message],
+        size: int,
+        *,
+        created: bool,
     ) -> None:
-        """The session limits, on the locked row (see the module docstring)."""
-        limits, row = self.quotas.limits, tx.session
+        """Cache the session as committed with `added`, and count a session created here."""
+        history.id = session_id
+        history.messages.extend(added)
+        history.turns, history.bytes = history.turns + 1, history.bytes + size
+        self.cache.put(key, history)
+        if created:
+            self._created_since_count += 1
+
+    async def _admit(self, row: SessionRow, key: SessionKey, content: str, deadline: float) -> None:
+        """The session limits, on the row as the turn found it (see the module docstring)."""
+        limits = self.quotas.limits
         if row.created and limits.max_sessions > 0:
             if self.stats is None:  # not counted yet: count now, once
                 await self.refresh_stats(self._remaining(deadline))
@@ -314,28 +389,37 @@ class SharedSessionService:
             messages.extend(self._seal.open(key, number, sealed))
         return CachedSession(base.id, turns, messages, size_of(messages))
 
+    async def _read_history(
+        self, key: SessionKey, deadline: float
+    ) -> tuple[CachedSession, SessionRow]:
+        """The session's committed messages and its row, from one statement: the cached
+        copy plus the turns it lacks (whole when the id changed), or an empty new session
+        (``created``) when there is none."""
+        cached = self.cache.get(key)
+        known = (cached.id, cached.turns) if cached is not None else None
+        found = await self.store.read(key, known, self._remaining(deadline))
+        if found is None:
+            self.cache.drop(key)
+            return CachedSession(0, 0), SessionRow(0, 0, 0, created=True)
+        row, rows = found
+        base = cached if cached is not None and cached.id == row.id else None
+        if base is None or base.turns > row.turns:
+            base = CachedSession(row.id, 0)
+        entry = self._extend(key, base, rows, row.turns)
+        self.cache.put(key, entry)
+        return CachedSession(entry.id, entry.turns, list(entry.messages), entry.bytes), row
+
     async def get(self, client: str, session_id: str) -> Sequence[Message]:
         """The committed messages of `client`'s session; SessionNotFound for anyone else's."""
         self._check(session_id)
         key = SessionKey(client, session_id)
-        cached = self.cache.get(key)
-        known = (cached.id, cached.turns) if cached is not None else None
         try:
-            found = await self.store.read(key, known, self._remaining(self.model.deadline()))
-            if found is None:
-                self.cache.drop(key)
-                raise _not_found(session_id)
-            row, rows = found
-            base = cached if cached is not None and cached.id == row.id else None
-            if base is None or base.turns > row.turns:
-                base = CachedSession(row.id, 0)
-            entry = self._extend(key, base, rows, row.turns)
-        except DatabaseUnavailable as error:
+            history, row = await self._read_history(key, self.model.deadline())
+        except StateError as error:  # DatabaseUnavailable included
             raise unavailable(str(error)) from None
-        except StateError as error:
-            raise unavailable(str(error)) from None
-        self.cache.put(key, entry)
-        return entry.messages
+        if row.created:
+            raise _not_found(session_id)
+        return history.messages
 
     async def delete(self, client: str, session_id: str) -> None:
         """Delete the session's rows now (waiting, within the deadline, for a turn on it)."""

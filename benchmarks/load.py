@@ -35,6 +35,7 @@ function init(args)
   prefix = args[1]
   sessions = tonumber(args[2])
   mode = args[3]
+  n = tonumber(args[4] or "0")
 end
 function request()
   n = n + 1
@@ -105,8 +106,10 @@ async def wrk(
     prefix: str = "s",
     chat: bool = False,
     rate: float | None = None,
+    first_session: int = 1,
 ) -> Result:
-    """Run wrk against ``127.0.0.1:port`` once (module docstring) and parse its result."""
+    """Run wrk against ``127.0.0.1:port`` once (module docstring) and parse its result.
+    Sessions are taken in turn from ``first_session``, wrapping after ``sessions``."""
     delay_ms = 0 if rate is None else max(1, round(connections / rate * 1000))
     with tempfile.TemporaryDirectory(prefix="agentry-wrk-") as tmp:
         script = Path(tmp) / "turns.lua"
@@ -124,6 +127,7 @@ async def wrk(
             prefix,
             str(sessions),
             "chat" if chat else "native",
+            str(first_session - 1),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,12 +134,32 @@ async def hot_rss(port: int, process: asyncio.subprocess.Process, hot: int) -> f
     return rss_kb / 1024
 
 
+def database_cpu_seconds(pgdata: Path) -> float:
+    """User and system CPU time of the database server: the postmaster and every process
+    it started (the backends serving the runtime's pool among them)."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if postmaster in (int(entry.name), int(fields[1])):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @dataclass
 class Rounds:
-    """Each server's runs, one per round, in the order measured."""
+    """Each server's runs, one per round, in the order measured, with the CPU seconds the
+    server (and, for the postgres runtime, the database) used during each run."""
 
     runs: dict[str, list[load.Result]]
     loads: list[float]
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    database_cpu: list[float] = field(default_factory=list)
 
     def ratios(self, of: str, to: str) -> list[float]:
         return [a.rps / b.rps for a, b in zip(self.runs[of], self.runs[to], strict=True)]
@@ -148,24 +168,93 @@ class Rounds:
         runs = sorted(self.runs[name], key=lambda r: r.rps)
         return runs[len(runs) // 2]
 
+    def micros_per_turn(self, name: str) -> float:
+        """The server's CPU per answered request over all its runs, in microseconds."""
+        turns = sum(r.requests for r in self.runs[name])
+        return 1e6 * sum(self.cpu[name]) / turns
 
-async def alternate(ports: dict[str, int], args: argparse.Namespace) -> Rounds:
-    """Every server warmed up, then measured in turn, ``--rounds`` times: on a machine
-    whose load drifts (other work on the same cores), adjacent runs see the same load, so
-    each round gives its own ratios."""
-    for port in ports.values():
+    def database_micros_per_turn(self) -> float:
+        turns = sum(r.requests for r in self.runs[POSTGRES])
+        return 1e6 * sum(self.database_cpu) / turns
+
+
+async def alternate(
+    servers: dict[str, tuple[int, int]], pgdata: Path, args: argparse.Namespace
+) -> Rounds:
+    """Every server (name: (port, pid)) warmed up, then measured in turn, ``--rounds``
+    times: on a machine whose load drifts (other work on the same cores), adjacent runs
+    see the same load, so each round gives its own ratios."""
+    for port, _ in servers.values():
         await load.wrk(port, seconds=WARM_UP_SECONDS, connections=args.connections)
-    rounds = Rounds({name: [] for name in ports}, [])
+    rounds = Rounds({name: [] for name in servers}, [], {name: [] for name in servers})
     for _ in range(args.rounds):
         rounds.loads.append(os.getloadavg()[0])
-        for name, port in ports.items():
-            rounds.runs[name].append(
-                await load.wrk(port, seconds=args.seconds, connections=args.connections)
-            )
+        for name, (port, pid) in servers.items():
+            before, database_before = runtime.cpu_seconds(pid), database_cpu_seconds(pgdata)
+            result = await load.wrk(port, seconds=args.seconds, connections=args.connections)
+            rounds.cpu[name].append(runtime.cpu_seconds(pid) - before)
+            if name == POSTGRES:
+                rounds.database_cpu.append(database_cpu_seconds(pgdata) - database_before)
+            rounds.runs[name].append(result)
     rounds.loads.append(os.getloadavg()[0])
     return rounds
 
 
+@dataclass
+class Spread:
+    """Three runtimes on one database, loaded at once: each replica's wrk starts a third
+    of the way further along the same sessions, so every session's turns move between
+    replicas, as behind a Service."""
+
+    rounds: list[float] = field(default_factory=list)  # total turns/s of each round
+    conflicts: int = 0
+    failed: int = 0
+
+
+async def conflicts_of(port: int) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("agentry_runtime_turn_conflicts_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+async def three_replicas(url: str, keys: Path, args: argparse.Namespace) -> Spread:
+    spread = Spread()
+    sessions, share = 1000, max(args.connections // REPLICAS, 1)
+    async with contextlib.AsyncExitStack() as stack:
+        ports = [(await stack.enter_async_context(serving_postgres(url, keys)))[0]]
+        for _ in range(REPLICAS - 1):
+            ports.append((await stack.enter_async_context(serving_postgres(url, keys)))[0])
+
+        async def together(seconds: float) -> list[load.Result]:
+            return await asyncio.gather(
+                *(
+                    load.wrk(
+                        port,
+                        seconds=seconds,
+                        connections=share,
+                        sessions=sessions,
+                        first_session=1 + i * sessions // REPLICAS,
+                    )
+                    for i, port in enumerate(ports)
+                )
+            )
+
+        await together(WARM_UP_SECONDS)
+        for _ in range(args.rounds):
+            results = await together(args.seconds)
+            spread.rounds.append(sum(r.rps for r in results))
+            spread.failed += sum(r.non_2xx + r.socket_errors for r in results)
+        spread.conflicts = sum([await conflicts_of(port) for port in ports])
+    return spread
+
+
+REPLICAS = 3
 PVC, POSTGRES, BARE = "runtime, pvc + journal", "runtime, postgres", "bare aiohttp handler"
 
 
@@ -189,16 +278,22 @@ async def main(argv: list[str]) -> int:
         version = server.psql("SHOW server_version").strip()
         url = server.createdb("throughput")
         async with (
-            runtime.serving_runtime() as (pvc_port, _),
-            serving_postgres(url, keys) as (pg_port, _),
-            runtime.serving(lambda port: [*bare_server, str(port)]) as (bare_port, _),
+            runtime.serving_runtime() as (pvc_port, pvc),
+            serving_postgres(url, keys) as (pg_port, pg),
+            runtime.serving(lambda port: [*bare_server, str(port)]) as (bare_port, bare),
         ):
-            ports = {BARE: bare_port, PVC: pvc_port, POSTGRES: pg_port}
-            rounds = await alternate(ports, args)
+            servers = {
+                BARE: (bare_port, bare.pid),
+                PVC: (pvc_port, pvc.pid),
+                POSTGRES: (pg_port, pg.pid),
+            }
+            ports = {name: port for name, (port, _) in servers.items()}
+            rounds = await alternate(servers, server.pgdata, args)
             rate = statistics.median(r.rps for r in rounds.runs[POSTGRES]) / 2
             half = await load.wrk(
                 pg_port, seconds=args.seconds, connections=args.connections, rate=rate
             )
+        spread = await three_replicas(server.createdb("replicas"), keys, args)
         url = server.createdb("rss")
         await fill(url, keyring, args.sessions)
         async with serving_postgres(url, keys) as (port, process):
@@ -225,6 +320,8 @@ async def main(argv: list[str]) -> int:
         for i in range(args.rounds)
     )
     rss_name = f"runtime RSS, {args.sessions:,} sessions in the database, {args.hot:,} hot"
+    pvc_cpu, pg_cpu = rounds.micros_per_turn(PVC), rounds.micros_per_turn(POSTGRES)
+    db_cpu = rounds.database_micros_per_turn()
     body = f"""## Postgres state backend
 
 Command: `{command}` (also part of `make bench`), {time.strftime("%Y-%m-%d")},
@@ -250,12 +347,35 @@ loop: p99 is a lower bound).
 |---|---|---|---|
 {rows}
 
+CPU per turn, over all rounds (user + system time from /proc; the database's is its
+postmaster and every backend): what a pod's CPU request buys, whatever else shares the
+machine. A pod on postgres spends its own CPU only; the database's runs elsewhere in a
+real cluster, here on the same two cores.
+
+| server | CPU per turn | turns per CPU-second |
+|---|---|---|
+| runtime, pvc + journal | {pvc_cpu:.0f} µs | {1e6 / pvc_cpu:.0f} |
+| runtime, postgres | {pg_cpu:.0f} µs | {1e6 / pg_cpu:.0f} |
+| the database, for those turns | {db_cpu:.0f} µs | {1e6 / db_cpu:.0f} |
+
 | figure | min / median / max | target |
 |---|---|---|
 | postgres / pvc throughput (one replica) | {runtime.spread(rounds.ratios(POSTGRES, PVC))} | ≥ 0.8 |
+| postgres / pvc turns per runtime CPU-second | {pvc_cpu / pg_cpu:.2f} | |
 | postgres / bare aiohttp handler | {runtime.spread(rounds.ratios(POSTGRES, BARE))} | ≥ 0.5 |
+| postgres, {REPLICAS} replicas at once: turns/s of all | {runtime.spread(spread.rounds, 0)} | |
 | p99 of a turn at half saturation | {half.p99_ms:.1f} ms | < 10 ms |
 | {rss_name} | {rss_mb:.0f} MB | < 150 MB |
+
+{REPLICAS} replicas: {REPLICAS} runtimes on one database, each loaded by its own `wrk` with
+{max(args.connections // REPLICAS, 1)} connections, all at once, {args.rounds} rounds of
+{args.seconds:g} s. Each replica's load starts a third of the way further along the same
+1,000 sessions, so each session's turns move between replicas as behind a Service.
+Turns asked again after a conflict (`agentry_runtime_turn_conflicts_total`, all
+replicas): {spread.conflicts}; requests not answered 200: {spread.failed}. On two cores
+the three runtimes, their load generators and the database share the same CPU: this
+figure shows what spreading sessions over replicas costs in conflicts and failures, not
+how throughput scales with cores.
 """
     write_section("postgres-benchmark", body)
     print(body)

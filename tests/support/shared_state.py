@@ -55,6 +55,7 @@ def replica(
     retention_seconds: float = 0.0,
     timeout_seconds: float = 10.0,
     schema: str = "agentry",
+    pool_size: int = 10,
 ) -> SharedSessionService:
     """One replica's service: its own pool, cache and locks, the shared database."""
     clock = clock or SystemClock()
@@ -67,7 +68,9 @@ def replica(
         metrics=metrics,
         timeout_seconds=timeout_seconds,
     )
-    store = PostgresStore(url, namespace="default", agent="demo", schema_name=schema)
+    store = PostgresStore(
+        url, namespace="default", agent="demo", schema_name=schema, pool_size=pool_size
+    )
     return SharedSessionService(
         store,
         model,

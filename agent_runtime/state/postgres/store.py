@@ -7,10 +7,12 @@ the pool wait and every statement, so a stalled or unreachable database turns in
 A connection that failed or timed out is terminated, not handed back: the pool opens a
 fresh one for the next caller, which is how the runtime reconnects after an outage.
 
-The turn transaction (``turn()``) is the heart of serialization: it locks the session's
-row ``FOR UPDATE`` (creating the row if needed), and holds the lock while the caller reads
-history, asks the model and inserts the next turn; a concurrent turn of the same session
-on any replica waits on that lock.
+Turns are serialized two ways (docs/state-and-encryption.md). ``append_turn()`` is the
+optimistic one: a single autocommitted statement that appends the next turn only if the
+session's row still has the turn count the caller read. ``turn()`` is the transaction:
+it locks the session's row ``FOR UPDATE`` (creating the row if needed), and holds the
+lock while the caller reads history, asks the model and inserts the next turn; a
+concurrent turn of the same session on any replica waits on that lock.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -50,6 +52,43 @@ _OUTAGE = (
 )
 
 
+_NEW_SESSION_TURN = (
+    "WITH s AS (INSERT INTO sessions (namespace, agent, client, session, turns, bytes, "
+    "created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $7, $8, $8) "
+    "ON CONFLICT (namespace, agent, client, session) DO NOTHING RETURNING id) "
+    "INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
+    "SELECT id, 1, $5, $6, $8 FROM s RETURNING session_id"
+)
+IDLE_TIME_RESOLUTION = timedelta(seconds=60)
+"""How stale ``sessions.updated_at`` may be (the ``interval`` in the statements below): a
+turn moves it only when it is older than this. The row then changes no indexed column on
+most turns, so PostgreSQL updates it in place (a HOT update: no new index entries, no
+dead ones for lookups to skip), and expiry waits this much longer so that it never
+deletes a session early."""
+
+_NEXT_TURN = (
+    "WITH s AS (UPDATE sessions SET turns = $2 + 1, bytes = bytes + $5, "
+    "updated_at = CASE WHEN $6 - updated_at < interval '60 seconds' THEN updated_at "
+    "ELSE $6 END WHERE id = $1 AND turns = $2 RETURNING id) "
+    "INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
+    "SELECT id, $2 + 1, $3, $4, $6 FROM s RETURNING session_id"
+)
+
+
+_READ_BY_ID = (
+    "SELECT s.id, s.turns, s.bytes, t.turn, t.sealed FROM sessions s "
+    "LEFT JOIN turns t ON t.session_id = s.id AND t.turn > $2 "
+    "WHERE s.id = $1 AND s.namespace = $3 AND s.agent = $4 AND s.client = $5 "
+    "AND s.session = $6 ORDER BY t.turn"
+)
+_READ_BY_KEY = (
+    "SELECT s.id, s.turns, s.bytes, t.turn, t.sealed FROM sessions s "
+    "LEFT JOIN turns t ON t.session_id = s.id "
+    "WHERE s.namespace = $1 AND s.agent = $2 AND s.client = $3 AND s.session = $4 "
+    "ORDER BY t.turn"
+)
+
+
 class DatabaseUnavailable(StateError):
     """The database did not answer in time, or refused: a 503 for the caller."""
 
@@ -60,6 +99,17 @@ class SessionRow:
     turns: int
     bytes: int
     created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRow:
+    """A turn's row as written: the sealed messages, the key that sealed them, their size
+    in UTF-8 bytes (added to the session's count) and the time of the turn."""
+
+    key_id: str
+    sealed: bytes
+    size: int
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,38 +318,56 @@ class PostgresStore:
             if row is not None:  # ours, and locked by the insert until the commit
                 return SessionRow(row["id"], 0, 0, created=True)
 
+    async def append_turn(
+        self, key: SessionKey, expected: tuple[int, int] | None, row: TurnRow, budget: float
+    ) -> int | None:
+        """Append turn ``expected turns + 1`` in one autocommitted statement, if the session
+        still stands where the caller read it: `expected` = (id, turns), or None for a
+        session that did not exist. The session's id once the row has committed (durable
+        when this returns); None when another turn or a delete came first, and nothing
+        changed.
+
+        Two turns racing on one session both reach the ``UPDATE``: the second waits for the
+        first's row lock, then finds ``turns`` moved on and updates nothing, so its
+        ``INSERT`` inserts nothing (for a new session the second ``INSERT ... ON CONFLICT``
+        does nothing). No transaction is open while the model answers.
+        """
+        if expected is None:
+            new_session = (
+                _NEW_SESSION_TURN,
+                *self._owner(key),
+                row.key_id,
+                row.sealed,
+                row.size,
+                row.at,
+            )
+            return await self._run(budget, lambda conn: conn.fetchval(*new_session))
+        next_turn = (_NEXT_TURN, *expected, row.key_id, row.sealed, row.size, row.at)
+        return await self._run(budget, lambda conn: conn.fetchval(*next_turn))
+
     # -- reads and deletes --------------------------------------------------------------
 
     async def read(
         self, key: SessionKey, after: tuple[int, int] | None, budget: float
     ) -> tuple[SessionRow, list[tuple[int, bytes]]] | None:
         """The session row and its turns after `after` = (id, turns) when that id still
-        holds the session, else all of them; None when there is no such session. One
-        statement, so the row and the turns come from one snapshot."""
-        known_id, known_turns = after if after is not None else (0, 0)
+        holds the session, else all of them; None when there is no such session. Each
+        statement reads the row and the turns from one snapshot. A cached session (the
+        common case) is found by its primary key in one statement; a second, by the
+        session's name, only when the id no longer holds it (deleted, or re-created)."""
+        deadline = asyncio.get_running_loop().time() + budget
+        owner = self._owner(key)
+        if after is not None:
+            by_id = (_READ_BY_ID, *after, *owner)
+            records = await self._run(budget, lambda conn: conn.fetch(*by_id))
+            if records:
+                return _session_and_turns(records)
+            budget = deadline - asyncio.get_running_loop().time()
+        records = await self._run(budget, lambda conn: conn.fetch(_READ_BY_KEY, *owner))
+        return _session_and_turns(records) if records else None
 
-        async def work(conn: Conn) -> list[asyncpg.Record]:
-            return await conn.fetch(
-                "SELECT s.id, s.turns, s.bytes, t.turn, t.sealed FROM sessions s "
-                "LEFT JOIN turns t ON t.session_id = s.id "
-                "AND t.turn > (CASE WHEN s.id = $5 THEN $6 ELSE 0 END) "
-                "WHERE s.namespace = $1 AND s.agent = $2 AND s.client = $3 AND s.session = $4 "
-                "ORDER BY t.turn",
-                self.namespace,
-                self.agent,
-                key.client,
-                key.session,
-                known_id,
-                known_turns,
-            )
-
-        records = await self._run(budget, work)
-        if not records:
-            return None
-        first = records[0]
-        row = SessionRow(first["id"], first["turns"], first["bytes"])
-        turns = [(r["turn"], bytes(r["sealed"])) for r in records if r["turn"] is not None]
-        return row, turns
+    def _owner(self, key: SessionKey) -> tuple[str, str, str, str]:
+        return self.namespace, self.agent, key.client, key.session
 
     async def delete(self, key: SessionKey, budget: float) -> bool:
         """Delete the session and (by cascade) its turns; False if there was none. Waits
@@ -324,8 +392,10 @@ class PostgresStore:
         return await self._run(budget, work) != "DELETE 0"
 
     async def expire(self, cutoff: datetime, batch: int, budget: float) -> list[SessionKey]:
-        """Delete up to `batch` sessions whose last turn is older than `cutoff`; sessions
-        locked by a turn in progress are skipped (they are not idle)."""
+        """Delete up to `batch` sessions whose last turn is older than `cutoff` (by up to
+        ``IDLE_TIME_RESOLUTION`` more, never less); sessions locked by a turn in progress
+        are skipped (they are not idle)."""
+        cutoff -= IDLE_TIME_RESOLUTION
 
         async def work(conn: Conn) -> list[asyncpg.Record]:
             return await conn.fetch(
@@ -400,6 +470,14 @@ class PostgresStore:
         return await self._run(budget, work)
 
 
+def _session_and_turns(
+    records: list[asyncpg.Record],
+) -> tuple[SessionRow, list[tuple[int, bytes]]]:
+    first = records[0]
+    row = SessionRow(first["id"], first["turns"], first["bytes"])
+    return row, [(r["turn"], bytes(r["sealed"])) for r in records if r["turn"] is not None]
+
+
 class TurnTransaction:
     """The open transaction of one turn: read the turns after a point, insert the next."""
 
@@ -432,7 +510,8 @@ class TurnTransaction:
             await self._conn.execute(
                 "WITH t AS (INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
                 "VALUES ($1, $2, $3, $4, $6)) "
-                "UPDATE sessions SET turns = $2, bytes = bytes + $5, updated_at = $6 "
+                "UPDATE sessions SET turns = $2, bytes = bytes + $5, updated_at = CASE WHEN "
+                "$6 - updated_at < interval '60 seconds' THEN updated_at ELSE $6 END "
                 "WHERE id = $1",
                 self.session.id,
                 turn,

@@ -31,6 +31,7 @@ from agent_runtime.quotas import SessionLimits
 from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.state import StateError
 from agent_runtime.state.postgres import SCHEMA_VERSION
+from agent_runtime.state.postgres.schema import MIGRATIONS
 from tests.support.runtime import make_settings, next_heartbeat, readiness_of_state
 from tests.support.shared_state import CountingProvider, replica
 
@@ -201,6 +202,36 @@ async def test_replicas_starting_together_migrate_once(postgres_url: str, keyrin
     ] == [SCHEMA_VERSION]
 
 
+async def test_a_version_1_database_is_upgraded_with_its_sessions(
+    postgres_url: str, keyring: KeyRing
+) -> None:
+    conn = await asyncpg.connect(postgres_url)
+    try:  # a database as the first schema version left it, with a session in it
+        await conn.execute("CREATE SCHEMA agentry; SET search_path TO agentry")
+        for statement in MIGRATIONS[0]:
+            await conn.execute(statement)
+        await conn.execute(
+            "CREATE TABLE schema_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), "
+            "version integer NOT NULL); INSERT INTO schema_version VALUES (true, 1); "
+            "INSERT INTO sessions (namespace, agent, client, session, created_at, updated_at) "
+            "VALUES ('default', 'demo', 'c', 'kept', now(), now())"
+        )
+    finally:
+        await conn.close()
+    service = replica(postgres_url, keyring)
+    try:
+        assert await service.start()
+        assert (await service.post("c", "kept", "first")).turn == 1
+        assert (await service.post("c", "kept", "second")).reply == "seen 2"
+    finally:
+        await service.store.close()
+    found = await rows(postgres_url, "SELECT version FROM agentry.schema_version")
+    assert [r["version"] for r in found] == [SCHEMA_VERSION]
+    table = await rows(postgres_url, "SELECT reloptions FROM pg_class WHERE relname = 'sessions'")
+    assert table[0]["reloptions"] == ["fillfactor=70"]
+    assert len(await rows(postgres_url, "SELECT id FROM agentry.sessions")) == 1
+
+
 async def test_newer_schema_is_refused_not_crashed(
     replicas: Replicas, postgres_url: str, keyring: KeyRing
 ) -> None:
@@ -321,21 +352,74 @@ async def test_http_outage_is_503_with_retry_after_and_unready_then_recovers(
     assert await readiness_of_state(client) == (200, "[+]state ok")
 
 
-async def test_a_turn_waiting_on_another_replicas_lock_gives_up_at_its_deadline(
+async def ignore_delta(text: str, degraded: bool) -> None:
+    return None
+
+
+async def test_a_streamed_turn_waiting_on_another_replicas_lock_gives_up_at_its_deadline(
     replicas: Replicas,
 ) -> None:
+    # Streamed turns take the row lock (a sent reply cannot be asked again).
     slow = await replicas(provider=CountingProvider(delay=2.0), timeout_seconds=10.0)
     impatient = await replicas(name="demo-1", timeout_seconds=0.5)
-    holding = asyncio.create_task(slow.post("c", "s", "slow one"))
+    holding = asyncio.create_task(slow.post("c", "s", "slow one", on_delta=ignore_delta))
     await asyncio.sleep(0.3)  # the slow turn holds the row lock, waiting on its model
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(StateUnavailable) as caught:
-        await impatient.post("c", "s", "in a hurry")
+        await impatient.post("c", "s", "in a hurry", on_delta=ignore_delta)
     assert loop.time() - started < 1.5  # bounded by its deadline, not the other turn
     assert caught.value.retry_after is not None
     assert (await holding).turn == 1
     assert (await impatient.post("c", "s", "later")).turn == 2
+
+
+def conflicts(service: SharedSessionService) -> float:
+    value = service._metrics.registry.get_sample_value("agentry_runtime_turn_conflicts_total")
+    return value or 0.0
+
+
+async def test_a_reply_computed_before_another_replicas_turn_is_asked_again(
+    replicas: Replicas,
+) -> None:
+    slow = await replicas(provider=CountingProvider(delay=1.0))
+    quick = await replicas(name="demo-1")
+    late = asyncio.create_task(slow.post("c", "s", "asked first"))
+    await asyncio.sleep(0.3)  # `late` has read the session (empty) and waits on its model
+    first = await quick.post("c", "s", "answered first")
+    assert (first.turn, first.reply) == (1, "seen 1")
+    # The slow reply was computed on an empty session: it is not stored as turn 1, and
+    # the turn is asked again with turn 1 in view.
+    second = await late
+    assert (second.turn, second.reply) == (2, "seen 2")
+    assert (conflicts(slow), conflicts(quick)) == (1, 0)
+    history = await quick.get("c", "s")
+    assert [m["content"] for m in history] == ["answered first", "seen 1", "asked first", "seen 2"]
+
+
+async def test_a_plain_turn_holds_no_connection_while_the_model_answers(
+    replicas: Replicas,
+) -> None:
+    # With one pooled connection, a turn that held it during the model call would leave
+    # none for anything else on the replica: here the model itself asks for one.
+    probes: list[str] = []
+
+    class ProbingProvider(CountingProvider):
+        async def complete(self, conversation: Any, *, deadline: float | None = None) -> str:
+            try:
+                await service.store.probe(budget=1.0)
+                probes.append("ok")
+            except StateError as error:
+                probes.append(str(error))
+            return await super().complete(conversation, deadline=deadline)
+
+    service = await replicas(provider=ProbingProvider(), pool_size=1)
+    assert (await service.post("c", "s", "one")).turn == 1
+    assert (await service.post("c", "s", "two")).turn == 2
+    assert probes == ["ok", "ok"]
+    # A streamed turn holds its transaction open, as documented.
+    await service.post("c", "s", "three", on_delta=ignore_delta)
+    assert probes[2].startswith("database unreachable")
 
 
 async def test_session_count_limit_counts_the_agents_sessions_in_the_database(
