@@ -186,6 +186,9 @@ class PostgresStore:
     # -- connections --------------------------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
+        pool = self._pool
+        if pool is not None and self._url.current() == self._pool_url:
+            return pool  # the common case: no lock to take
         async with self._pool_lock:
             url = self._url.current()
             if self._pool is not None and url != self._pool_url:
