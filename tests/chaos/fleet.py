@@ -1,6 +1,7 @@
-"""Many Agents at once, as the cluster-level chaos scenarios need them: applied in one
-call, their key material and children read in one listing each, and the checks that
-matter after a fault (all Ready, no duplicate or leaked child, no regenerated key)."""
+"""Many Agents at once, as the cluster-level chaos scenarios need them (applied in one
+call by tests/support/agents.py): their key material and children read in one listing
+each, and the checks that matter after a fault (all Ready, no duplicate or leaked child,
+no regenerated key)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from tests.support.e2e import container_pid, get_json, is_ready, wait_for
@@ -29,21 +29,6 @@ CHILD_KINDS = (
     "poddisruptionbudgets",
     "persistentvolumeclaims",
 )
-
-
-def manifest(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def apply(cluster: Any, items: Iterable[dict[str, Any]]) -> None:
-    """Apply many objects with one kubectl call."""
-    listing = {"apiVersion": "v1", "kind": "List", "items": list(items)}
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(listing))
 
 
 def agents(cluster: Any, namespace: str) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from agentry_cluster.layout import StateLayout
 
 from tests.chaos import fleet
 from tests.chaos.conftest import Figure, scaled
+from tests.support.agents import agent_manifest, apply_all
 
 pytestmark = pytest.mark.chaos
 
@@ -29,7 +30,7 @@ def test_agents_created_across_an_api_server_outage_all_become_ready_once_with_t
     count = int(scaled(3, 20))
     outage = scaled(20, 30)
     names = {f"outage-{n}" for n in range(count)}
-    fleet.apply(operator, (fleet.manifest(name, namespace, {}) for name in names))
+    apply_all(operator, (agent_manifest(name, namespace, {}) for name in names))
     time.sleep(3)  # the operator is at work on them
     keys_before = fleet.key_digests(operator, namespace)
 

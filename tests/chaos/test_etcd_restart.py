@@ -21,6 +21,7 @@ from agentry_cluster.layout import StateLayout
 
 from tests.chaos import fleet
 from tests.chaos.conftest import Figure, scaled
+from tests.support.agents import agent_manifest, apply_all
 
 pytestmark = pytest.mark.chaos
 
@@ -75,7 +76,7 @@ def test_agents_converge_after_etcd_is_killed_under_reconcile_load(
 ) -> None:
     count = int(scaled(10, 30))
     names = {f"etcd-{n}" for n in range(count)}
-    fleet.apply(operator, (fleet.manifest(name, namespace, SUSPENDED) for name in names))
+    apply_all(operator, (agent_manifest(name, namespace, SUSPENDED) for name in names))
     layout = StateLayout(operator.state_dir)
     with SpecChurn(operator, namespace, names) as churn:
         time.sleep(3)

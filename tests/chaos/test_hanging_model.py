@@ -19,14 +19,7 @@ import aiohttp
 import pytest
 
 from tests.chaos.conftest import Figure, scaled
-from tests.support.runtime_process import (
-    base_url,
-    environment,
-    free_port,
-    open_sockets,
-    runtime,
-    wait_until,
-)
+from tests.support.runtime_process import open_sockets, scenario_runtime, wait_until
 from tests.support.silent_endpoint import SilentEndpoint
 
 pytestmark = pytest.mark.chaos
@@ -51,29 +44,28 @@ async def test_a_model_that_never_answers_degrades_within_the_timeout_and_leaks_
     seconds = scaled(25, 300)
     key = tmp_path / "api-key"
     key.write_text("sk-test-valid")
-    async with SilentEndpoint() as silent:
-        env = environment(
+    async with (
+        SilentEndpoint() as silent,
+        scenario_runtime(
             tmp_path,
-            free_port(),
             AGENTRY_MODEL_PROVIDER="openai",
             AGENTRY_MODEL_ENDPOINT=f"{silent.url}/v1",
             AGENTRY_MODEL_NAME="m",
             AGENTRY_MODEL_API_KEY_FILE=str(key),
             AGENTRY_MODEL_TIMEOUT_SECONDS=str(MODEL_TIMEOUT),
             AGENTRY_CIRCUIT_OPEN_SECONDS="5",
-            AGENTRY_LOG_LEVEL="warning",
-        )
-        base = base_url(env)
-        async with runtime(env) as process:
-            sockets_before = open_sockets(process.pid)
-            latencies, statuses, states = await turns_against(base, seconds)
-            # Once the last turn is answered, no attempt of the runtime is still waiting,
-            # and with the clients gone the runtime holds what it held before the load.
-            await wait_until(lambda: silent.open_connections == 0, MODEL_TIMEOUT + MARGIN)
-            with contextlib.suppress(AssertionError):  # compared below, with the figure
-                await wait_until(lambda: open_sockets(process.pid) <= sockets_before, 5)
-            sockets_after = open_sockets(process.pid)
-            assert process.returncode is None
+        ) as started,
+    ):
+        process = started.process
+        sockets_before = open_sockets(process.pid)
+        latencies, statuses, states = await turns_against(started.base, seconds)
+        # Once the last turn is answered, no attempt of the runtime is still waiting,
+        # and with the clients gone the runtime holds what it held before the load.
+        await wait_until(lambda: silent.open_connections == 0, MODEL_TIMEOUT + MARGIN)
+        with contextlib.suppress(AssertionError):  # compared below, with the figure
+            await wait_until(lambda: open_sockets(process.pid) <= sockets_before, 5)
+        sockets_after = open_sockets(process.pid)
+        assert process.returncode is None
 
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]

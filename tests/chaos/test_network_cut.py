@@ -24,25 +24,17 @@ from agentry_cluster.layout import StateLayout
 
 from tests.chaos import fleet
 from tests.chaos.conftest import Figure, scaled
-from tests.support.e2e import container_pid, get_json, is_ready, wait_for
+from tests.support.agents import agent_manifest, apply_all
+from tests.support.e2e import ProxyReply, container_pid, get_json, is_ready, pod_turn, wait_for
 
 pytestmark = pytest.mark.chaos
 
 NAME = "island"
 
 
-def turn(url: str, content: str) -> tuple[int, dict[str, str], Any]:
-    request = urllib.request.Request(
-        f"{url}/v1/sessions/cut/messages",
-        data=json.dumps({"content": content}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+def turn(url: str, content: str) -> ProxyReply:
+    # 60 s: a refusal must come from the store's deadline, never from this client's.
+    return pod_turn(url, "cut", content, timeout=60)
 
 
 def ready_pod(cluster: Any, namespace: str) -> dict[str, Any]:
@@ -68,17 +60,17 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     operator: Any, namespace: str, figure: Figure
 ) -> None:
     spec = {"state": {"backend": "configmap", "checkpointIntervalSeconds": 3600}}
-    fleet.apply(operator, [fleet.manifest(NAME, namespace, spec)])
+    apply_all(operator, [agent_manifest(NAME, namespace, spec)])
     pod = ready_pod(operator, namespace)
     url = f"http://{pod['status']['podIP']}:8080"
-    assert turn(url, "before the cut")[0] == 200
+    assert turn(url, "before the cut").status == 200
     fleet.wait_all(operator, namespace, {NAME}, timeout=120)
 
     layout = StateLayout(operator.state_dir)
     cut_seconds = scaled(35, 90)
     with faults.cut_off_from_api_server(layout, container_pid(pod, b"agentry-runtime")):
         cut = time.monotonic()
-        code, headers, body = turn(url, "during the cut")
+        during = turn(url, "during the cut")
         refused_after = time.monotonic() - cut
 
         def stale() -> bool:
@@ -93,7 +85,7 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     restored = time.monotonic()
 
     answers = [turn(url, "after the cut")]
-    while answers[-1][0] != 200 and time.monotonic() - restored < 120:
+    while answers[-1].status != 200 and time.monotonic() - restored < 120:
         time.sleep(1)
         answers.append(turn(url, "after the cut"))
     writes_after = time.monotonic() - restored
@@ -106,15 +98,16 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     status_clear_after = time.monotonic() - restored
 
     figure("cut_s", cut_seconds)
-    figure("turn_during_cut", f"{code} {body.get('error', {}).get('code')} in {refused_after:.1f}s")
+    code = (during.body or {}).get("error", {}).get("code")
+    figure("turn_during_cut", f"{during.status} {code} in {refused_after:.1f}s")
     figure("heartbeat_marked_stale_after_s", round(marked_after, 1))
     figure("status_clear_after_cut_end_s", round(status_clear_after, 1))
     figure("turns_taken_again_after_cut_end_s", round(writes_after, 1))
-    assert code == 503, (code, body)
-    assert body["error"]["code"] == "state_unavailable"
-    assert int(headers["Retry-After"]) >= 1
+    assert during.status == 503, during
+    assert code == "state_unavailable"
+    assert int(during.headers["Retry-After"]) >= 1
     assert refused_after < 30, "refused promptly, not after TCP gave up"
-    assert answers[-1][0] == 200, answers[-1]
+    assert answers[-1].status == 200, answers[-1]
     history = urllib.request.urlopen(f"{url}/v1/sessions/cut", timeout=30)
     said = [m["content"] for m in json.loads(history.read())["messages"] if m["role"] == "user"]
     assert "before the cut" in said

@@ -26,6 +26,7 @@ import pytest
 
 from tests.chaos import fleet
 from tests.chaos.conftest import Figure, scaled
+from tests.support.agents import agent_manifest, apply_all
 from tests.support.e2e import wait_for
 
 pytestmark = pytest.mark.chaos
@@ -77,7 +78,7 @@ def test_an_operator_killed_every_5_s_converges_without_leaked_children_or_new_k
 
     with Killer(operator) as killer:
         for name in names:
-            fleet.apply(operator, [fleet.manifest(name, namespace, {"suspend": True})])
+            apply_all(operator, [agent_manifest(name, namespace, {"suspend": True})])
             note_keys()
         for name in names:
             patch = json.dumps({"spec": {"instructions": f"updated {name}"}})

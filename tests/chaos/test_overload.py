@@ -17,7 +17,7 @@ import pytest
 from agentry_cluster.processes import rss_bytes
 
 from tests.chaos.conftest import Figure, scaled
-from tests.support.runtime_process import base_url, environment, free_port, runtime
+from tests.support.runtime_process import scenario_runtime
 
 pytestmark = pytest.mark.chaos
 
@@ -31,17 +31,11 @@ async def test_a_hundred_times_the_rate_limit_is_refused_with_429_and_memory_sta
     tmp_path: Path, figure: Figure
 ) -> None:
     seconds = scaled(15, 60)
-    env = environment(
-        tmp_path,
-        free_port(),
-        AGENTRY_RATE_LIMIT_RPS=str(LIMIT_RPS),
-        AGENTRY_RATE_LIMIT_PER_CLIENT="false",
-        AGENTRY_LOG_LEVEL="warning",
-    )
-    base = base_url(env)
+    limit = {"AGENTRY_RATE_LIMIT_RPS": str(LIMIT_RPS), "AGENTRY_RATE_LIMIT_PER_CLIENT": "false"}
     admitted: list[float] = []
     statuses: dict[int, int] = {}
-    async with runtime(env) as process:
+    async with scenario_runtime(tmp_path, **limit) as runtime:
+        process, base = runtime.process, runtime.base
         rss_before = rss_bytes(process.pid)
         stop = time.monotonic() + seconds
         connector = aiohttp.TCPConnector(limit=WORKERS)

@@ -17,14 +17,7 @@ import aiohttp
 import pytest
 
 from tests.chaos.conftest import Figure, scaled
-from tests.support.runtime_process import (
-    base_url,
-    environment,
-    free_port,
-    open_sockets,
-    runtime,
-    wait_until,
-)
+from tests.support.runtime_process import open_sockets, scenario_runtime, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -83,25 +76,22 @@ async def slow_connection(port: int, trickle: bool, opened: list[int]) -> tuple[
 async def test_five_hundred_slow_connections_leave_normal_turns_served_and_are_closed(
     tmp_path: Path, figure: Figure
 ) -> None:
-    port = free_port()
-    env = environment(
-        tmp_path,
-        port,
-        AGENTRY_IDLE_CONNECTION_TIMEOUT_SECONDS=str(IDLE_TIMEOUT),
-        AGENTRY_LOG_LEVEL="warning",
-    )
-    base = base_url(env)
-    async with runtime(env) as process:
-        baseline = await normal_turns(base, scaled(5, 15))
+    idle = {"AGENTRY_IDLE_CONNECTION_TIMEOUT_SECONDS": str(IDLE_TIMEOUT)}
+    async with scenario_runtime(tmp_path, **idle) as started:
+        baseline = await normal_turns(started.base, scaled(5, 15))
         opened: list[int] = []
-        slow = [asyncio.create_task(slow_connection(port, n % 2 == 1, opened)) for n in range(SLOW)]
+        slow = [
+            asyncio.create_task(slow_connection(started.port, n % 2 == 1, opened))
+            for n in range(SLOW)
+        ]
         await wait_until(lambda: len(opened) == SLOW, 10)
         await asyncio.sleep(0.2)  # the runtime's accept() catches up
-        held = open_sockets(process.pid)
-        during = await normal_turns(base, IDLE_TIMEOUT - 1)  # while all of them are open
+        held = open_sockets(started.process.pid)
+        # While all of them are open:
+        during = await normal_turns(started.base, IDLE_TIMEOUT - 1)
         async with asyncio.timeout(30):
             results = await asyncio.gather(*slow)
-        assert process.returncode is None
+        assert started.process.returncode is None
 
     open_for = sorted(s for s, _ in results)
     figure("slow_connections", SLOW)

@@ -23,8 +23,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -32,7 +30,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.support.e2e import get_json, wait_for
+from tests.support.agents import agent_manifest
+from tests.support.e2e import get_json, pod_turn, wait_for
 from tests.support.fake_provider import FakeProvider
 
 pytestmark = pytest.mark.e2e
@@ -124,25 +123,17 @@ def secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
 def openai_agent(
     namespace: str, name: str, endpoint: str, circuit: dict[str, Any] | None = None, **spec: Any
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "model": {
-                "provider": "openai",
-                "endpoint": endpoint,
-                "name": "test-model",
-                "apiKeySecretRef": {"name": "model-key", "key": "api-key"},
-                "timeoutSeconds": 2,
-                "maxRetries": 0,
-                **(circuit or {}),
-            },
-            "state": {"backend": "configmap", "checkpointIntervalSeconds": 10},
-            **spec,
-        },
+    model = {
+        "provider": "openai",
+        "endpoint": endpoint,
+        "name": "test-model",
+        "apiKeySecretRef": {"name": "model-key", "key": "api-key"},
+        "timeoutSeconds": 2,
+        "maxRetries": 0,
+        **(circuit or {}),
     }
+    state = {"backend": "configmap", "checkpointIntervalSeconds": 10}
+    return agent_manifest(name, namespace, {"replicas": 1, "model": model, "state": state, **spec})
 
 
 def agent_status(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -180,17 +171,8 @@ def wait_until_observed(cluster: Any, namespace: str, name: str) -> str:
 
 def send(ip: str, content: str, session: str = "s1") -> tuple[int, dict[str, Any]]:
     """POST a message to the pod (pod IPs are reachable from the host); (status, body)."""
-    request = urllib.request.Request(
-        f"http://{ip}:8080/v1/sessions/{session}/messages",
-        data=json.dumps({"content": content}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    reply = pod_turn(f"http://{ip}:8080", session, content)
+    return reply.status, reply.body or {}
 
 
 def pod_ready_and_restarts(cluster: Any, namespace: str, pod: str) -> tuple[bool, int]:

@@ -30,13 +30,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.support.e2e import container_pid, get_json, is_ready, wait_for
+from tests.support.agents import apply_agent
+from tests.support.e2e import (
+    ProxyReply,
+    container_pid,
+    get_json,
+    is_ready,
+    pod_request,
+    pod_turn,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -49,44 +57,11 @@ CLIENT = "e2e-lifecycle"
 # Helpers ------------------------------------------------------------------------------
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
 def http(
     method: str, url: str, body: Any = None, client: str = CLIENT, timeout: float = 10.0
-) -> Reply:
-    """One HTTP call to a pod; error statuses are answers, not exceptions."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json", "X-Client-ID": client}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-            return Reply(response.status, dict(response.headers), json.loads(raw or b"null"))
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            parsed = json.loads(raw or b"null")
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return Reply(error.code, dict(error.headers), parsed)
-
-
-def agent_manifest(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def apply_agent(cluster: Any, name: str, namespace: str, spec: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(agent_manifest(name, namespace, spec)))
+) -> ProxyReply:
+    """One HTTP call to a pod as this module's client."""
+    return pod_request(method, url, body, client=client, timeout=timeout)
 
 
 def patch_spec(cluster: Any, name: str, namespace: str, spec: dict[str, Any]) -> None:
@@ -128,9 +103,8 @@ def base_url(pod: dict[str, Any]) -> str:
     return f"http://{pod['status']['podIP']}:8080"
 
 
-def say(url: str, session: str, content: str, client: str = CLIENT) -> Reply:
-    body = {"content": content}
-    return http("POST", f"{url}/v1/sessions/{session}/messages", body, client)
+def say(url: str, session: str, content: str, client: str = CLIENT) -> ProxyReply:
+    return pod_turn(url, session, content, client=client, timeout=10.0)
 
 
 def remembered(url: str, session: str) -> list[str]:
@@ -266,7 +240,7 @@ def test_changing_the_rate_limit_keeps_the_pod_and_the_new_limit_is_enforced(
 
     # Offer 20 requests a second for 4 seconds, ten times the new limit, each from a client
     # of its own: no client's bucket (by default half of the replica's) is what refuses them.
-    answers: list[Reply] = []
+    answers: list[ProxyReply] = []
     started = time.monotonic()
     for index in range(80):
         pause = started + index * 0.05 - time.monotonic()

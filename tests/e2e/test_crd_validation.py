@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.agents import agent_manifest
+
 pytestmark = pytest.mark.cluster
 
 PG_REF = {"name": "pg", "key": "uri"}
@@ -110,12 +112,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
 
 
 def _apply(cluster: Any, namespace: str, spec: dict[str, Any], name: str = "bad") -> Any:
-    body = {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    body = agent_manifest(name, namespace, spec)
     return cluster.kubectl(
         "apply", "--dry-run=server", "-f", "-", "-o", "json", input=json.dumps(body), check=False
     )

@@ -28,7 +28,6 @@ import pytest
 from tests.e2e.test_agent_lifecycle import (
     AGENTS,
     agent_status,
-    apply_agent,
     base_url,
     ready_pod,
     remembered,
@@ -36,6 +35,7 @@ from tests.e2e.test_agent_lifecycle import (
     wait_phase,
 )
 from tests.e2e.test_kubectl_agent import kubectl_agent
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -39,6 +39,7 @@ from agentry_cluster.pytest_plugin import scratch_namespace
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 from tests.support.fake_provider import FakeProvider
 
@@ -151,10 +152,6 @@ def replica_pods(cluster: Any, namespace: str, name: str) -> list[dict[str, Any]
     return sorted((pods or {}).get("items", []), key=lambda p: p["metadata"]["name"])
 
 
-def apply(cluster: Any, document: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
-
-
 @pytest.fixture(scope="module")
 def ns(operator: Any) -> Iterator[str]:
     """One namespace for the module's Agents (the per-test `namespace` would recreate them)."""
@@ -166,18 +163,8 @@ def ns(operator: Any) -> Iterator[str]:
 def bot(operator: Any, ns: str) -> str:
     """Agent `bot`: one replica (configmap keeps one replica's memory), builtin model,
     state checkpointed every 3 s."""
-    apply(
-        operator,
-        {
-            "apiVersion": "agentry.dev/v1alpha1",
-            "kind": "Agent",
-            "metadata": {"name": BOT, "namespace": ns},
-            "spec": {
-                "replicas": 1,
-                "state": {"backend": "configmap", "checkpointIntervalSeconds": 3},
-            },
-        },
-    )
+    state = {"backend": "configmap", "checkpointIntervalSeconds": 3}
+    apply_agent(operator, BOT, ns, {"replicas": 1, "state": state})
     wait_phase(operator, ns, BOT, "Running", 1)
     return BOT
 
@@ -242,27 +229,20 @@ def modelled(operator: Any, ns: str, provider: ProviderThread) -> str:
         "create", "secret", "generic", "model-key", f"--from-literal=api-key={VALID_KEY}", "-n", ns
     )
     assert provider.fake.server is not None
-    apply(
-        operator,
-        {
-            "apiVersion": "agentry.dev/v1alpha1",
-            "kind": "Agent",
-            "metadata": {"name": MODELLED, "namespace": ns},
-            "spec": {
-                "replicas": 1,
-                "model": {
-                    "provider": "openai",
-                    "endpoint": provider.fake.url,
-                    "name": "test-model",
-                    "apiKeySecretRef": {"name": "model-key", "key": "api-key"},
-                    "timeoutSeconds": 5,
-                    "maxRetries": 0,
-                },
-                "fallback": "builtin",
-                "state": {"backend": "configmap", "checkpointIntervalSeconds": 5},
-            },
+    spec = {
+        "replicas": 1,
+        "model": {
+            "provider": "openai",
+            "endpoint": provider.fake.url,
+            "name": "test-model",
+            "apiKeySecretRef": {"name": "model-key", "key": "api-key"},
+            "timeoutSeconds": 5,
+            "maxRetries": 0,
         },
-    )
+        "fallback": "builtin",
+        "state": {"backend": "configmap", "checkpointIntervalSeconds": 5},
+    }
+    apply_agent(operator, MODELLED, ns, spec)
     wait_phase(operator, ns, MODELLED, "Running", 1)
     return MODELLED
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_lifecycle import apply_agent, patch_spec, ready_pod, wait_phase
+from tests.e2e.test_agent_lifecycle import patch_spec, ready_pod, wait_phase
+from tests.support.agents import apply_agent
 from tests.support.e2e import ServiceProxy, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_lifecycle import AGENTS, agent_pods, agent_status, apply_agent
+from tests.e2e.test_agent_lifecycle import AGENTS, agent_pods, agent_status
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -18,17 +19,12 @@ pytestmark = pytest.mark.e2e
 def test_an_agent_becomes_owned_children_ready_pods_and_a_running_status(
     operator: Any, namespace: str
 ) -> None:
-    agent = {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": "hello", "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "state": {"backend": "configmap", "checkpointIntervalSeconds": 5},
-            "rateLimit": {"requestsPerSecond": 20, "burst": 40},
-        },
+    spec = {
+        "replicas": 1,
+        "state": {"backend": "configmap", "checkpointIntervalSeconds": 5},
+        "rateLimit": {"requestsPerSecond": 20, "burst": 40},
     }
-    operator.kubectl("apply", "-f", "-", input=json.dumps(agent))
+    apply_agent(operator, "hello", namespace, spec)
     uid = get_json(operator, "agents.agentry.dev", "hello", "-n", namespace)["metadata"]["uid"]
 
     for kind, name in [

@@ -12,7 +12,6 @@ outside it is ignored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from agentry_operator.models import Agent
 from agentry_operator.settings import OperatorSettings
 
 from tests.conftest import CHART, RELEASE_NS
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 from tests.support.rbac import can_i, can_i_list, parse
 
@@ -123,15 +123,6 @@ def scoped_operator(operator: Any, namespace: str) -> Iterator[Any]:
         )
 
 
-def _agent(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
 def test_a_namespaced_operator_reconciles_its_namespace_and_nothing_else(
     scoped_operator: Any, namespace: str
 ) -> None:
@@ -144,9 +135,7 @@ def test_a_namespaced_operator_reconciles_its_namespace_and_nothing_else(
         assert not can_i(cluster, SCOPED_SA, "get", "secrets", "-n", outside)
         assert not can_i(cluster, SCOPED_SA, "get", "secrets", "-n", "kube-system")
 
-        cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps(_agent("ignored", outside, {"replicas": 0}))
-        )
+        apply_agent(cluster, "ignored", outside, {"replicas": 0})
         network = {
             "ingressFrom": [
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}}}
@@ -163,7 +152,7 @@ def test_a_namespaced_operator_reconciles_its_namespace_and_nothing_else(
             },
             "network": network,
         }
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(_agent("watched", namespace, spec)))
+        apply_agent(cluster, "watched", namespace, spec)
 
         def reconciled() -> Any:
             body = get_json(cluster, "agents.agentry.dev", "watched", "-n", namespace) or {}

@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 from agentry_cluster.pytest_plugin import scratch_namespace
 
-from tests.e2e.test_agent_lifecycle import agent_pods, apply_agent, wait_phase
+from tests.e2e.test_agent_lifecycle import agent_pods, wait_phase
 from tests.e2e.test_kubectl_agent import kubectl_agent, ok
-from tests.support.agents import connection_secret, shared_state
+from tests.support.agents import apply_agent, connection_secret, shared_state
 from tests.support.e2e import ProxyReply, ServiceProxy, get_json, is_ready, wait_for
 
 pytestmark = pytest.mark.e2e

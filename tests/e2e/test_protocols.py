@@ -29,8 +29,9 @@ from a2a.helpers.proto_helpers import new_text_message
 from a2a.types import GetTaskRequest, Role, SendMessageRequest, TaskState
 
 from tests.e2e.test_agent_degradation import apply, secret
-from tests.e2e.test_agent_lifecycle import agent_pods, apply_agent, patch_spec, wait_phase
+from tests.e2e.test_agent_lifecycle import agent_pods, patch_spec, wait_phase
 from tests.e2e.test_kubectl_agent import kubectl_agent, ok
+from tests.support.agents import apply_agent
 
 pytestmark = pytest.mark.e2e
 

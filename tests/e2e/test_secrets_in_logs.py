@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.agents import apply_agent
 from tests.support.e2e import ServiceProxy, get_json, wait_for
 from tests.support.secret_scan import HARVEST, harvest_namespace, log_files, scan
 
@@ -45,24 +46,19 @@ def test_no_log_holds_a_key_token_api_key_or_message_and_no_key_leaves_its_secre
     ):
         operator.kubectl("apply", "-f", "-", input=json.dumps(obj))
     bridge = str(operator.info["bridge_ip"])
-    agent = {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": "quiet", "namespace": namespace},
-        "spec": {
-            "state": {"backend": "configmap", "checkpointIntervalSeconds": 2},
-            # Port 9 of the bridge refuses: the key is sent, fails, and is checked again.
-            "model": {
-                "provider": "openai",
-                "endpoint": f"http://{bridge}:9/v1",
-                "name": "m",
-                "apiKeySecretRef": {"name": "llm", "key": "api-key"},
-                "maxRetries": 0,
-            },
-            "auth": {"enabled": True, "tokenSecretRef": {"name": "callers", "key": "tokens"}},
+    spec = {
+        "state": {"backend": "configmap", "checkpointIntervalSeconds": 2},
+        # Port 9 of the bridge refuses: the key is sent, fails, and is checked again.
+        "model": {
+            "provider": "openai",
+            "endpoint": f"http://{bridge}:9/v1",
+            "name": "m",
+            "apiKeySecretRef": {"name": "llm", "key": "api-key"},
+            "maxRetries": 0,
         },
+        "auth": {"enabled": True, "tokenSecretRef": {"name": "callers", "key": "tokens"}},
     }
-    operator.kubectl("apply", "-f", "-", input=json.dumps(agent))
+    apply_agent(operator, "quiet", namespace, spec)
     wait_for(
         lambda: (
             (get_json(operator, "statefulset", "quiet", "-n", namespace) or {})

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_agent_degradation import apply, secret
-from tests.e2e.test_agent_lifecycle import apply_agent, wait_phase
+from tests.e2e.test_agent_lifecycle import wait_phase
 from tests.e2e.test_kubectl_agent import kubectl_agent, ok
+from tests.support.agents import apply_agent
 
 pytestmark = pytest.mark.e2e
 

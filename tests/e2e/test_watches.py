@@ -4,12 +4,12 @@ it cheap: its children exist, no pod runs."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import pytest
 
+from tests.support.agents import apply_agent
 from tests.support.e2e import get_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +28,7 @@ def _uid(operator: Any, kind: str, name: str, namespace: str) -> str | None:
 def test_a_deleted_child_service_and_configmap_come_back_within_seconds_from_watch_events(
     operator: Any, namespace: str
 ) -> None:
-    agent = {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": "watched", "namespace": namespace},
-        "spec": {"suspend": True},
-    }
-    operator.kubectl("apply", "-f", "-", input=json.dumps(agent))
+    apply_agent(operator, "watched", namespace, {"suspend": True})
     wait_for(
         lambda: (
             (get_json(operator, "agents.agentry.dev", "watched", "-n", namespace) or {})

@@ -101,6 +101,39 @@ class ServiceProxy:
         return messages
 
 
+def pod_request(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    client: str | None = None,
+    timeout: float = 10.0,
+) -> ProxyReply:
+    """One HTTP call straight to a pod's runtime (the host reaches pod IPs on the node's
+    bridge), as client `client` (X-Client-ID) when given. An error status is an answer,
+    not an exception: the tests check refusals as closely as replies."""
+    headers = {"Content-Type": "application/json"}
+    if client is not None:
+        headers["X-Client-ID"] = client
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return ProxyReply(resp.status, dict(resp.headers.items()), _json(raw) if raw else None)
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return ProxyReply(err.code, dict(err.headers.items()), _json(raw) if raw else None)
+
+
+def pod_turn(
+    base: str, session: str, content: str, *, client: str | None = None, timeout: float = 15.0
+) -> ProxyReply:
+    """POST one message to `session` of the runtime at `base` (`http://<pod IP>:8080`)."""
+    path = f"/v1/sessions/{urllib.parse.quote(session, safe='')}/messages"
+    return pod_request("POST", base + path, {"content": content}, client=client, timeout=timeout)
+
+
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)

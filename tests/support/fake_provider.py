@@ -20,6 +20,7 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -186,3 +187,16 @@ if __name__ == "__main__":
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(sys.argv[1], int(sys.argv[2])))
+
+
+def openai_settings(fake: FakeProvider, key_file: Path, **overrides: Any) -> dict[str, Any]:
+    """Runtime settings for the openai provider at `fake`, with no retries unless
+    `overrides` say so: a test counts the provider's calls, so one turn is one call."""
+    return {
+        "model_provider": "openai",
+        "model_endpoint": fake.url,
+        "model_name": "m",
+        "model_api_key_file": key_file,
+        "model_max_retries": 0,
+        **overrides,
+    }

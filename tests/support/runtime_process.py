@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -107,6 +108,26 @@ async def runtime(
             process.kill()
             await process.wait()
         await stderr
+
+
+@dataclass(frozen=True)
+class Started:
+    """A runtime process of `scenario_runtime`, where its clients reach it."""
+
+    process: asyncio.subprocess.Process
+    base: str
+    port: int
+
+
+@asynccontextmanager
+async def scenario_runtime(tmp_path: Path, **extra: str) -> AsyncIterator[Started]:
+    """The runtime of a fault scenario: `environment()` on a free port with `extra`,
+    logging warnings only (a scenario's thousands of turns would otherwise spend the CPU
+    it measures on access lines), once ready; killed on exit."""
+    port = free_port()
+    env = environment(tmp_path, port, **{"AGENTRY_LOG_LEVEL": "warning", **extra})
+    async with runtime(env) as process:
+        yield Started(process, base_url(env), port)
 
 
 async def _drain(process: asyncio.subprocess.Process) -> bytes:

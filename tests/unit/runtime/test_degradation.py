@@ -19,7 +19,7 @@ from agent_runtime.clock import ManualClock
 from agent_runtime.errors import ModelError
 from agent_runtime.providers.openai import OpenAIProvider, parse_retry_after
 from agent_runtime.services import SERVICES
-from tests.support.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider, openai_settings
 from tests.support.runtime import MakeClient
 
 
@@ -103,15 +103,9 @@ async def test_an_outage_opens_the_circuit_replies_degrade_the_pod_stays_ready_a
 ) -> None:
     async with FakeProvider() as fake:
         api = await make_client(
-            overrides={
-                "model_provider": "openai",
-                "model_endpoint": fake.url,
-                "model_name": "m",
-                "model_api_key_file": key_file,
-                "model_max_retries": 0,
-                "circuit_failure_threshold": 3,
-                "circuit_open_seconds": 30,
-            }
+            overrides=openai_settings(
+                fake, key_file, circuit_failure_threshold=3, circuit_open_seconds=30
+            )
         )
         healthy = await (await api.post("/v1/sessions/s/messages", json={"content": "a"})).json()
         assert healthy["degraded"] is False
@@ -141,16 +135,13 @@ async def test_with_fallback_reject_a_failing_model_is_503_with_retry_after(
 ) -> None:
     async with FakeProvider() as fake:
         api = await make_client(
-            overrides={
-                "model_provider": "openai",
-                "model_endpoint": fake.url,
-                "model_name": "m",
-                "model_api_key_file": key_file,
-                "model_max_retries": 0,
-                "fallback": "reject",
-                "circuit_failure_threshold": 1,
-                "circuit_open_seconds": 45,
-            }
+            overrides=openai_settings(
+                fake,
+                key_file,
+                fallback="reject",
+                circuit_failure_threshold=1,
+                circuit_open_seconds=45,
+            )
         )
         fake.fail(10, 500)
         first = await api.post("/v1/sessions/s/messages", json={"content": "a"})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent_runtime.crypto import KeyRing
 from agent_runtime.logs import JsonFormatter, LineWriter, log_access, request_id_var
-from tests.support.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider, openai_settings
 from tests.support.runtime import MakeClient
 
 
@@ -39,15 +39,13 @@ async def test_no_key_token_or_message_content_ever_reaches_a_log_line(
     auth = {"Authorization": "Bearer bearer-SEKRIT-alice"}
     async with FakeProvider(valid_keys={api_key}) as fake:
         client = await make_client(
-            overrides={
-                "model_provider": "openai",
-                "model_endpoint": fake.url,
-                "model_name": "m",
-                "model_api_key_file": key_file,
-                "auth_tokens_file": tokens,
-                "model_max_retries": 1,
-                "circuit_failure_threshold": 2,
-            }
+            overrides=openai_settings(
+                fake,
+                key_file,
+                auth_tokens_file=tokens,
+                model_max_retries=1,
+                circuit_failure_threshold=2,
+            )
         )
         await client.post("/v1/sessions/s/messages", json={"content": contents[0]}, headers=auth)
         await client.post(

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from agent_runtime.providers.builtin import BuiltinProvider
 from agent_runtime.services import SERVICES
-from tests.support.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider, openai_settings
 from tests.support.runtime import MakeClient
 
 HTML_ERROR_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -34,17 +34,6 @@ def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-key"
     path.write_text("sk-test-valid\n")
     return path
-
-
-def openai_settings(fake: FakeProvider, key_file: Path, **overrides: Any) -> dict[str, Any]:
-    return {
-        "model_provider": "openai",
-        "model_endpoint": fake.url,
-        "model_name": "m",
-        "model_api_key_file": key_file,
-        "model_max_retries": 0,
-        **overrides,
-    }
 
 
 async def post(api: TestClient[Any, Any], session: str, content: str) -> tuple[int, Any]:
