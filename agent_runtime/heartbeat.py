@@ -4,18 +4,21 @@
 ``<replica>-heartbeat`` (coordination.k8s.io/v1) with the JSON of docs/architecture.md in
 the ``agentry.dev/heartbeat`` annotation, creating it or merge-patching it; ``NullPublisher``
 is used outside a cluster. ``HeartbeatLoop`` publishes every interval, and once more on
-shutdown with ``ready: false`` and the final checkpoint.
+shutdown with ``ready: false`` and the final checkpoint. Every Lease call has a deadline:
+an API server that never answers must cost one missed beat, not the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agent_runtime.clock import Clock
+from agent_runtime.kube import REQUEST_TIMEOUT_SECONDS
 
 log = logging.getLogger("agent_runtime.heartbeat")
 
@@ -25,6 +28,13 @@ LABELS_BASE = {
     "app.kubernetes.io/managed-by": "agentry-operator",
     "app.kubernetes.io/part-of": "agentry",
 }
+
+
+T = TypeVar("T")
+
+
+class LeaseTimeout(TimeoutError):
+    """The API server did not answer a Lease call within the deadline."""
 
 
 def rfc3339(moment: datetime) -> str:
@@ -74,6 +84,7 @@ class LeasePublisher:
         replica: str,
         interval_seconds: float,
         owns_client: bool = True,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         from kubernetes_asyncio import client
 
@@ -85,6 +96,19 @@ class LeasePublisher:
         self.name = f"{replica}-heartbeat"
         self._duration = max(1, round(3 * interval_seconds))
         self._owns_client = owns_client
+        self._timeout = request_timeout_seconds
+
+    async def _within_deadline(self, verb: str, call: Awaitable[T]) -> T:
+        """Await one API call, giving up after the deadline (the client sets none: a cut
+        connection waited on TCP retransmissions, and the loop with it)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call
+        except TimeoutError as error:
+            raise LeaseTimeout(
+                f"cannot {verb} lease {self.namespace}/{self.name}: "
+                f"the API server did not answer within {self._timeout:g}s"
+            ) from error
 
     def _body(self, heartbeat: dict[str, Any], now: datetime) -> dict[str, Any]:
         labels = dict(LABELS_BASE)
@@ -123,7 +147,8 @@ class LeasePublisher:
             if error.status != 404:
                 raise
         try:
-            await self._api.create_namespaced_lease(self.namespace, body)  # type: ignore[arg-type]
+            created = self._api.create_namespaced_lease(self.namespace, body)  # type: ignore[arg-type]
+            await self._within_deadline("create", created)
         except ApiException as error:
             if error.status != 409:  # created meanwhile by an older instance of this pod
                 raise
@@ -135,7 +160,8 @@ class LeasePublisher:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
-            lease = await self._api.read_namespaced_lease(self.name, self.namespace)
+            read = self._api.read_namespaced_lease(self.name, self.namespace)
+            lease = await self._within_deadline("read", read)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -148,12 +174,13 @@ class LeasePublisher:
         return heartbeat if isinstance(heartbeat, dict) else None
 
     async def _patch(self, body: dict[str, Any]) -> None:
-        await self._api.patch_namespaced_lease(
+        patched = self._api.patch_namespaced_lease(
             self.name,
             self.namespace,
             body,
             _content_type="application/merge-patch+json",  # type: ignore[call-arg]
         )
+        await self._within_deadline("patch", patched)
 
     async def close(self) -> None:
         if self._owns_client:

@@ -34,11 +34,12 @@ from typing import Any, NoReturn
 from kubernetes_asyncio import client
 
 from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.kube import REQUEST_TIMEOUT_SECONDS
 from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
 from agent_runtime.state.batching import GroupCommit, Pending, seal_each
 from agent_runtime.state.errors import StateError, StateFull, StateUnreadable
-from agent_runtime.state.kube import REQUEST_TIMEOUT_SECONDS, ConfigMaps, Conflict
+from agent_runtime.state.kube import ConfigMaps, Conflict
 from agent_runtime.state.lifecycle import WriteGate
 from agent_runtime.state.model import (
     CheckpointInfo,

@@ -16,16 +16,12 @@ from typing import Any, cast
 import aiohttp
 from kubernetes_asyncio import client
 
+from agent_runtime.kube import REQUEST_TIMEOUT_SECONDS
 from agent_runtime.state.errors import StateError
 
 
 class Conflict(Exception):
     """409: the object changed since it was read (or already exists on create)."""
-
-
-REQUEST_TIMEOUT_SECONDS = 10.0
-"""One call's deadline. The client sets none, so with the API server cut off (packets
-dropped, not refused) a turn waited on TCP retransmissions for many minutes."""
 
 
 class ConfigMaps:

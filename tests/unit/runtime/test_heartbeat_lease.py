@@ -4,18 +4,26 @@ Checks: the first publish creates `<replica>-heartbeat` in the Agent's namespace
 labels, holder, lease duration and the JSON annotation; later publishes replace it (the
 annotation follows the newest heartbeat), so the operator always reads the latest.
 A restarted runtime reads the heartbeat its predecessor left (None before the first).
+An API server that accepts the connection and never answers costs each Lease call its
+deadline, not the loop: the loop counts the failure and beats again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from kmock import KubernetesEmulator, ResourceInfo
 from kubernetes_asyncio import client
 
-from agent_runtime.heartbeat import ANNOTATION, LeasePublisher
+from agent_runtime.clock import SystemClock
+from agent_runtime.heartbeat import ANNOTATION, HeartbeatLoop, LeasePublisher, LeaseTimeout
+from tests.support.runtime_process import wait_until
+from tests.support.silent_endpoint import SilentEndpoint
 
 LEASES = "coordination.k8s.io/v1/leases"
 
@@ -76,3 +84,46 @@ async def test_a_restarted_runtime_reads_the_heartbeat_its_predecessor_left(
     second = publisher()
     assert await second.last() == beat
     await second.close()
+
+
+def silent_publisher(endpoint: SilentEndpoint, deadline: float) -> LeasePublisher:
+    configuration = client.Configuration()
+    configuration.host = endpoint.url
+    return LeasePublisher(
+        client.ApiClient(configuration),
+        namespace="team-a",
+        agent="demo",
+        replica="demo-0",
+        interval_seconds=0.1,
+        request_timeout_seconds=deadline,
+    )
+
+
+async def test_a_lease_call_the_api_server_never_answers_gives_up_at_the_deadline() -> None:
+    async with SilentEndpoint() as silent:
+        publisher = silent_publisher(silent, deadline=0.5)
+        # The outer bound only keeps a regression from hanging the suite: without the
+        # deadline the call waits for as long as the connection stays open.
+        async with asyncio.timeout(30):
+            with pytest.raises(LeaseTimeout, match=r"patch lease team-a/demo-0-heartbeat.*0\.5s"):
+                await publisher.publish({"v": 1}, datetime(2026, 1, 1, tzinfo=UTC))
+            with pytest.raises(LeaseTimeout, match="read lease"):
+                await publisher.last()
+        await publisher.close()
+        assert silent.accepted >= 1, "the call reached the server"
+
+
+async def test_the_heartbeat_loop_goes_on_past_calls_that_hang() -> None:
+    async with SilentEndpoint() as silent:
+        publisher = silent_publisher(silent, deadline=0.2)
+        loop = HeartbeatLoop(publisher, lambda: {"v": 1}, SystemClock(), interval=0.1)
+        running = asyncio.create_task(loop.run())
+        try:
+            await wait_until(lambda: loop.failures >= 3, 30)
+            assert not running.done(), "the loop stopped"
+            assert silent.accepted >= 3, "each beat tried the API server again"
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await publisher.close()
