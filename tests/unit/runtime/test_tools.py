@@ -11,6 +11,8 @@ from the mounted file; calls show on the native stream, the OpenAI surface and A
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +284,16 @@ async def test_the_example_tool_server_serves_its_three_tools(
         ]
         body = await say(client, '/tool word_count {"text": "one two three"}')
     assert body["reply"] == "Tool word_count returned: 3"
+
+
+def test_a_runtime_without_tools_does_not_load_the_mcp_sdk() -> None:
+    # A fresh interpreter: this one has imported the SDK for the tests above. The SDK and
+    # its dependencies are about 19 MB of every replica's RSS (docs/benchmarks.md).
+    probe = (
+        "import sys, agent_runtime.lifecycle, agent_runtime.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]", loaded[:300]
