@@ -2,7 +2,8 @@
 
 An Agent on the configmap backend (its state lives in the API server) takes a turn; then
 every packet its pod sends to the API server is dropped, in the pod's own network
-namespace, for 35 s (90 s with AGENTRY_CHAOS_FULL=1). Meanwhile a turn must be refused
+namespace, until the operator has marked the replica stale (about 20 s; 90 s with
+AGENTRY_CHAOS_FULL=1). Meanwhile a turn must be refused
 cleanly, 503 `state_unavailable` with Retry-After within the store's 10 s deadline (not a
 hang, not a 500), and the operator must list the pod in `status.staleHeartbeats` with
 Degraded=True `HeartbeatStale` (the suite's operator counts 20 s without a heartbeat as
@@ -67,7 +68,8 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     fleet.wait_all(operator, namespace, {NAME}, timeout=120)
 
     layout = StateLayout(operator.state_dir)
-    cut_seconds = scaled(35, 90)
+    # make test ends the cut once it has been seen: holding it longer checks nothing more.
+    cut_seconds = scaled(0, 90)
     with faults.cut_off_from_api_server(layout, container_pid(pod, b"agentry-runtime")):
         cut = time.monotonic()
         during = turn(url, "during the cut")
@@ -83,6 +85,7 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
         marked_after = time.monotonic() - cut
         time.sleep(max(0.0, cut_seconds - (time.monotonic() - cut)))
     restored = time.monotonic()
+    cut_lasted = restored - cut
 
     answers = [turn(url, "after the cut")]
     while answers[-1].status != 200 and time.monotonic() - restored < 120:
@@ -97,7 +100,7 @@ def test_a_pod_cut_off_from_the_api_server_refuses_writes_is_marked_stale_and_re
     wait_for(recovered, 180, "the status clear of stale heartbeats and Running")
     status_clear_after = time.monotonic() - restored
 
-    figure("cut_s", cut_seconds)
+    figure("cut_s", round(cut_lasted, 1))
     code = (during.body or {}).get("error", {}).get("code")
     figure("turn_during_cut", f"{during.status} {code} in {refused_after:.1f}s")
     figure("heartbeat_marked_stale_after_s", round(marked_after, 1))
