@@ -84,20 +84,26 @@ class FakeCluster:
         if self.failure is not None:
             raise self.failure
 
+    def _get(self, kind: str, objects: dict[str, Any], namespace: str, name: str) -> Any:
+        if name not in objects:
+            raise NotFound(f'{kind} "{name}" not found in namespace "{namespace}"')
+        return copy.deepcopy(objects[name])
+
+    def _patch(self, kind: str, obj: dict[str, Any], name: str, patch: dict[str, Any]) -> Any:
+        """Merge `patch`; a spec change moves the generation, as the API server does."""
+        merge_patch(obj, patch)
+        if "spec" in patch:
+            obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        self.patches.append((kind, name, patch))
+        return copy.deepcopy(obj)
+
     def get_agent(self, namespace: str, name: str) -> dict[str, Any]:
         self._check("get_agent", namespace, name)
-        if name not in self.agents:
-            raise NotFound(f'Agent "{name}" not found in namespace "{namespace}"')
-        return copy.deepcopy(self.agents[name])
+        return dict(self._get("Agent", self.agents, namespace, name))
 
     def patch_agent(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self._check("patch_agent", namespace, name)
-        agent = self.agents[name]
-        merge_patch(agent, patch)
-        if "spec" in patch:
-            agent["metadata"]["generation"] = agent["metadata"].get("generation", 1) + 1
-        self.patches.append(("Agent", name, patch))
-        return copy.deepcopy(agent)
+        return dict(self._patch("Agent", self.agents[name], name, patch))
 
     def list_leases(self, namespace: str) -> list[dict[str, Any]]:
         self._check("list_leases", namespace)
@@ -122,17 +128,11 @@ class FakeCluster:
 
     def get_statefulset(self, namespace: str, name: str) -> dict[str, Any]:
         self._check("get_statefulset", namespace, name)
-        if name not in self.statefulsets:
-            raise NotFound(f'StatefulSet "{name}" not found in namespace "{namespace}"')
-        return copy.deepcopy(self.statefulsets[name])
+        return dict(self._get("StatefulSet", self.statefulsets, namespace, name))
 
     def patch_statefulset(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self._check("patch_statefulset", namespace, name)
-        sts = self.statefulsets[name]
-        merge_patch(sts, patch)
-        sts["metadata"]["generation"] += 1
-        self.patches.append(("StatefulSet", name, patch))
-        return copy.deepcopy(sts)
+        return dict(self._patch("StatefulSet", self.statefulsets[name], name, patch))
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any]:
         self._check("get_secret", namespace, name)
