@@ -10,9 +10,13 @@ import argparse
 import logging
 import sys
 
-import kopf
 from prometheus_client import start_http_server
 from pydantic import ValidationError
+
+from agentry_operator.lean_imports import hidden
+
+with hidden("kubernetes"):  # see lean_imports: kopf would load it for nothing
+    import kopf
 
 from agentry_operator import handlers, metrics
 from agentry_operator.settings import OperatorSettings

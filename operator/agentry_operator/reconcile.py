@@ -215,8 +215,7 @@ class Reconciler:
         # server (150 ms a request) is what bounds how many Agents converge per second.
         *access, (live_sts, keys, key_conflict), services, _ = await _settled(
             self._apply_or_note(agent, builders.build_service_account(agent), new),
-            self._apply_or_note(agent, builders.build_role(agent), new),
-            self._apply_or_note(agent, builders.build_role_binding(agent), new),
+            self._role_and_binding(agent, new),
             self._statefulset_and_keys(agent, new, status),
             self._foreign_services(agent),
             self.check_connection_secret(agent),
@@ -271,6 +270,12 @@ class Reconciler:
         # last: "all children exist"
         await self._apply(agent, builders.build_service(agent), new)
         return sts.obj
+
+    async def _role_and_binding(self, agent: Agent, new: bool) -> list[Conflict]:
+        """The Role, then its RoleBinding: the API server refuses a binding to a Role
+        that does not exist yet (its escalation check reads the Role)."""
+        conflicts = await self._apply_or_note(agent, builders.build_role(agent), new)
+        return conflicts + await self._apply_or_note(agent, builders.build_role_binding(agent), new)
 
     async def _statefulset_and_keys(
         self, agent: Agent, new: bool, status: Mapping[str, Any]

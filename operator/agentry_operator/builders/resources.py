@@ -19,8 +19,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
 from agentry_operator.builders.profiles import profile_for
 from agentry_operator.models import Agent, Quantity
 
@@ -46,9 +44,26 @@ EPHEMERAL_LIMIT = "128Mi"
 (whose sizeLimit evicts on its own)."""
 
 
+# Suffix → multiplier of a Kubernetes quantity (k8s.io/apimachinery resource.Quantity).
+_SUFFIXES = {
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+}
+
+
 def _amount(value: Quantity) -> Decimal:
-    """A quantity as a number, parsed as the API server does (`128Mi`, `0.5`, `250m`)."""
-    return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
+    """A quantity as a number, parsed as the API server does (`128Mi`, `0.5`, `250m`,
+    `1e3`). Parsed here rather than with `kubernetes.utils`: importing that loads the
+    whole synchronous client, tens of MB the operator's memory would carry for nothing.
+    The models have checked the form already (QUANTITY_PATTERN)."""
+    text = str(value)
+    for suffix in (text[-2:], text[-1:]):
+        if suffix in _SUFFIXES and len(text) > len(suffix):
+            return Decimal(text[: -len(suffix)]) * _SUFFIXES[suffix]
+    return Decimal(text)
 
 
 def memory_limit(agent: Agent) -> str:
