@@ -384,10 +384,12 @@ class SharedSessionService:
                 f"session {key.session!r} has turns {numbers[:5]}... where "
                 f"{base.turns + 1}..{turns} were expected"
             )
-        messages = list(base.messages)
+        if not rows:  # the cached copy is whole: the common case, kept as it is
+            return base
+        added: list[Message] = []
         for number, sealed in rows:
-            messages.extend(self._seal.open(key, number, sealed))
-        return CachedSession(base.id, turns, messages, size_of(messages))
+            added.extend(self._seal.open(key, number, sealed))
+        return CachedSession(base.id, turns, [*base.messages, *added], base.bytes + size_of(added))
 
     async def _read_history(
         self, key: SessionKey, deadline: float
