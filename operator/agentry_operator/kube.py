@@ -52,6 +52,17 @@ class KubeError(Exception):
         self.status = status
 
 
+def _status_message(body: Any) -> str:
+    """The API server's own words from a failed call's Status body (why it refused:
+    a namespace being terminated, an admission webhook, a field), or "" if none."""
+    try:
+        status = json.loads(body) if isinstance(body, (str, bytes)) else None
+    except ValueError:
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return message if isinstance(message, str) else ""
+
+
 @dataclass(frozen=True)
 class Applied:
     """The result of one apply: what happened and the live object afterwards."""
@@ -216,7 +227,10 @@ class Kube:
                 _return_http_data_only=True,
             )
         except ApiException as exc:
-            raise KubeError(f"{method} {path}: {exc.status} {exc.reason}", exc.status) from exc
+            detail = f": {message}" if (message := _status_message(exc.body)) else ""
+            raise KubeError(
+                f"{method} {path}: {exc.status} {exc.reason}{detail}", exc.status
+            ) from exc
         return result if isinstance(result, dict) else {}
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
