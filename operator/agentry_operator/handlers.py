@@ -429,6 +429,8 @@ async def _guard_round(
         agent = Agent.from_body(body)
     except ValidationError:
         return False  # the update handler records InvalidSpec; kopf stops this guard
+    if memo.get("namespace_going"):
+        return False  # a namespace being deleted is never undeleted
     cause = "watch" if woken else "retry" if retry else "safety-net"
     try:
         unseen = children.unseen(agent)
@@ -444,9 +446,24 @@ async def _guard_round(
     except (kopf.TemporaryError, KubeError) as exc:
         if rec.kube.closing:
             return False  # the operator is stopping: kopf cancels this guard next
+        if _namespace_going(exc):
+            # Its children go with the namespace, and so will the Agent: nothing to put
+            # back, and a warning per deleted child would only bury real ones.
+            if not memo.get("namespace_going"):
+                memo["namespace_going"] = True
+                logger.info(
+                    "Agent %s/%s: its namespace is being deleted", agent.namespace, agent.name
+                )
+            return False
         logger.warning("Agent %s/%s: drift not put back yet: %s", agent.namespace, agent.name, exc)
         return True
     return False
+
+
+def _namespace_going(exc: BaseException) -> bool:
+    """A refusal (direct, or the cause of kopf's retry) because the namespace is going."""
+    cause = exc if isinstance(exc, KubeError) else exc.__cause__
+    return isinstance(cause, KubeError) and cause.namespace_terminating
 
 
 async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:

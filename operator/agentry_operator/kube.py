@@ -51,6 +51,11 @@ class KubeError(Exception):
         super().__init__(message)
         self.status = status
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """The API server refused to create anything in a namespace being deleted."""
+        return self.status == 403 and "because it is being terminated" in str(self)
+
 
 def _status_message(body: Any) -> str:
     """The API server's own words from a failed call's Status body (why it refused:

@@ -51,3 +51,13 @@ async def test_a_refusal_carries_the_api_servers_reason(kube: Kube) -> None:
 async def test_a_refusal_without_a_status_body_still_names_the_call(kube: Kube) -> None:
     with pytest.raises(KubeError, match=r"^GET /plain: 403 Forbidden$"):
         await kube._call("GET", "/plain")
+
+
+def test_a_refusal_in_a_namespace_being_deleted_is_told_apart() -> None:
+    going = KubeError(
+        'POST /api/v1/namespaces/ns/services: 403 Forbidden: services "ada" is forbidden: '
+        "unable to create new content in namespace ns because it is being terminated",
+        403,
+    )
+    assert going.namespace_terminating
+    assert not KubeError(f"POST /x: 403 Forbidden: {REFUSAL}", 403).namespace_terminating
