@@ -55,7 +55,7 @@ from agent_runtime.errors import (
     StateUnavailable,
 )
 from agent_runtime.metrics import Metrics
-from agent_runtime.providers.base import NO_USAGE, ChatTurn, TokenUsage
+from agent_runtime.providers.base import ChatTurn, TokenUsage
 from agent_runtime.providers.guarded import GuardedModel, OnDelta
 from agent_runtime.quotas import Quotas, size_of
 from agent_runtime.sessions import SessionLocks, TurnResult, answer_message, check_session_id
@@ -87,6 +87,10 @@ class CachedSession:
     turns: int
     messages: list[Message] = field(default_factory=list)
     bytes: int = 0
+
+    def copy(self) -> CachedSession:
+        """A copy whose message list a turn may extend without touching the cache's."""
+        return CachedSession(self.id, self.turns, list(self.messages), self.bytes)
 
 
 class HotSessions:
@@ -135,6 +139,14 @@ class Ask:
     lead: list[ChatTurn]
     on_delta: OnDelta | None
     on_event: OnToolEvent | None
+
+
+def _base(cached: CachedSession | None, row: SessionRow) -> CachedSession:
+    """The cached copy if it belongs to this row and is not ahead of it; empty otherwise
+    (a re-created session has a new id and is read whole)."""
+    if cached is None or cached.id != row.id or cached.turns > row.turns:
+        return CachedSession(row.id, 0)
+    return cached
 
 
 def unavailable(reason: str) -> StateUnavailable:
@@ -257,67 +269,69 @@ class SharedSessionService:
         """Optimistic first when asking the model again costs nothing but the model call
         (no stream already sent, no tool already run); under the row lock otherwise, and
         after a conflict, so a turn is asked at most twice."""
-        wasted = NO_USAGE
-        if ask.on_delta is None and self.model.toolbox is None:
-            outcome = await self._optimistic_turn(ask)
-            if isinstance(outcome, TurnResult):
-                return outcome
-            wasted = outcome
-            self._metrics.turn_conflicts.inc()
+        if ask.on_delta is not None or self.model.toolbox is not None:
+            return await self._locked_turn(ask)
+        outcome = await self._optimistic_turn(ask)
+        if isinstance(outcome, TurnResult):
+            return outcome
+        self._metrics.turn_conflicts.inc()
         result = await self._locked_turn(ask)
-        if wasted == NO_USAGE:
-            return result
-        return replace(result, usage=result.usage + wasted)
+        return replace(result, usage=result.usage + outcome)
 
     async def _optimistic_turn(self, ask: Ask) -> TurnResult | TokenUsage:
         """Read, ask, then append only if the session has not moved: two statements and no
         connection held while the model answers. The discarded reply's usage on conflict."""
-        key, content, deadline, lead = ask.key, ask.content, ask.deadline, ask.lead
-        history, row = await self._read_history(key, deadline)
-        await self._admit(row, key, content, deadline)
-        question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
+        history, row = await self._read_history(ask.key, ask.deadline)
+        await self._admit(row, ask.key, ask.content, ask.deadline)
+        question = self._question(ask)
         seen = (*history.messages, question)
-        reply = await self.model.reply([*lead, *seen], deadline=deadline)
-        answer = answer_message(reply, self.quotas.timestamp())
-        turn, added = row.turns + 1, (question, answer)
-        written = TurnRow(
+        reply = await self.model.reply([*ask.lead, *seen], deadline=ask.deadline)
+        added = (question, answer_message(reply, self.quotas.timestamp()))
+        written = self._turn_row(ask.key, row.turns + 1, added)
+        expected = None if row.created else (row.id, row.turns)
+        budget = self._write_budget(ask.deadline)
+        session_id = await self.store.append_turn(ask.key, expected, written, budget)
+        if session_id is None:
+            return reply.usage
+        self._remember(ask.key, history, session_id, added, written.size, created=row.created)
+        return TurnResult(reply.text, reply.degraded, row.turns + 1, seen, reply.usage)
+
+    async def _locked_turn(self, ask: Ask) -> TurnResult:
+        """The turn as one transaction holding the session's row lock (module docstring)."""
+        now = self._clock.now()
+        async with self.store.turn(ask.key, now, self._remaining(ask.deadline)) as tx:
+            row = tx.session
+            await self._admit(row, ask.key, ask.content, ask.deadline)
+            history = await self._history(tx, ask.key, ask.deadline)
+            question = self._question(ask)
+            seen = (*history.messages, question)
+            reply = await self.model.reply(
+                [*ask.lead, *seen],
+                deadline=ask.deadline,
+                on_delta=ask.on_delta,
+                on_event=ask.on_event,
+            )
+            added = (question, answer_message(reply, self.quotas.timestamp()))
+            written = self._turn_row(ask.key, row.turns + 1, added)
+            await tx.commit_turn(written, self._write_budget(ask.deadline))
+        self._remember(ask.key, history, row.id, added, written.size, created=row.created)
+        return TurnResult(reply.text, reply.degraded, row.turns + 1, seen, reply.usage)
+
+    def _question(self, ask: Ask) -> Message:
+        return {"role": "user", "content": ask.content, "at": self.quotas.timestamp()}
+
+    def _turn_row(self, key: SessionKey, turn: int, added: tuple[Message, Message]) -> TurnRow:
+        """The turn's row: its two messages sealed for their place, their size, the time."""
+        return TurnRow(
             self.keyring.active_key_id,
             self._seal.seal(key, turn, added),
             size_of(added),
             self._clock.now(),
         )
-        expected = None if row.created else (row.id, row.turns)
-        budget = max(self._remaining(deadline), WRITE_GRACE_SECONDS)
-        session_id = await self.store.append_turn(key, expected, written, budget)
-        if session_id is None:
-            return reply.usage
-        self._remember(key, history, session_id, added, written.size, created=row.created)
-        return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
 
-    async def _locked_turn(self, ask: Ask) -> TurnResult:
-        """The turn as one transaction holding the session's row lock (module docstring)."""
-        key, content, deadline = ask.key, ask.content, ask.deadline
-        now = self._clock.now()
-        async with self.store.turn(key, now, self._remaining(deadline)) as tx:
-            row = tx.session
-            await self._admit(row, key, content, deadline)
-            history = await self._history(tx, key, deadline)
-            question: Message = {"role": "user", "content": content, "at": self.quotas.timestamp()}
-            seen = (*history.messages, question)
-            reply = await self.model.reply(
-                [*ask.lead, *seen], deadline=deadline, on_delta=ask.on_delta, on_event=ask.on_event
-            )
-            answer = answer_message(reply, self.quotas.timestamp())
-            turn = row.turns + 1
-            added = (question, answer)
-            sealed = self._seal.seal(key, turn, added)
-            size = size_of(added)
-            write_timeout = max(self._remaining(deadline), WRITE_GRACE_SECONDS)
-            await tx.commit_turn(
-                turn, self.keyring.active_key_id, sealed, size, self._clock.now(), write_timeout
-            )
-        self._remember(key, history, row.id, added, size, created=row.created)
-        return TurnResult(reply.text, reply.degraded, turn, seen, reply.usage)
+    def _write_budget(self, deadline: float) -> float:
+        """The append's budget: the request's time left, or the grace if that is shorter."""
+        return max(self._remaining(deadline), WRITE_GRACE_SECONDS)
 
     def _remember(
         self,
@@ -366,13 +380,11 @@ class SharedSessionService:
         """The session's messages as committed: the cached copy if the locked row says it
         is whole, plus any turns another replica added; read whole otherwise."""
         row = tx.session
-        cached = self.cache.get(key)
-        if cached is None or cached.id != row.id or cached.turns > row.turns:
-            cached = CachedSession(row.id, 0)
+        cached = _base(self.cache.get(key), row)
         if cached.turns < row.turns:
             rows = await tx.turns_after(cached.turns, self._remaining(deadline))
             cached = self._extend(key, cached, rows, row.turns)
-        return CachedSession(cached.id, cached.turns, list(cached.messages), cached.bytes)
+        return cached.copy()
 
     def _extend(
         self, key: SessionKey, base: CachedSession, rows: list[tuple[int, bytes]], turns: int
@@ -404,12 +416,9 @@ class SharedSessionService:
             self.cache.drop(key)
             return CachedSession(0, 0), SessionRow(0, 0, 0, created=True)
         row, rows = found
-        base = cached if cached is not None and cached.id == row.id else None
-        if base is None or base.turns > row.turns:
-            base = CachedSession(row.id, 0)
-        entry = self._extend(key, base, rows, row.turns)
+        entry = self._extend(key, _base(cached, row), rows, row.turns)
         self.cache.put(key, entry)
-        return CachedSession(entry.id, entry.turns, list(entry.messages), entry.bytes), row
+        return entry.copy(), row
 
     async def get(self, client: str, session_id: str) -> Sequence[Message]:
         """The committed messages of `client`'s session; SessionNotFound for anyone else's."""

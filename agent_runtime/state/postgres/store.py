@@ -60,7 +60,7 @@ _NEW_SESSION_TURN = (
     "SELECT id, 1, $5, $6, $8 FROM s RETURNING session_id"
 )
 IDLE_TIME_RESOLUTION = timedelta(seconds=60)
-"""How stale ``sessions.updated_at`` may be (the ``interval`` in the statements below): a
+"""How stale ``sessions.updated_at`` may be (``$7`` of ``_NEXT_TURN``): a
 turn moves it only when it is older than this. The row then changes no indexed column on
 most turns, so PostgreSQL updates it in place (a HOT update: no new index entries, no
 dead ones for lookups to skip), and expiry waits this much longer so that it never
@@ -68,7 +68,7 @@ deletes a session early."""
 
 _NEXT_TURN = (
     "WITH s AS (UPDATE sessions SET turns = $2 + 1, bytes = bytes + $5, "
-    "updated_at = CASE WHEN $6 - updated_at < interval '60 seconds' THEN updated_at "
+    "updated_at = CASE WHEN $6 - updated_at < $7 THEN updated_at "
     "ELSE $6 END WHERE id = $1 AND turns = $2 RETURNING id) "
     "INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
     "SELECT id, $2 + 1, $3, $4, $6 FROM s RETURNING session_id"
@@ -345,8 +345,8 @@ class PostgresStore:
                 row.at,
             )
             return await self._run(budget, lambda conn: conn.fetchval(*new_session))
-        next_turn = (_NEXT_TURN, *expected, row.key_id, row.sealed, row.size, row.at)
-        return await self._run(budget, lambda conn: conn.fetchval(*next_turn))
+        next_turn = _next_turn_args(expected, row)
+        return await self._run(budget, lambda conn: conn.fetchval(_NEXT_TURN, *next_turn))
 
     # -- reads and deletes --------------------------------------------------------------
 
@@ -473,6 +473,11 @@ class PostgresStore:
         return await self._run(budget, work)
 
 
+def _next_turn_args(expected: tuple[int, int], row: TurnRow) -> tuple[Any, ...]:
+    """``_NEXT_TURN``'s parameters: append after `expected` = (id, turns)."""
+    return (*expected, row.key_id, row.sealed, row.size, row.at, IDLE_TIME_RESOLUTION)
+
+
 def _session_and_turns(
     records: list[asyncpg.Record],
 ) -> tuple[SessionRow, list[tuple[int, bytes]]]:
@@ -505,24 +510,13 @@ class TurnTransaction:
         )
         return [(r["turn"], bytes(r["sealed"])) for r in records]
 
-    async def commit_turn(
-        self, turn: int, key_id: str, sealed: bytes, size: int, now: datetime, budget: float
-    ) -> None:
-        """Insert the turn, update the session row, and commit: durable when this returns."""
+    async def commit_turn(self, row: TurnRow, budget: float) -> None:
+        """Append the next turn with the optimistic path's statement (the row lock makes
+        it apply) and commit: durable when this returns."""
         async with asyncio.timeout(max(budget, 0.001)):
-            await self._conn.execute(
-                "WITH t AS (INSERT INTO turns (session_id, turn, key_id, sealed, created_at) "
-                "VALUES ($1, $2, $3, $4, $6)) "
-                "UPDATE sessions SET turns = $2, bytes = bytes + $5, updated_at = CASE WHEN "
-                "$6 - updated_at < interval '60 seconds' THEN updated_at ELSE $6 END "
-                "WHERE id = $1",
-                self.session.id,
-                turn,
-                key_id,
-                sealed,
-                size,
-                now,
-            )
+            expected = (self.session.id, self.session.turns)
+            if await self._conn.fetchval(_NEXT_TURN, *_next_turn_args(expected, row)) is None:
+                raise StateError(f"session row {self.session.id} moved under its own lock")
             await self._tx.commit()
 
     async def rollback(self, budget: float = 2.0) -> None:
