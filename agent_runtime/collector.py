@@ -1,12 +1,12 @@
 """The garbage collector settled for serving, once start-up is over.
 
 A runtime's process holds about 150,000 objects that the cycle collector tracks once
-its imports are done (functions, classes, pydantic's field descriptions, the MCP SDK),
-and none of them ever becomes garbage. Left as they are, every full collection walks
-them all, and every young one promotes the objects that 32 requests in flight hold at
-that moment. Measured under wrk at production settings (issue 13), the collector took
-about a tenth of the runtime's time and its full collections paused the event loop for
-tens of milliseconds, the tail of the latency.
+its imports are done (functions, classes, pydantic's field descriptions, and the MCP
+SDK when the Agent has tools), and none of them ever becomes garbage. Left as they are,
+every full collection walks them all, and every young one promotes the objects that 32
+requests in flight hold at that moment. Measured under wrk at production settings
+(issue 13), the collector took about a tenth of the runtime's time and its full
+collections paused the event loop for tens of milliseconds, the tail of the latency.
 
 So, when the port opens: one collection, then ``gc.freeze()`` moves what survives into
 the permanent generation, which no collection walks again; and the young generation's
