@@ -11,6 +11,7 @@ pod on its IP from the host and has it do the lookups and requests from inside.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.parse
@@ -267,16 +268,32 @@ def test_the_rules_follow_the_endpoints_when_pods_come_and_go(
                          for _ in range(10)), timeout=30)  # fmt: skip
 
 
+POD_NETNS = re.compile(r"agbr\d+-")
+"""A pod's network namespace is ``<bridge>-<digest>`` (node/network.py)."""
+
+
 def host_network_state() -> dict[str, Any]:
-    """What a cluster may add to the host: links, routes, namespaces and nftables rules."""
+    """What a cluster may add to the host: links, routes, namespaces and nftables rules.
+
+    Pods' network namespaces are left out: the clusters that keep running meanwhile (this
+    module's, or any other on the host) start and stop pods while the test runs, and that
+    churn says nothing about what ``down`` left behind (the test checks the second
+    cluster's pods apart)."""
 
     def run(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
+    def kept(names: list[str]) -> list[str]:
+        return sorted(name for name in names if not POD_NETNS.match(name))
+
     return {
-        "links": sorted(link["ifname"] for link in json.loads(run("ip", "-j", "link", "show"))),
+        "links": kept(
+            [str(link["ifname"]) for link in json.loads(run("ip", "-j", "link", "show"))]
+        ),
         "routes": run("ip", "-4", "route", "show"),
-        "netns": sorted(run("ip", "netns", "list").split()),
+        "netns": kept(
+            [line.split()[0] for line in run("ip", "netns", "list").splitlines() if line]
+        ),
         "nftables": run("nft", "list", "ruleset"),
     }
 
@@ -304,6 +321,8 @@ def test_a_second_cluster_has_its_own_proxy_rules_and_dns_and_down_leaves_the_ho
     finally:
         controlplane.down(layout)
     assert host_network_state() == before
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{second.bridge}-" not in netns, "a pod namespace of the second cluster remains"
     leftovers = [pid for pid in Path("/proc").glob("[0-9]*")
                  if str(layout.root) in " ".join(processes.cmdline(int(pid.name)))]  # fmt: skip
     assert leftovers == []
