@@ -10,9 +10,10 @@ One shape, parameterised: ``connections`` keep-alive connections on one ``wrk`` 
 for ``seconds``, each request a turn of session ``<prefix><n>`` for ``n`` cycling through
 ``1..sessions``, either the native ``POST /v1/sessions/{id}/messages {"content": ...}``
 or ``POST /v1/chat/completions`` with ``X-Session-ID``. ``rate`` paces the connections:
-each waits ``connections / rate`` seconds before its next request, so the offered load
-is at most ``rate`` (wrk has no open-loop mode; the achieved rate is reported, and a
-slow reply delays its connection's next request rather than piling up requests).
+each waits ``connections / rate`` seconds before its next request (always that long, or
+an exponentially distributed wait of that mean), so the offered load is at most ``rate``
+(wrk has no open-loop mode; the achieved rate is reported, and a slow reply delays its
+connection's next request rather than piling up requests).
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ function delay() return {delay_ms} end
 """Added for a paced run only: wrk arms a timer before every request of a script that
 defines ``delay``, which would cost the unpaced runs throughput."""
 
+RANDOM_PACING = """
+function delay() return math.floor(-math.log(1 - math.random()) * {delay_ms} + 0.5) end
+"""
+"""Paced with random waits (exponential, the same mean): independent clients, whose
+requests arrive as a Poisson process. With fixed waits the connections move in step: a
+server that answers a burst together (a group commit acknowledges a batch at once) sends
+them all back to wait the same time, so every request meets the whole burst in the queue
+again. Real clients' think times differ; wrk's fixed pacing never lets them."""
+
 
 class WrkMissing(RuntimeError):
     """``wrk`` is not on PATH."""
@@ -106,14 +116,17 @@ async def wrk(
     prefix: str = "s",
     chat: bool = False,
     rate: float | None = None,
+    random_waits: bool = False,
     first_session: int = 1,
 ) -> Result:
     """Run wrk against ``127.0.0.1:port`` once (module docstring) and parse its result.
-    Sessions are taken in turn from ``first_session``, wrapping after ``sessions``."""
+    Sessions are taken in turn from ``first_session``, wrapping after ``sessions``;
+    ``random_waits`` paces with exponential waits of the same mean (``RANDOM_PACING``)."""
     delay_ms = 0 if rate is None else max(1, round(connections / rate * 1000))
+    pacing = "" if rate is None else (RANDOM_PACING if random_waits else PACING)
     with tempfile.TemporaryDirectory(prefix="agentry-wrk-") as tmp:
         script = Path(tmp) / "turns.lua"
-        script.write_text(SCRIPT + ("" if rate is None else PACING.format(delay_ms=delay_ms)))
+        script.write_text(SCRIPT + pacing.format(delay_ms=delay_ms))
         process = await asyncio.create_subprocess_exec(
             wrk_path(),
             "-t1",
