@@ -10,15 +10,20 @@ an API server that never answers must cost one missed beat, not the loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from agent_runtime.clock import Clock
-from agent_runtime.kube import REQUEST_TIMEOUT_SECONDS
+from agent_runtime.kubeapi import (
+    MERGE_PATCH,
+    REQUEST_TIMEOUT_SECONDS,
+    ApiUnreachable,
+    KubeClient,
+    Response,
+)
 
 log = logging.getLogger("agent_runtime.heartbeat")
 
@@ -30,10 +35,11 @@ LABELS_BASE = {
 }
 
 
-T = TypeVar("T")
+class LeaseError(Exception):
+    """A Lease call failed: the API server refused it, or could not be reached."""
 
 
-class LeaseTimeout(TimeoutError):
+class LeaseTimeout(LeaseError, TimeoutError):
     """The API server did not answer a Lease call within the deadline."""
 
 
@@ -77,7 +83,7 @@ class LeasePublisher:
 
     def __init__(
         self,
-        api_client: Any,
+        api: KubeClient,
         *,
         namespace: str,
         agent: str,
@@ -86,29 +92,36 @@ class LeasePublisher:
         owns_client: bool = True,
         request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        from kubernetes_asyncio import client
-
-        self._api_client = api_client
-        self._api = client.CoordinationV1Api(api_client)
+        self._api = api
         self.namespace = namespace
         self.agent = agent
         self.replica = replica
         self.name = f"{replica}-heartbeat"
+        self._leases = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self._duration = max(1, round(3 * interval_seconds))
         self._owns_client = owns_client
         self._timeout = request_timeout_seconds
 
-    async def _within_deadline(self, verb: str, call: Awaitable[T]) -> T:
-        """Await one API call, giving up after the deadline (the client sets none: a cut
-        connection waited on TCP retransmissions, and the loop with it)."""
+    async def _call(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Response:
+        """One API call within the deadline (an API server that never answers must cost
+        one missed beat, not the loop); the answer, whatever its status."""
         try:
-            async with asyncio.timeout(self._timeout):
-                return await call
-        except TimeoutError as error:
-            raise LeaseTimeout(
-                f"cannot {verb} lease {self.namespace}/{self.name}: "
-                f"the API server did not answer within {self._timeout:g}s"
-            ) from error
+            return await self._api.request(
+                method, path, body, content_type=content_type, timeout_seconds=self._timeout
+            )
+        except ApiUnreachable as error:
+            kind = LeaseTimeout if error.timed_out else LeaseError
+            raise kind(f"cannot {verb} lease {self.namespace}/{self.name}: {error}") from error
+
+    def _refused(self, verb: str, answer: Response) -> LeaseError:
+        return LeaseError(f"cannot {verb} lease {self.namespace}/{self.name}: {answer.describe()}")
 
     def _body(self, heartbeat: dict[str, Any], now: datetime) -> dict[str, Any]:
         labels = dict(LABELS_BASE)
@@ -137,54 +150,48 @@ class LeasePublisher:
         A merge patch rather than a replace: no resourceVersion round trip, no conflict
         with an operator that labels the object, and the Role grants ``patch`` by name.
         """
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         body = self._body(heartbeat, now)
-        try:
-            await self._patch(body)
+        if await self._patch(body):
             return
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        try:
-            created = self._api.create_namespaced_lease(self.namespace, body)  # type: ignore[arg-type]
-            await self._within_deadline("create", created)
-        except ApiException as error:
-            if error.status != 409:  # created meanwhile by an older instance of this pod
-                raise
-            await self._patch(body)
+        created = await self._call("create", "POST", self._leases, body)
+        if created.ok:
+            return
+        if created.status != 409:  # 409: created meanwhile by an older instance of this pod
+            raise self._refused("create", created)
+        if not await self._patch(body):
+            raise LeaseError(
+                f"cannot patch lease {self.namespace}/{self.name}: deleted while being created"
+            )
 
     async def last(self) -> dict[str, Any] | None:
         """The annotation of the Lease as the previous process left it; None when there is
         no Lease or no readable annotation (a first start, or someone deleted it)."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        try:
-            read = self._api.read_namespaced_lease(self.name, self.namespace)
-            lease = await self._within_deadline("read", read)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        text = (lease.metadata.annotations or {}).get(ANNOTATION)
+        answer = await self._call("read", "GET", f"{self._leases}/{self.name}")
+        if answer.status == 404:
+            return None
+        if not answer.ok:
+            raise self._refused("read", answer)
+        annotations = (answer.body.get("metadata") or {}).get("annotations") or {}
+        text = annotations.get(ANNOTATION)
         try:
             heartbeat = json.loads(text) if text else None
         except json.JSONDecodeError:
             return None
         return heartbeat if isinstance(heartbeat, dict) else None
 
-    async def _patch(self, body: dict[str, Any]) -> None:
-        patched = self._api.patch_namespaced_lease(
-            self.name,
-            self.namespace,
-            body,
-            _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-        )
-        await self._within_deadline("patch", patched)
+    async def _patch(self, body: dict[str, Any]) -> bool:
+        """Merge-patch the Lease; False when it does not exist."""
+        path = f"{self._leases}/{self.name}"
+        answer = await self._call("patch", "PATCH", path, body, MERGE_PATCH)
+        if answer.status == 404:
+            return False
+        if not answer.ok:
+            raise self._refused("patch", answer)
+        return True
 
     async def close(self) -> None:
         if self._owns_client:
-            await self._api_client.close()
+            await self._api.close()
 
 
 class HeartbeatLoop:
@@ -210,10 +217,10 @@ class HeartbeatLoop:
             await self.publisher.publish(heartbeat, self._clock.now())
         except Exception as error:
             self.failures += 1
-            log.warning(
-                "heartbeat not published",
-                extra={"fields": {"error": type(error).__name__, "failures": self.failures}},
-            )
+            fields: dict[str, Any] = {"error": type(error).__name__, "failures": self.failures}
+            if isinstance(error, LeaseError):  # our own words: no token, no body
+                fields["reason"] = str(error)
+            log.warning("heartbeat not published", extra={"fields": fields})
             return False
         return True
 

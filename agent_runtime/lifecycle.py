@@ -32,6 +32,7 @@ from agent_runtime.config import Settings, check_files
 from agent_runtime.crypto import KeyRing
 from agent_runtime.heartbeat import HeartbeatPublisher, LeasePublisher, NullPublisher
 from agent_runtime.keys import load_keyring
+from agent_runtime.kubeapi import client_from_environment
 from agent_runtime.secretfiles import warn_about_exposed_secrets
 from agent_runtime.services import SERVICES
 from agent_runtime.state import ConfigMapStore, StateStore
@@ -49,10 +50,8 @@ async def build_publisher(settings: Settings) -> HeartbeatPublisher:
     wanted = settings.heartbeat
     if wanted == "none" or (wanted == "auto" and not in_cluster()):
         return NullPublisher()
-    from agent_runtime.kube import api_client_from_environment
-
     return LeasePublisher(
-        await api_client_from_environment(),
+        client_from_environment(),
         namespace=settings.namespace,
         agent=settings.agent_name,
         replica=settings.replica,
@@ -67,11 +66,13 @@ async def build_any_store(settings: Settings, keyring: KeyRing) -> StateStore | 
         return None
     if settings.state_backend != "configmap":
         return build_store(settings, keyring)
-    from agent_runtime.kube import api_client_from_environment
-
-    api = await api_client_from_environment()
     return ConfigMapStore(
-        api, settings.namespace, settings.replica, keyring, record_context(settings)
+        client_from_environment(),
+        settings.namespace,
+        settings.replica,
+        keyring,
+        record_context(settings),
+        owns_client=True,
     )
 
 

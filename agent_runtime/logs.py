@@ -229,8 +229,4 @@ def configure_logging(
     # aiohttp's own access log duplicates ours and is not JSON.
     logging.getLogger("aiohttp.access").disabled = True
     logging.getLogger("asyncio").setLevel(logging.INFO)
-    # At debug, the Kubernetes client logs whole API bodies (state ConfigMaps, Leases):
-    # noise at best, so its loggers stay at info whatever the runtime's level.
-    for noisy in ("kubernetes_asyncio", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.INFO)
     return handler

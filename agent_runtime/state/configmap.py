@@ -31,10 +31,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from kubernetes_asyncio import client
-
 from agent_runtime.crypto import KeyRing, RecordContext
-from agent_runtime.kube import REQUEST_TIMEOUT_SECONDS
+from agent_runtime.kubeapi import REQUEST_TIMEOUT_SECONDS, KubeClient
 from agent_runtime.state import codec
 from agent_runtime.state import configmap_layout as layout
 from agent_runtime.state.batching import GroupCommit, Pending, seal_each
@@ -71,7 +69,7 @@ class ConfigMapStore(SealedStore):
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: KubeClient,
         namespace: str,
         replica: str,
         keyring: KeyRing,
@@ -82,8 +80,11 @@ class ConfigMapStore(SealedStore):
         conflict_retries: int = CONFLICT_RETRIES,
         request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owns_client: bool = False,
     ) -> None:
         self._maps = ConfigMaps(api, namespace, request_timeout_seconds)
+        self._api = api
+        self._owns_client = owns_client  # close() closes it (the runtime's own store)
         self._namespace = namespace
         self._name = layout.commit_name(replica)
         self._replica = replica
@@ -120,8 +121,6 @@ class ConfigMapStore(SealedStore):
         except StateUnreadable as exc:
             self._gate.refuse(exc)
             raise
-        except client.ApiException as exc:
-            raise StateError(f"{self.describe()}: cannot read: {exc.status} {exc.reason}") from exc
         self._shadow = {k: [dict(m) for m in v] for k, v in restored.state.items()}
         self._segment = self._take_number()
         self._erasure_replayed(restored)
@@ -504,13 +503,15 @@ class ConfigMapStore(SealedStore):
         warning = self._gate.check_ready()
         try:
             await self._maps.get(self._name)
-        except (StateError, client.ApiException, OSError) as exc:
+        except (StateError, OSError) as exc:
             raise StateError(f"API server unreachable: {exc}") from exc
         return warning
 
     async def close(self) -> None:
         await self._batches.drain()
         self._gate.closed = True
+        if self._owns_client:
+            await self._api.close()
 
 
 def _same_content(fresh: dict[str, Any] | None, known: dict[str, Any] | None) -> bool:

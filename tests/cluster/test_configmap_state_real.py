@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from agentry_cluster.pytest_plugin import Cluster
-from kubernetes_asyncio import client, config
 
 from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.kubeapi import KubeClient, kubeconfig_credentials
 from agent_runtime.state import ConfigMapStore, JournalEntry, MemoryState, StateError
 from tests.support.runtime import anon
 
@@ -24,13 +24,11 @@ RING = KeyRing({"k1": bytes(range(32))}, "k1")
 
 
 @pytest.fixture
-async def api(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
-    configuration = client.Configuration()
-    await config.load_kube_config(
-        config_file=str(cluster.kubeconfig), client_configuration=configuration
-    )
-    async with client.ApiClient(configuration) as api_client:
-        yield api_client
+async def api(cluster: Cluster) -> AsyncIterator[KubeClient]:
+    """The runtime's own client, with the admin kubeconfig's client certificate."""
+    api_client = KubeClient(kubeconfig_credentials(cluster.kubeconfig))
+    yield api_client
+    await api_client.close()
 
 
 def base(namespace: str) -> RecordContext:
@@ -41,9 +39,8 @@ def say(text: str) -> JournalEntry:
     return JournalEntry("append", "s", ({"role": "user", "content": text},))
 
 
-@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
 async def test_a_multi_chunk_checkpoint_and_journal_round_trip_through_the_api_server(
-    api: client.ApiClient, namespace: str
+    api: KubeClient, namespace: str
 ) -> None:
     state: MemoryState = {
         anon(f"s{i}"): [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
@@ -57,15 +54,13 @@ async def test_a_multi_chunk_checkpoint_and_journal_round_trip_through_the_api_s
     restored = await ConfigMapStore(api, namespace, REPLICA, RING, base(namespace)).load()
     assert restored.state[anon("s")] == [{"role": "user", "content": "after the checkpoint"}]
     assert {k: v for k, v in restored.state.items() if k != anon("s")} == state
-    names = {
-        item.metadata.name
-        for item in (await client.CoreV1Api(api).list_namespaced_config_map(namespace)).items
-    }
+    listed = await api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps")
+    names = {item["metadata"]["name"] for item in listed.body["items"]}
     assert {f"{REPLICA}-state", f"{REPLICA}-state-a0", f"{REPLICA}-state-a2"} <= names
 
 
 async def test_a_second_writer_is_stopped_by_the_resource_version_guard(
-    api: client.ApiClient, namespace: str
+    api: KubeClient, namespace: str
 ) -> None:
     mine = ConfigMapStore(api, namespace, REPLICA, RING, base(namespace))
     await mine.load()

@@ -18,20 +18,18 @@ from typing import Any
 
 import pytest
 from kmock import KubernetesEmulator, ResourceInfo
-from kubernetes_asyncio import client
 
 from agent_runtime.clock import SystemClock
 from agent_runtime.heartbeat import ANNOTATION, HeartbeatLoop, LeasePublisher, LeaseTimeout
+from agent_runtime.kubeapi import KubeClient
 from tests.support.runtime_process import wait_until
 from tests.support.silent_endpoint import SilentEndpoint
 
 LEASES = "coordination.k8s.io/v1/leases"
 
 
-def api_client_for(emulator: Any) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = str(emulator.url).rstrip("/")
-    return client.ApiClient(configuration)
+def api_client_for(emulator: Any) -> KubeClient:
+    return KubeClient.for_url(str(emulator.url))
 
 
 async def test_the_lease_is_created_then_replaced_with_the_newest_heartbeat(
@@ -87,10 +85,8 @@ async def test_a_restarted_runtime_reads_the_heartbeat_its_predecessor_left(
 
 
 def silent_publisher(endpoint: SilentEndpoint, deadline: float) -> LeasePublisher:
-    configuration = client.Configuration()
-    configuration.host = endpoint.url
     return LeasePublisher(
-        client.ApiClient(configuration),
+        KubeClient.for_url(endpoint.url),
         namespace="team-a",
         agent="demo",
         replica="demo-0",

@@ -29,11 +29,11 @@ import aiohttp.web_server
 import attrs
 import kmock
 import pytest
-from kubernetes_asyncio import client
 
 from agent_runtime.app import record_context
 from agent_runtime.config import Settings
 from agent_runtime.crypto import KeyRing, RecordContext
+from agent_runtime.kubeapi import KubeClient
 from agent_runtime.services import SERVICES
 from agent_runtime.state import (
     ConfigMapStore,
@@ -137,9 +137,10 @@ pytestmark = pytest.mark.kmock(cls=ApiServer, server_cls=LargeBodyServer)
 
 
 @pytest.fixture
-async def api(kmock: ApiServer) -> AsyncIterator[client.ApiClient]:
-    async with client.ApiClient(client.Configuration(host=str(kmock.url))) as api_client:
-        yield api_client
+async def api(kmock: ApiServer) -> AsyncIterator[KubeClient]:
+    api_client = KubeClient.for_url(str(kmock.url))
+    yield api_client
+    await api_client.close()
 
 
 def ring(**keys: bytes) -> KeyRing:
@@ -158,14 +159,14 @@ def commit_of(server: ApiServer) -> dict[str, Any]:
     return json.loads(objects(server)[f"{REPLICA}-state"]["data"]["commit"])
 
 
-async def store(api: client.ApiClient, keyring: KeyRing | None = None, **kw: Any) -> ConfigMapStore:
+async def store(api: KubeClient, keyring: KeyRing | None = None, **kw: Any) -> ConfigMapStore:
     made = ConfigMapStore(api, NS, REPLICA, keyring or ring(k1=KEY1), BASE, **kw)
     await made.load()
     return made
 
 
 async def test_appends_and_checkpoints_are_restored_by_the_next_process(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     first = await store(api)
     await first.append(say("s", "one"))
@@ -183,7 +184,7 @@ async def test_appends_and_checkpoints_are_restored_by_the_next_process(
 
 
 async def test_state_objects_carry_the_agent_labels_and_the_architecture_names(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.checkpoint({anon("s"): [{"role": "user", "content": "x"}]})
@@ -195,7 +196,7 @@ async def test_state_objects_carry_the_agent_labels_and_the_architecture_names(
 
 
 async def test_checkpoints_alternate_slots_behind_one_commit_point(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
@@ -214,10 +215,8 @@ async def test_checkpoints_alternate_slots_behind_one_commit_point(
     assert journal == {}  # everything is in the checkpoint now
 
 
-# kubernetes_asyncio hands aiohttp the ~1 MiB chunk body as bytes; aiohttp warns about it.
-@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
 async def test_a_large_state_is_chunked_under_the_object_size_limit(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     state: MemoryState = {
         anon(f"s{i}"): [{"role": "user", "content": f"{i:06d}" * 4000}] for i in range(100)
@@ -236,7 +235,7 @@ async def test_a_large_state_is_chunked_under_the_object_size_limit(
 
 
 async def test_state_beyond_eight_chunks_fails_naming_the_pvc_backend(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api, chunk_bytes=1024)
     state: MemoryState = {anon("s"): [{"role": "user", "content": "x" * 20_000}]}
@@ -245,9 +244,7 @@ async def test_state_beyond_eight_chunks_fails_naming_the_pvc_backend(
     assert f"{REPLICA}-state" not in objects(kmock)  # nothing committed
 
 
-async def test_no_message_text_reaches_the_api_server(
-    api: client.ApiClient, kmock: ApiServer
-) -> None:
+async def test_no_message_text_reaches_the_api_server(api: KubeClient, kmock: ApiServer) -> None:
     secret = "the launch code is TANGERINE-4417"
     s = await store(api)
     await s.append(JournalEntry("append", "session-XYZZY", ({"role": "user", "content": secret},)))
@@ -265,7 +262,7 @@ async def test_no_message_text_reaches_the_api_server(
 
 
 async def test_an_update_conflict_is_retried_after_rereading(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
@@ -278,7 +275,7 @@ async def test_an_update_conflict_is_retried_after_rereading(
 
 
 async def test_endless_conflicts_give_up_with_a_state_error(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api, conflict_retries=3)
     await s.append(say("s", "one"))
@@ -288,7 +285,7 @@ async def test_endless_conflicts_give_up_with_a_state_error(
 
 
 async def test_a_write_answered_after_the_deadline_is_not_taken_for_another_writer(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     """Issue 12's network cut: a PUT sent as the pod lost the API server landed when the
     path came back; the store took its own late write for another writer's and refused
@@ -305,7 +302,7 @@ async def test_a_write_answered_after_the_deadline_is_not_taken_for_another_writ
 
 
 async def test_another_writer_of_the_same_replica_stops_all_writes(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     mine = await store(api)
     await mine.append(say("s", "mine"))
@@ -325,7 +322,7 @@ async def test_another_writer_of_the_same_replica_stops_all_writes(
     ],
 )
 async def test_a_wrong_or_missing_key_refuses_and_leaves_every_object_untouched(
-    api: client.ApiClient, kmock: ApiServer, other_ring: KeyRing
+    api: KubeClient, kmock: ApiServer, other_ring: KeyRing
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
@@ -355,7 +352,7 @@ async def test_a_wrong_or_missing_key_refuses_and_leaves_every_object_untouched(
     ],
 )
 async def test_a_malformed_commit_point_is_reported_as_unreadable_state(
-    api: client.ApiClient, kmock: ApiServer, malformed: str
+    api: KubeClient, kmock: ApiServer, malformed: str
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
@@ -373,7 +370,7 @@ async def test_a_malformed_commit_point_is_reported_as_unreadable_state(
 
 
 async def test_a_damaged_newest_checkpoint_falls_back_one_generation(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.append(say("s", "one"))
@@ -401,7 +398,7 @@ async def test_a_damaged_newest_checkpoint_falls_back_one_generation(
 
 
 async def test_the_journal_compacts_itself_before_outgrowing_its_object(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api, journal_budget_bytes=4096)
     for turn in range(60):
@@ -415,7 +412,7 @@ async def test_the_journal_compacts_itself_before_outgrowing_its_object(
 
 
 async def test_concurrent_appends_share_updates_and_all_survive(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.append(say("s", "first"))
@@ -427,16 +424,14 @@ async def test_concurrent_appends_share_updates_and_all_survive(
 
 
 async def test_an_entry_that_cannot_be_encoded_fails_alone_and_its_batch_is_written(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     await check_an_unencodable_entry_fails_alone(
         await store(api), ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load
     )
 
 
-async def test_appends_during_a_checkpoint_are_not_lost(
-    api: client.ApiClient, kmock: ApiServer
-) -> None:
+async def test_appends_during_a_checkpoint_are_not_lost(api: KubeClient, kmock: ApiServer) -> None:
     s = await store(api)
     await s.append(say("s", "before"))
     checkpointing = asyncio.create_task(
@@ -450,7 +445,7 @@ async def test_appends_during_a_checkpoint_are_not_lost(
 
 
 async def test_the_probe_passes_when_the_api_server_answers(
-    api: client.ApiClient, kmock: ApiServer
+    api: KubeClient, kmock: ApiServer
 ) -> None:
     s = await store(api)
     await s.probe()
@@ -463,13 +458,13 @@ def configmap_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, auth_tokens_file=write_tokens(tmp_path))
 
 
-def app_store(api: client.ApiClient, keyring: KeyRing, settings: Settings) -> ConfigMapStore:
+def app_store(api: KubeClient, keyring: KeyRing, settings: Settings) -> ConfigMapStore:
     context = record_context(settings)
     return ConfigMapStore(api, settings.namespace, settings.replica, keyring, context)
 
 
 async def test_ownership_survives_a_restart_on_the_configmap_backend(
-    api: client.ApiClient, make_client: MakeClient, tmp_path: Path, keyring: KeyRing
+    api: KubeClient, make_client: MakeClient, tmp_path: Path, keyring: KeyRing
 ) -> None:
     settings = configmap_settings(tmp_path)
     first = await make_client(settings=settings, store=app_store(api, keyring, settings))
@@ -480,7 +475,7 @@ async def test_ownership_survives_a_restart_on_the_configmap_backend(
 
 
 async def test_the_journal_replays_two_clients_sessions_of_one_id_apart(
-    api: client.ApiClient,
+    api: KubeClient,
 ) -> None:
     first = await store(api)
     for owner in ("alice", "bob"):
@@ -525,7 +520,7 @@ def every_configmap_byte(server: ApiServer) -> bytes:
 
 @pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
 async def test_after_delete_and_the_next_checkpoint_no_configmap_holds_the_session(
-    api: client.ApiClient,
+    api: KubeClient,
     kmock: ApiServer,
     make_client: MakeClient,
     tmp_path: Path,
@@ -554,7 +549,7 @@ async def test_after_delete_and_the_next_checkpoint_no_configmap_holds_the_sessi
 
 
 async def test_at_its_size_limit_the_backend_warns_then_answers_507_and_recovers_after_deletes(
-    api: client.ApiClient, kmock: ApiServer, make_client: MakeClient
+    api: KubeClient, kmock: ApiServer, make_client: MakeClient
 ) -> None:
     """The review's configmap at its chunk budget: later appends were 500, /readyz green."""
     budgeted = ConfigMapStore(
@@ -590,7 +585,7 @@ async def test_at_its_size_limit_the_backend_warns_then_answers_507_and_recovers
 
 
 async def test_the_checkpoint_is_encoded_in_a_worker_thread(
-    api: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+    api: KubeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = await store(api)
     threads = record_encoding_threads(monkeypatch)

@@ -12,10 +12,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
 
 from agent_runtime.app import record_context
 from agent_runtime.crypto import KeyRing
+from agent_runtime.kubeapi import KubeClient
 from agent_runtime.state import JournalEntry, MemoryStore, StateError
 from agent_runtime.state.kube import ConfigMaps
 from tests.support.runtime import MakeClient, make_settings
@@ -24,13 +24,13 @@ from tests.support.silent_endpoint import SilentEndpoint
 
 async def test_a_configmap_call_to_a_silent_api_server_ends_at_its_deadline() -> None:
     async with SilentEndpoint() as silent:
-        configuration = client.Configuration(host=silent.url)
-        async with client.ApiClient(configuration) as api:
-            maps = ConfigMaps(api, "team-a", timeout_seconds=0.5)
-            started = asyncio.get_running_loop().time()
-            with pytest.raises(StateError, match=r"did not answer within 0\.5s"):
-                await maps.get("demo-0-state")
-            assert asyncio.get_running_loop().time() - started < 3
+        api = KubeClient.for_url(silent.url)
+        maps = ConfigMaps(api, "team-a", timeout_seconds=0.5)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StateError, match=r"did not answer within 0\.5s"):
+            await maps.get("demo-0-state")
+        assert asyncio.get_running_loop().time() - started < 3
+        await api.close()
         assert silent.accepted == 1
 
 
