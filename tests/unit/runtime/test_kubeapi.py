@@ -298,7 +298,7 @@ def test_without_a_pod_or_a_kubeconfig_the_error_names_the_path(tmp_path: Path) 
 
 def test_importing_the_runtime_app_loads_no_kubernetes_client_library() -> None:
     probe = (
-        "import agent_runtime.app, agent_runtime.lifecycle, sys; "
+        "import agent_runtime.app, agent_runtime.cli, agent_runtime.lifecycle, sys; "
         "print([m for m in sys.modules if m.startswith('kubernetes')])"
     )
     done = subprocess.run(
