@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import aiohttp
 
@@ -169,7 +169,7 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def for_url(cls, url: str, **kwargs: Any) -> KubeClient:
+    def for_url(cls, url: str, **kwargs: Any) -> Self:
         """A client for an API server that needs neither TLS nor a token (tests)."""
         return cls(Credentials(str(url)), **kwargs)
 

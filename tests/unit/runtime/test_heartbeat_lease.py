@@ -5,7 +5,9 @@ labels, holder, lease duration and the JSON annotation; later publishes replace 
 annotation follows the newest heartbeat), so the operator always reads the latest.
 A restarted runtime reads the heartbeat its predecessor left (None before the first).
 An API server that accepts the connection and never answers costs each Lease call its
-deadline, not the loop: the loop counts the failure and beats again.
+deadline, not the loop: the loop counts the failure and beats again. A Lease call the API
+server refuses (403) is a missed beat whose log line gives the API server's reason, and
+never the token.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 from kmock import KubernetesEmulator, ResourceInfo
 
 from agent_runtime.clock import SystemClock
 from agent_runtime.heartbeat import ANNOTATION, HeartbeatLoop, LeasePublisher, LeaseTimeout
-from agent_runtime.kubeapi import KubeClient
-from tests.support.runtime_process import wait_until
+from agent_runtime.kubeapi import Credentials, KubeClient, StaticToken
+from tests.support.runtime_process import free_port, wait_until
 from tests.support.silent_endpoint import SilentEndpoint
 
 LEASES = "coordination.k8s.io/v1/leases"
@@ -123,3 +127,43 @@ async def test_the_heartbeat_loop_goes_on_past_calls_that_hang() -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await running
             await publisher.close()
+
+
+async def forbidden(request: web.Request) -> web.Response:
+    status = {
+        "kind": "Status",
+        "reason": "Forbidden",
+        "message": 'leases.coordination.k8s.io "demo-0-heartbeat" is forbidden',
+        "code": 403,
+    }
+    return web.json_response(status, status=403)
+
+
+async def test_a_refused_lease_call_is_a_missed_beat_logged_with_the_reason_not_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forbidden)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    api = KubeClient(Credentials(f"http://127.0.0.1:{port}", token=StaticToken("s3cr3t-token")))
+    publisher = LeasePublisher(
+        api, namespace="team-a", agent="demo", replica="demo-0", interval_seconds=10
+    )
+    loop = HeartbeatLoop(publisher, lambda: {"v": 1}, SystemClock(), interval=10)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_runtime.heartbeat"):
+            assert await loop.beat() is False
+    finally:
+        await publisher.close()
+        await runner.cleanup()
+    assert loop.failures == 1
+    [record] = [r for r in caplog.records if r.getMessage() == "heartbeat not published"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["reason"] == (
+        "cannot patch lease team-a/demo-0-heartbeat: 403 Forbidden "
+        'leases.coordination.k8s.io "demo-0-heartbeat" is forbidden'
+    )
+    assert "s3cr3t-token" not in caplog.text + str(fields)

@@ -10,7 +10,9 @@ data, which a server that checks client certificates accepts; the certificate da
 not stay on disk; the server's certificate is verified unless the kubeconfig says
 `insecure-skip-tls-verify`. A user with `exec` or `auth-provider` is refused with a
 message naming the kubeconfig and the user, as is a missing kubeconfig; no token shows
-in a repr or an error. Importing the runtime's app loads no Kubernetes client library.
+in a repr or an error. Importing the runtime's app loads no Kubernetes client library,
+and a runtime with neither the heartbeat nor the configmap backend makes no client; one
+with both gets a client each, which closing the store and the publisher closes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import yaml
 from agentry_cluster.pki import Identity, KeyPair, issue, new_ca
 from aiohttp import web
 
+from agent_runtime import lifecycle
+from agent_runtime.crypto import KeyRing
 from agent_runtime.errors import ConfigError
 from agent_runtime.kubeapi import (
     ApiUnreachable,
@@ -40,6 +44,7 @@ from agent_runtime.kubeapi import (
     in_cluster_credentials,
     kubeconfig_credentials,
 )
+from tests.support.runtime import make_settings
 from tests.support.runtime_process import free_port
 
 NOW = dt.datetime.now(dt.UTC)
@@ -305,3 +310,40 @@ def test_importing_the_runtime_app_loads_no_kubernetes_client_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "[]"
+
+
+class RecordedClient(KubeClient):
+    """A client that notes when it is closed."""
+
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await super().close()
+
+
+async def test_a_runtime_without_heartbeat_or_configmap_backend_makes_no_client(
+    tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[RecordedClient] = []
+
+    def making(*args: Any, **kwargs: Any) -> KubeClient:
+        made.append(RecordedClient.for_url("http://127.0.0.1:1"))
+        return made[-1]
+
+    monkeypatch.setattr(lifecycle, "client_from_environment", making)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    for backend in ("memory", "pvc"):
+        settings = make_settings(tmp_path, state_backend=backend, heartbeat="none")
+        await lifecycle.build_publisher(settings)
+        await lifecycle.build_any_store(settings, keyring)
+    assert made == []
+
+    settings = make_settings(tmp_path, state_backend="configmap", heartbeat="auto")
+    publisher = await lifecycle.build_publisher(settings)
+    store = await lifecycle.build_any_store(settings, keyring)
+    assert store is not None
+    assert len(made) == 2
+    await publisher.close()
+    await store.close()
+    assert [client.closed for client in made] == [True, True]
