@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -18,9 +17,9 @@ import kopf
 from pydantic import ValidationError
 
 from agentry_operator import constants as c
-from agentry_operator import metrics, readiness, watching
+from agentry_operator import credentials, metrics, readiness, watching
 from agentry_operator.alerting import Notifier
-from agentry_operator.kube import Kube, KubeError, load_configuration
+from agentry_operator.kube import Kube, KubeError
 from agentry_operator.models import Agent, field_errors
 from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler, blocked_by
 from agentry_operator.settings import OperatorSettings
@@ -246,7 +245,9 @@ def register(
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
-        return await connection_info(operator_settings.kubeconfig)
+        # The same credentials as the operator's client; kopf asks again after a 401,
+        # which reads a rotated service-account token.
+        return credentials.login(operator_settings.kubeconfig).info
 
     @kopf.on.probe(id="agents", registry=registry)
     async def agents_probe(**_: Any) -> int:
@@ -464,24 +465,6 @@ def _namespace_going(exc: BaseException) -> bool:
     """A refusal (direct, or the cause of kopf's retry) because the namespace is going."""
     cause = exc if isinstance(exc, KubeError) else exc.__cause__
     return isinstance(cause, KubeError) and cause.namespace_terminating
-
-
-async def connection_info(kubeconfig: str | None) -> kopf.ConnectionInfo:
-    """kopf's credentials from the same configuration the operator's client uses."""
-    cfg = await load_configuration(kubeconfig)
-    maybe = cfg.get_api_key_with_prefix("BearerToken")
-    header = await maybe if inspect.isawaitable(maybe) else maybe
-    parts = str(header).split(" ", 1) if header else []
-    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
-    return kopf.ConnectionInfo(
-        server=str(cfg.host),
-        ca_path=cfg.ssl_ca_cert,
-        insecure=not cfg.verify_ssl,
-        scheme=scheme,
-        token=token,
-        certificate_path=cfg.cert_file,
-        private_key_path=cfg.key_file,
-    )
 
 
 async def _reconcile(

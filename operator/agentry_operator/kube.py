@@ -1,4 +1,8 @@
-"""All Kubernetes I/O of the operator's domain code, async, over kubernetes_asyncio.
+"""All Kubernetes I/O of the operator's domain code, async, over plain aiohttp.
+
+The operator sends only raw paths with JSON bodies, so it needs no generated client:
+kubernetes_asyncio's models cost the process about 40 MB of RSS for nothing. Credentials
+come from `credentials.py` (kopf's own login functions).
 
 Objects are plain dicts. `Kube.apply` is get → create when absent → JSON merge patch when
 the live object does not already contain the desired fields; it works the same against
@@ -12,15 +16,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
+import aiohttp
 
 from agentry_operator import metrics
+from agentry_operator.credentials import Credentials, login
 from agentry_operator.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ RESOURCES: dict[str, tuple[str, str]] = {
 }
 
 Outcome = Literal["created", "updated", "unchanged"]
+# Requests at once to the API server (kubernetes_asyncio's default pool size, kept).
+CONNECTIONS = 100
+# A request that takes longer has failed (kopf's own request timeout is the same).
+REQUEST_TIMEOUT_SECONDS = 60.0
 
 
 class KubeError(Exception):
@@ -113,27 +120,6 @@ def without_fields(obj: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> 
     return out
 
 
-async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """Credentials for the operator (and kopf's login): service account, else kubeconfig.
-
-    The kubeconfig path is passed in (settings), because kubernetes_asyncio reads
-    $KUBECONFIG only once, when it is imported.
-    """
-    cfg = client.Configuration()
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            # Inside a pod, falling back to a kubeconfig would only hide the real cause
-            # (say, a service-account token not mounted) behind a kubeconfig error.
-            if os.environ.get("KUBERNETES_SERVICE_HOST"):
-                raise
-        else:
-            return cfg
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    return cfg
-
-
 # Fields the API server refuses to change after creation.
 IMMUTABLE: dict[str, tuple[tuple[str, ...], ...]] = {
     "StatefulSet": (
@@ -149,8 +135,21 @@ IMMUTABLE: dict[str, tuple[tuple[str, ...], ...]] = {
 class Kube:
     """A thin async client for the handful of calls the operator makes."""
 
-    def __init__(self, api: client.ApiClient, limiter: TokenBucket | None = None) -> None:
-        self.api = api
+    def __init__(
+        self,
+        credentials: Credentials,
+        limiter: TokenBucket | None = None,
+        *,
+        timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.credentials = credentials
+        info = credentials.info
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS, ssl=info.as_ssl_context()),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            proxy=info.proxy_url,
+            trust_env=info.trust_env,
+        )
         # Every request waits for a token (AGENTRY_OPERATOR_API_QPS / _API_BURST).
         self.limiter = limiter or TokenBucket(0, 1)
         # kopf runs the cleanup handler (which closes this client) once its root tasks are
@@ -173,8 +172,7 @@ class Kube:
     ) -> Kube:
         """A client with in-cluster credentials when present, the kubeconfig otherwise,
         sending at most `qps` requests per second after a burst of `burst` (0: no bound)."""
-        api = client.ApiClient(await load_configuration(kubeconfig))
-        return cls(api, TokenBucket(qps, burst))
+        return cls(Credentials(login(kubeconfig)), TokenBucket(qps, burst))
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Refuse new calls, let the ones in flight finish (up to the grace), then close."""
@@ -182,7 +180,7 @@ class Kube:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_seconds):
                 await self._idle.wait()
-        await self.api.close()
+        await self.session.close()
 
     @staticmethod
     def path(kind: str, namespace: str, name: str | None = None) -> str:
@@ -220,23 +218,39 @@ class Kube:
         query: list[tuple[str, str]] | None,
         content_type: str,
     ) -> dict[str, Any]:
-        try:
-            result = await self.api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                response_types_map={200: "object", 201: "object", 202: "object"},
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-            )
-        except ApiException as exc:
-            detail = f": {message}" if (message := _status_message(exc.body)) else ""
-            raise KubeError(
-                f"{method} {path}: {exc.status} {exc.reason}{detail}", exc.status
-            ) from exc
+        data = None if body is None else json.dumps(body)
+        status, reason, payload = await self._exchange(method, path, data, query, content_type)
+        # A 401 with a token from a file: the kubelet rotated it; once with the new one.
+        if status == 401 and self.credentials.refresh():
+            status, reason, payload = await self._exchange(method, path, data, query, content_type)
+        if status >= 400:
+            detail = f": {message}" if (message := _status_message(payload)) else ""
+            raise KubeError(f"{method} {path}: {status} {reason}{detail}", status)
+        result = json.loads(payload) if payload else None
         return result if isinstance(result, dict) else {}
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        data: str | None,
+        query: list[tuple[str, str]] | None,
+        content_type: str,
+    ) -> tuple[int, str, bytes]:
+        """One request: status, reason and body; a failed connection is a KubeError too
+        (status 0), which handlers already retry."""
+        headers = {
+            "Content-Type": content_type,
+            "Accept": "application/json",
+            **self.credentials.headers(),
+        }
+        try:
+            async with self.session.request(
+                method, self.credentials.server + path, params=query, data=data, headers=headers
+            ) as response:
+                return response.status, response.reason or "", await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -1,6 +1,6 @@
 """A token bucket that bounds how fast the operator's own client sends API requests.
 
-kopf has no client-side rate limit, and kubernetes_asyncio has none either (client-go's
+kopf has no client-side rate limit, and aiohttp has none either (client-go's
 `QPS`/`Burst` have no Python counterpart), so the bound lives here, in front of every
 request `Kube` sends. A burst of new Agents may spend `burst` requests at once; after that
 requests leave at `qps` per second, so a flood of events can never turn into a flood of

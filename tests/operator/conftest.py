@@ -2,7 +2,7 @@
 
 The emulator is told about every resource the operator lists, watches or writes (kopf
 waits forever without the CRD and namespace resources, see ../shared/FIELD-NOTES.md);
-kopf and kubernetes_asyncio both log in through a kubeconfig that points at it.
+kopf and the operator's client both log in through a kubeconfig that points at it.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import kopf
 import pytest
+from agentry_operator.credentials import Credentials, Login
 from agentry_operator.kube import Kube, KubeError
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from kubernetes_asyncio import client
 
 REFUSAL = (
     'serviceaccounts "ada" is forbidden: cannot set blockOwnerDeletion in this case because '
@@ -28,9 +29,9 @@ async def kube() -> AsyncIterator[Kube]:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", refuse)
     async with TestServer(app) as server:
-        configuration = client.Configuration(host=str(server.make_url("")).rstrip("/"))
-        async with client.ApiClient(configuration) as api:
-            yield Kube(api)
+        kube = Kube(Credentials(Login(kopf.ConnectionInfo(server=str(server.make_url(""))))))
+        yield kube
+        await kube.close()
 
 
 async def test_a_refusal_carries_the_api_servers_reason(kube: Kube) -> None:
