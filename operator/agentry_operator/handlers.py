@@ -6,12 +6,11 @@ Handlers validate the body into `Agent`, call `Reconciler`, and patch the status
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from agentry_operator import constants as c
 from agentry_operator import credentials, metrics, readiness, watching
 from agentry_operator.alerting import Notifier
+from agentry_operator.guarding import Guardian
 from agentry_operator.kube import Kube, KubeError
 from agentry_operator.models import Agent, field_errors
 from agentry_operator.reconcile import AlertState, ReconcileError, Reconciler, blocked_by
@@ -83,7 +83,7 @@ async def _write(
 ) -> None:
     """Patch the status only when it changed: an idle Agent costs no write per tick.
     Through kopf's `patch` in handlers and timers; with `kube` from the children's guard
-    (a daemon, whose patch kopf applies only when it returns)."""
+    (guarding.py: no kopf handler, so no patch of kopf's)."""
     old = dict(previous or {})
     if any(old.get(name) != value for name, value in update.status.items()):
         if patch is not None:
@@ -204,6 +204,7 @@ def register(
     """Add the operator's handlers to `registry`."""
     catch_up = readiness.CatchUp()
     children = Children(settings)
+    guardian = Guardian(children, settings.drift_interval_seconds)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -238,6 +239,7 @@ def register(
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rec: Reconciler = memo["reconciler"]
+        await guardian.stop()
         if "readiness" in memo:
             await memo["readiness"].cleanup()
         await rec.notifier.drain()
@@ -334,40 +336,27 @@ def register(
     for kind, resource in watching.WATCHED.items():
         _watch_children(registry, children, kind, resource)
 
-    @kopf.daemon(
-        *RESOURCE,
-        when=_drifts,
-        initial_delay=0,
-        cancellation_timeout=5.0,
-        registry=registry,
-    )
-    async def guard_children(
-        body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+    @kopf.on.event(*RESOURCE, id="watch-agents", registry=registry)
+    async def agent_event(
+        type: str | None, body: kopf.Body, memo: kopf.Memo, status: Any, meta: Any, **_: Any
     ) -> None:
-        """Converge when a watched child drifted (woken by its event), and as a slow
-        safety net (drift_interval_seconds, spread) when the key Secret, read by name,
-        drifted or a child is unaccounted for."""
-        meta = body.get("metadata", {})
+        """Each Agent's guard starts once it converged with a spec the models accept, and
+        stops when that no longer holds or the Agent is being deleted."""
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        guard = children.guard(key, body)
-        interval = operator_settings.drift_interval_seconds
-        # First a check of the children seen, soon: one deleted between the converge and
-        # this guard's start sent its event to no guard. Then the safety net, its first
-        # tick at a random point within one interval.
-        delay, rounds, retry = min(watching.START_CHECK_SECONDS, interval), 0, False
-        try:
-            while not stopped:
-                woken = await _woken(guard.wake, delay)
-                if stopped:
-                    return
-                guard.wake.clear()
-                retry = await _guard_round(
-                    body, memo, children, woken=woken, retry=retry, read_secret=rounds > 0
-                )
-                rounds += 1
-                delay = 10.0 if retry else watching.next_tick(interval, first=rounds == 1)
-        finally:
-            children.release(key, guard)
+        going = type == "DELETED" or bool(meta.get("deletionTimestamp"))
+        guarded = not going and _drifts(status=status, meta=meta)
+        guardian.track(key, body, memo, guarded=guarded)
+        # Started from a handler, not at startup: its rounds post Kubernetes events
+        # (kopf.event), which needs the context kopf gives the tasks that handle objects.
+        guardian.start(guard_round)
+
+    async def guard_round(
+        guard: watching.Guard, *, woken: bool, retry: bool, read_secret: bool
+    ) -> bool:
+        body, memo = cast(kopf.Body, guard.body), cast(kopf.Memo, guard.memo)
+        return await _guard_round(
+            body, memo, children, woken=woken, retry=retry, read_secret=read_secret
+        )
 
 
 def _watch_children(
@@ -405,15 +394,6 @@ def _watch_children(
             )
 
 
-async def _woken(wake: asyncio.Event, delay: float) -> bool:
-    """Sleep up to `delay`; True when woken by a drift event. No task of its own (1,000
-    guards sleep at once): kopf stops an async daemon by cancelling it."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay):
-            await wake.wait()
-    return wake.is_set()
-
-
 async def _guard_round(
     body: kopf.Body,
     memo: kopf.Memo,
@@ -429,7 +409,7 @@ async def _guard_round(
     try:
         agent = Agent.from_body(body)
     except ValidationError:
-        return False  # the update handler records InvalidSpec; kopf stops this guard
+        return False  # the update handler records InvalidSpec; its event stops this guard
     if memo.get("namespace_going"):
         return False  # a namespace being deleted is never undeleted
     cause = "watch" if woken else "retry" if retry else "safety-net"
@@ -446,7 +426,7 @@ async def _guard_round(
             )
     except (kopf.TemporaryError, KubeError) as exc:
         if rec.kube.closing:
-            return False  # the operator is stopping: kopf cancels this guard next
+            return False  # the operator is stopping: the guardian stops next
         if _namespace_going(exc):
             # Its children go with the namespace, and so will the Agent: nothing to put
             # back, and a warning per deleted child would only bury real ones.

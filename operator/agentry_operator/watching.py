@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,13 +175,24 @@ def next_tick(
     return rand(0, interval) if first else jittered(interval, rand)
 
 
+def _nothing() -> None:
+    """What waking a guard tells no one (a guard no Guardian runs, as in unit tests)."""
+
+
 @dataclass
 class Guard:
-    """One Agent's guard: the live body kopf keeps current, and the event that wakes it."""
+    """One Agent's guard: the live body (kept current from the Agent's events), the
+    Agent's kopf memo, the event that wakes it, and when its next round is due."""
 
     body: Mapping[str, Any]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     deferred: asyncio.TimerHandle | None = None
+    memo: MutableMapping[str, Any] = field(default_factory=dict)
+    notify: Callable[[], None] = _nothing  # tells the Guardian that a guard woke
+    due: float = 0.0  # clock time of the next round without a wake
+    rounds: int = 0
+    retry: bool = False  # the last round failed
+    busy: bool = False  # a round is running
 
     def changing(self) -> bool:
         """A spec change not yet converged (its generation is not the status's): the
@@ -191,6 +202,10 @@ class Guard:
         status = self.body.get("status") or {}
         return meta.get("generation") != status.get("observedGeneration")
 
+    def wake_now(self) -> None:
+        self.wake.set()
+        self.notify()
+
     def wake_later(self, delay: float = DEFER_SECONDS) -> None:
         """Wake once, `delay` from now (after the update handler), whatever came first."""
         if self.deferred is None or self.deferred.cancelled():
@@ -198,7 +213,7 @@ class Guard:
 
     def _wake_deferred(self) -> None:
         self.deferred = None
-        self.wake.set()
+        self.wake_now()
 
     def cancel(self) -> None:
         if self.deferred is not None:
@@ -245,7 +260,7 @@ class Children:
         if guard.changing():
             guard.wake_later()
         else:
-            guard.wake.set()
+            guard.wake_now()
         return True
 
     def unseen(self, agent: Agent) -> set[ChildKey]:

@@ -1,0 +1,146 @@
+"""Every Agent's guard, run by one task of the operator instead of a kopf daemon per Agent.
+
+A guard converges its Agent again when a watched child drifted (`watching.Children`
+wakes it from the child's event), soon after it starts (a child deleted before then
+sent its event to no guard), and as a slow safety net (`drift_interval_seconds`,
+spread). kopf's per-object daemon did this with a task, a stopper, a logger and the
+handler's arguments kept alive for every Agent: about 3 MB per 100 Agents. Here an
+Agent costs its `Guard` record; a round runs in a task of its own only while it works.
+
+handlers.py feeds in the Agents' events (`track`) and supplies the round itself.
+Nothing here touches kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol
+
+from agentry_operator.watching import START_CHECK_SECONDS, AgentKey, Children, Guard, next_tick
+
+logger = logging.getLogger(__name__)
+RETRY_SECONDS = 10.0  # a round that failed runs again this soon
+
+
+class Round(Protocol):
+    """One round of a guard; True when it failed and should run again soon."""
+
+    def __call__(
+        self, guard: Guard, *, woken: bool, retry: bool, read_secret: bool
+    ) -> Awaitable[bool]: ...
+
+
+class Guardian:
+    """Starts each guard's round when it is woken or due, at most one at a time per Agent."""
+
+    def __init__(
+        self,
+        children: Children,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children = children
+        self.interval = interval
+        self._clock = clock
+        self._nudge = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._rounds: set[asyncio.Task[None]] = set()
+
+    def track(
+        self,
+        key: AgentKey,
+        body: Mapping[str, Any],
+        memo: MutableMapping[str, Any],
+        *,
+        guarded: bool,
+    ) -> None:
+        """From each event of an Agent: start its guard (first round soon), keep the body
+        it reads current, or stop it (deleted, being deleted, or not to be guarded)."""
+        guard = self.children.guards.get(key)
+        if not guarded:
+            if guard is not None:
+                self.children.release(key, guard)
+            return
+        if guard is not None:
+            guard.body = body
+            return
+        guard = self.children.guard(key, body)
+        guard.memo = memo
+        guard.notify = self._nudge.set
+        guard.due = self._clock() + min(START_CHECK_SECONDS, self.interval)
+        self._nudge.set()
+
+    def start(self, round_: Round) -> None:
+        """Run the guards from now on (once; later calls do nothing). The task, and every
+        round, inherits the caller's context."""
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run(round_), name="agentry-guardian")
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """No new rounds; the running ones get `grace_seconds` to finish, then are cancelled.
+        Every guard is released."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        if self._rounds:
+            await asyncio.wait(self._rounds, timeout=grace_seconds)
+        for task in list(self._rounds):
+            task.cancel()
+        if self._rounds:
+            await asyncio.wait(self._rounds)
+        for key, guard in list(self.children.guards.items()):
+            self.children.release(key, guard)
+
+    async def _run(self, round_: Round) -> None:
+        while True:
+            self._nudge.clear()
+            soonest = self._start_due(round_)
+            delay = None if soonest is None else max(0.0, soonest - self._clock())
+            await _woken(self._nudge, delay)
+
+    def _start_due(self, round_: Round) -> float | None:
+        """Start every idle guard that is woken or due; the next due time of the rest."""
+        now, soonest = self._clock(), None
+        for key, guard in list(self.children.guards.items()):
+            if guard.busy:
+                continue
+            if guard.wake.is_set() or guard.due <= now:
+                guard.busy = True
+                task = asyncio.create_task(self._round(round_, key, guard))
+                self._rounds.add(task)
+                task.add_done_callback(self._rounds.discard)
+            elif soonest is None or guard.due < soonest:
+                soonest = guard.due
+        return soonest
+
+    async def _round(self, round_: Round, key: AgentKey, guard: Guard) -> None:
+        woken = guard.wake.is_set()
+        guard.wake.clear()
+        try:
+            retry = await round_(
+                guard, woken=woken, retry=guard.retry, read_secret=guard.rounds > 0
+            )
+        except Exception:
+            logger.exception("Agent %s/%s: the guard's round failed", *key)
+            retry = True
+        finally:
+            guard.busy = False
+        guard.rounds += 1
+        guard.retry = retry
+        wait = RETRY_SECONDS if retry else next_tick(self.interval, first=guard.rounds == 1)
+        guard.due = self._clock() + wait
+        self._nudge.set()
+
+
+async def _woken(wake: asyncio.Event, delay: float | None) -> bool:
+    """Sleep up to `delay` (None: until woken); True when woken."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await wake.wait()
+    return wake.is_set()
