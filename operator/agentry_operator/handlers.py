@@ -264,9 +264,8 @@ def register(
             agent = await _validated(body, patch, rec, status)
             if agent is None:
                 return
-            with metrics.timed("adopt"):
-                await rec.adopt_retained_state(agent)
-            await _reconcile(agent, rec, body, patch, memo, status, new=True)
+            # A deleted Agent of the same name may have left state behind: adopted first.
+            await _reconcile(agent, rec, body, patch, memo, status, new=True, adopt=True)
 
     @kopf.on.update(*RESOURCE, registry=registry)
     @kopf.on.resume(*RESOURCE, registry=registry)
@@ -278,12 +277,9 @@ def register(
             agent = await _validated(body, patch, rec, status)
             if agent is None:
                 return
-            if refused_generation(status) is not None:
-                # Created with a refused spec, so the create handler never adopted retained
-                # state.
-                with metrics.timed("adopt"):
-                    await rec.adopt_retained_state(agent)
-            await _reconcile(agent, rec, body, patch, memo, status)
+            # Created with a refused spec, the create handler never adopted retained state.
+            adopt = refused_generation(status) is not None
+            await _reconcile(agent, rec, body, patch, memo, status, adopt=adopt)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -456,18 +452,20 @@ async def _reconcile(
     status: Any,
     *,
     new: bool = False,
+    adopt: bool = False,
     retry_when_blocked: bool = True,
 ) -> None:
     """Converge and write the status (through `patch`, or the client when None). A
     blocked Agent says why in the status and in `memo` (where the status timer finds it
     until a converge succeeds) and, from a handler, is retried in 30 s; the children's
-    guard tries again when a child changes or at its next safety-net tick."""
+    guard tries again when a child changes or at its next safety-net tick. `adopt`: take
+    back the state a deleted namesake left behind (see `Reconciler.converge`)."""
     previous = dict(status or {})
     alerts = _alerts(memo, rec, agent, status)
     key = f"{agent.namespace}/{agent.name}"
     try:
         with metrics.timed("converge"):
-            sts = await rec.converge(agent, new=new, status=previous)
+            sts = await rec.converge(agent, new=new, status=previous, adopt=adopt)
     except ReconcileError as exc:
         memo["blocked"] = blocked_by(exc)
         update = await rec.observe(agent, previous, alerts, blocked=memo["blocked"])

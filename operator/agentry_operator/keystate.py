@@ -41,6 +41,25 @@ def is_state_config_map(agent: str, obj: Mapping[str, Any]) -> bool:
     return bool(state_config_map_pattern(agent).match(name)) and unowned_state_of(obj, agent)
 
 
+@dataclass(frozen=True)
+class StateObjects:
+    """The ConfigMaps and PVCs labelled for an Agent, listed once: what the create handler
+    adopts from a deleted namesake and what says a missing key Secret had sealed state."""
+
+    config_maps: list[dict[str, Any]] = field(default_factory=list)
+    pvcs: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def state_objects(kube: Kube, agent: Agent) -> StateObjects:
+    """Two LISTs by the Agent's label (state ConfigMaps and PVCs always carry it)."""
+    selector = f"{c.AGENT_LABEL}={agent.name}"
+    config_maps, pvcs = await asyncio.gather(
+        kube.list("ConfigMap", agent.namespace, selector),
+        kube.list("PersistentVolumeClaim", agent.namespace, selector),
+    )
+    return StateObjects(config_maps, pvcs)
+
+
 async def sealed_state(
     kube: Kube,
     agent: Agent,
@@ -49,13 +68,19 @@ async def sealed_state(
 ) -> SealedState:
     """Everything that says the Agent has state sealed with keys it no longer has:
     state ConfigMaps, PVCs, a checkpoint in the status, pods that were given keys."""
+    return sealed_state_of(agent, status, statefulset, await state_objects(kube, agent))
+
+
+def sealed_state_of(
+    agent: Agent,
+    status: Mapping[str, Any] | None,
+    statefulset: Mapping[str, Any] | None,
+    state: StateObjects,
+) -> SealedState:
+    """`sealed_state` from objects already listed (no request)."""
     evidence: list[str] = []
-    selector = f"{c.AGENT_LABEL}={agent.name}"
-    listed, pvcs = await asyncio.gather(
-        kube.list("ConfigMap", agent.namespace, selector),
-        kube.list("PersistentVolumeClaim", agent.namespace, selector),
-    )
-    config_maps = [cm for cm in listed if is_state_config_map(agent.name, cm)]
+    config_maps = [cm for cm in state.config_maps if is_state_config_map(agent.name, cm)]
+    pvcs = state.pvcs
     if config_maps:
         evidence.append(f"{len(config_maps)} state ConfigMap(s)")
     if pvcs:

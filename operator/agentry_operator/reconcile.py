@@ -33,9 +33,13 @@ from agentry_operator.keyrings import (
     row_key_ids,
 )
 from agentry_operator.keystate import (
+    SealedState,
+    StateObjects,
     is_state_config_map,
     sealed_state,
+    sealed_state_of,
     set_aside,
+    state_objects,
 )
 from agentry_operator.kube import Applied, Kube, KubeError
 from agentry_operator.models import Agent
@@ -134,6 +138,10 @@ RECREATE_POLLS = 20
 RECREATE_POLL_SECONDS = 0.5
 
 
+async def _nothing() -> None:
+    """A step with nothing to do, where `_settled` takes a fixed number of steps."""
+
+
 async def _settled(*steps: Awaitable[Any]) -> list[Any]:
     """Run the steps side by side and let every one finish; then raise the error of the
     first one (in the order given) that failed, as running them one after the other
@@ -198,26 +206,39 @@ class Reconciler:
     # ---- converge -------------------------------------------------------------------------
 
     async def converge(
-        self, agent: Agent, *, new: bool = False, status: Mapping[str, Any] | None = None
+        self,
+        agent: Agent,
+        *,
+        new: bool = False,
+        status: Mapping[str, Any] | None = None,
+        adopt: bool = False,
     ) -> dict[str, Any]:
         """Create or put back every child; returns the live StatefulSet.
 
         `new` (the create handler): the children are most likely absent, so each is
         created first and read only when it turns out to exist. `status` is the Agent's
-        current status: its last checkpoint names a key id the state needs.
+        current status: its last checkpoint names a key id the state needs. `adopt`:
+        first take back the state a deleted Agent of the same name left behind.
         """
         async with self.converging:
-            return await self._converge(agent, new, status or {})
+            return await self._converge(agent, new, status or {}, adopt)
 
-    async def _converge(self, agent: Agent, new: bool, status: Mapping[str, Any]) -> dict[str, Any]:
+    async def _converge(
+        self, agent: Agent, new: bool, status: Mapping[str, Any], adopt: bool
+    ) -> dict[str, Any]:
         # Children that do not depend on each other are written side by side: a new
-        # Agent waits for about 7 round trips instead of 20, which under a busy API
-        # server (150 ms a request) is what bounds how many Agents converge per second.
+        # Agent waits for 5 round trips (Role then RoleBinding, or the state listed then
+        # the key Secret; the config ConfigMap; the StatefulSet; the Service), which under
+        # a busy API server (150 ms a request) is what bounds how many Agents converge per
+        # second. A new Agent's children that need nothing else go in the first round.
+        pdb = builders.build_pdb(agent)
+        early = [*self._independent_children(agent), *([pdb] if pdb else [])] if new else []
         *access, (live_sts, keys, key_conflict), services, _ = await _settled(
             self._apply_or_note(agent, builders.build_service_account(agent), new),
             self._role_and_binding(agent, new),
-            self._statefulset_and_keys(agent, new, status),
-            self._foreign_services(agent),
+            *(self._apply_or_note(agent, child, new) for child in early),
+            self._statefulset_and_keys(agent, new, status, adopt),
+            self._foreign_services(agent, created=new),
             self.check_connection_secret(agent),
         )
         conflicts: list[Conflict] = [
@@ -245,15 +266,13 @@ class Reconciler:
         digest = builders.config_hash(config_map["data"], keys.ring)
         # The governing Service before its StatefulSet, so the pods' DNS names exist as
         # soon as the pods do; the pods start isolated: their NetworkPolicy exists first.
+        # A new Agent's other children were written in the first round.
+        others = [] if new else self._independent_children(agent)
         policy = builders.build_network_policy(agent, self.settings)
         await _settled(
             self._apply(agent, config_map, new),
-            self._apply(agent, builders.build_profile_config_map(agent), new),
-            self._apply(agent, builders.build_limits_config_map(agent), new),
-            self._apply(agent, builders.build_pods_service(agent), new),
-            self._apply(agent, policy, new)
-            if policy is not None
-            else self._delete_own(agent, "NetworkPolicy", agent.name, skip=new),
+            *(self._apply(agent, child, new) for child in others),
+            self._delete_own(agent, "NetworkPolicy", agent.name, skip=new or policy is not None),
         )
         desired = builders.build_statefulset(
             agent, self.settings, digest, ring_annotations(keys.ring)
@@ -262,14 +281,25 @@ class Reconciler:
         if replaced:
             await self._recreate_keeping_pods(agent, live_sts or {})
         sts = await self._apply(agent, desired, new or replaced)
-        pdb = builders.build_pdb(agent)
-        if pdb is not None:
-            await self._apply(agent, pdb, new)
-        else:
-            await self._delete_own(agent, "PodDisruptionBudget", agent.name, skip=new)
+        if not new:
+            if pdb is not None:
+                await self._apply(agent, pdb, new)
+            else:
+                await self._delete_own(agent, "PodDisruptionBudget", agent.name)
         # last: "all children exist"
         await self._apply(agent, builders.build_service(agent), new)
         return sts.obj
+
+    def _independent_children(self, agent: Agent) -> list[dict[str, Any]]:
+        """The children that depend on no other: the profile and limits ConfigMaps, the
+        pods' governing Service and their NetworkPolicy (when wanted)."""
+        policy = builders.build_network_policy(agent, self.settings)
+        return [
+            builders.build_profile_config_map(agent),
+            builders.build_limits_config_map(agent),
+            builders.build_pods_service(agent),
+            *([policy] if policy is not None else []),
+        ]
 
     async def _role_and_binding(self, agent: Agent, new: bool) -> list[Conflict]:
         """The Role, then its RoleBinding: the API server refuses a binding to a Role
@@ -278,19 +308,27 @@ class Reconciler:
         return conflicts + await self._apply_or_note(agent, builders.build_role_binding(agent), new)
 
     async def _statefulset_and_keys(
-        self, agent: Agent, new: bool, status: Mapping[str, Any]
+        self, agent: Agent, new: bool, status: Mapping[str, Any], adopt: bool
     ) -> tuple[dict[str, Any] | None, KeySecret, Conflict | None]:
         """The live StatefulSet (not read for a new Agent) and the key Secret's ring, or
-        the conflict a foreign key Secret is."""
-        live_sts = None if new else await self.kube.get("StatefulSet", agent.namespace, agent.name)
+        the conflict a foreign key Secret is. `adopt`: the state is listed and adopted
+        first, and that list also tells the key step whether sealed state exists."""
+        live_sts, state = await _settled(
+            _nothing() if new else self.kube.get("StatefulSet", agent.namespace, agent.name),
+            self.adopt_state(agent) if adopt else _nothing(),
+        )
         try:
-            return live_sts, await self.ensure_key_secret(agent, status, live_sts), None
+            ring = await self.ensure_key_secret(agent, status, live_sts, state)
         except NameConflict as exc:
             return live_sts, KeySecret(Ring(None, ())), exc.conflict
+        return live_sts, ring, None
 
-    async def _foreign_services(self, agent: Agent) -> list[Conflict]:
-        """The Agent's two Service names, when someone else's objects hold them."""
-        names = (c.pods_service_name(agent.name), agent.name)
+    async def _foreign_services(self, agent: Agent, *, created: bool = False) -> list[Conflict]:
+        """The Agent's two Service names, when someone else's objects hold them.
+        `created`: the pods' Service was created (or found foreign) in the same round,
+        so only the client Service, written last, is read here."""
+        pods = () if created else (c.pods_service_name(agent.name),)
+        names = (*pods, agent.name)
         found = await _settled(*(self.kube.get("Service", agent.namespace, n) for n in names))
         return [
             Conflict("Service", name, holder(service))
@@ -402,19 +440,30 @@ class Reconciler:
         agent: Agent,
         status: Mapping[str, Any] | None = None,
         live_sts: Mapping[str, Any] | None = None,
+        state: StateObjects | None = None,
     ) -> KeySecret:
         """The key Secret's ids; the generated one is created once and adopted, never
-        rewritten, and never created while sealed state needs the one that is gone."""
+        rewritten, and never created while sealed state needs the one that is gone.
+
+        `state` (listed for a new Agent): when it holds no sealed state, the first key is
+        created without reading first; one that exists (a retry, or a Secret a deleted
+        namesake left behind) is read only then, and handled as below."""
         name = builders.key_secret_name_for(agent)
+        generated = name == c.keys_secret_name(agent.name)
+        sealed = None if state is None else sealed_state_of(agent, status, live_sts, state)
+        if generated and sealed is not None and not sealed.evidence:
+            first = await self._first_key(agent)
+            if first is not None:
+                return first
         live = await self.kube.get("Secret", agent.namespace, name)
-        if name != c.keys_secret_name(agent.name):
+        if not generated:
             if live is None:
                 raise ReconcileError(
                     f"spec.state.encryption.keySecretRef: Secret {name!r} does not exist"
                 )
             return KeySecret(ring_of(live))
         if live is None:
-            return await self._create_key_secret(agent, status or {}, live_sts)
+            return await self._create_key_secret(agent, status or {}, live_sts, sealed)
         mine = claim(live, agent.name, agent.metadata.uid)
         check("Secret", live, agent.name, agent.metadata.uid)  # a foreign one: NameConflict
         labels = (live.get("metadata") or {}).get("labels") or {}
@@ -429,11 +478,30 @@ class Reconciler:
         notes = (live.get("metadata") or {}).get("annotations") or {}
         return KeySecret(ring_of(live), set_aside=notes.get(c.SET_ASIDE_LABEL, ""))
 
+    async def _first_key(self, agent: Agent) -> KeySecret | None:
+        """Create the first key of an Agent without sealed state; None when a Secret of
+        that name already exists (nothing written then)."""
+        try:
+            live = await self.kube.create(builders.build_key_secret(agent, self.random_bytes))
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            return None
+        if agent.metadata.annotations.get(c.ACCEPT_NEW_KEYS_ANNOTATION) is not None:
+            await self._consume_accept(agent)
+        return KeySecret(ring_of(live), created=True)
+
     async def _create_key_secret(
-        self, agent: Agent, status: Mapping[str, Any], live_sts: Mapping[str, Any] | None
+        self,
+        agent: Agent,
+        status: Mapping[str, Any],
+        live_sts: Mapping[str, Any] | None,
+        sealed: SealedState | None = None,
     ) -> KeySecret:
-        """A first key, or a fresh start the user accepted; KeysMissing otherwise."""
-        sealed = await sealed_state(self.kube, agent, status, live_sts)
+        """A first key, or a fresh start the user accepted; KeysMissing otherwise.
+        `sealed`: the evidence already gathered (listed otherwise)."""
+        if sealed is None:
+            sealed = await sealed_state(self.kube, agent, status, live_sts)
         secret = builders.build_key_secret(agent, self.random_bytes)
         stamp = ""
         if sealed.evidence:
@@ -487,23 +555,19 @@ class Reconciler:
         patch = {"metadata": {"annotations": {c.ACCEPT_NEW_KEYS_ANNOTATION: None}}}
         await self.kube.patch("Agent", agent.namespace, agent.name, patch)
 
-    async def adopt_retained_state(self, agent: Agent) -> int:
-        """Unlabel state a deleted Agent of the same name left behind; returns how many."""
-        adopted = 0
-        kinds = ("ConfigMap", "PersistentVolumeClaim")
-        found = await _settled(*(self._retained(agent, kind) for kind in kinds))
-        for kind, objs in zip(kinds, found, strict=True):
+    async def adopt_state(self, agent: Agent) -> StateObjects:
+        """Unlabel the state a deleted Agent of the same name left behind (retained); the
+        state objects listed, which also tell whether the Agent has sealed state."""
+        state = await state_objects(self.kube, agent)
+        listed = (("ConfigMap", state.config_maps), ("PersistentVolumeClaim", state.pvcs))
+        for kind, objs in listed:
             for obj in objs:
-                name = obj["metadata"]["name"]
-                patch = {"metadata": {"labels": {c.RETAINED_LABEL: None}}}
-                await self.kube.patch(kind, agent.namespace, name, patch)
-                adopted += 1
-        return adopted
-
-    async def _retained(self, agent: Agent, kind: str) -> list[dict[str, Any]]:
-        selector = f"{c.RETAINED_LABEL}=true"
-        items = await self.kube.list(kind, agent.namespace, selector)
-        return [obj for obj in items if self._is_state_of(agent, kind, obj)]
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                if labels.get(c.RETAINED_LABEL) == "true" and self._is_state_of(agent, kind, obj):
+                    name = obj["metadata"]["name"]
+                    patch = {"metadata": {"labels": {c.RETAINED_LABEL: None}}}
+                    await self.kube.patch(kind, agent.namespace, name, patch)
+        return state
 
     @staticmethod
     def _is_state_of(agent: Agent, kind: str, obj: Mapping[str, Any]) -> bool:
@@ -518,13 +582,15 @@ class Reconciler:
 
     async def finalize(self, agent: Agent) -> None:
         """Honour state.retainOnDelete before the children are garbage-collected."""
-        state: list[tuple[str, dict[str, Any]]] = []
-        for cm in await self.kube.list("ConfigMap", agent.namespace):
-            if self._is_state_of(agent, "ConfigMap", cm):
-                state.append(("ConfigMap", cm))
+        # By the Agent's label, which every state object of it carries: not every
+        # ConfigMap of the namespace (thousands, with a fleet in it).
+        listed = await state_objects(self.kube, agent)
+        config_maps = [cm for cm in listed.config_maps if is_state_config_map(agent.name, cm)]
+        state: list[tuple[str, dict[str, Any]]] = [
+            *(("ConfigMap", cm) for cm in config_maps),
+            *(("PersistentVolumeClaim", pvc) for pvc in listed.pvcs),
+        ]
         selector = f"{c.AGENT_LABEL}={agent.name}"
-        for pvc in await self.kube.list("PersistentVolumeClaim", agent.namespace, selector):
-            state.append(("PersistentVolumeClaim", pvc))
         generated_keys = builders.key_secret_name_for(agent) == c.keys_secret_name(agent.name)
         if agent.spec.state.retain_on_delete:
             keep = {"metadata": {"labels": {c.RETAINED_LABEL: "true"}, "ownerReferences": None}}
