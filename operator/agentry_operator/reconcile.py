@@ -195,13 +195,19 @@ class Reconciler:
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
-    # At most this many Agents converge at once. Without a bound, 1,000 Agents applied
-    # together run 1,000 handlers side by side: a connection each (up to the client's pool
-    # of 100), every response held at once, and none finishes before the others.
-    converging: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    # At most settings.max_converging Agents converge at once. Without a bound, 1,000
+    # Agents applied together run 1,000 handlers side by side: a connection each (up to
+    # the client's pool of 100), every response held at once, and none finishes before
+    # the others. None: that many (tests pass a semaphore of their own).
+    converging: asyncio.Semaphore | None = None
+    _converging: asyncio.Semaphore = field(init=False, repr=False)
     # What the watches feed (StatefulSets, heartbeat Leases); the status reads it instead
     # of a GET per object. None (tests of single steps): read with GETs.
     observed: Observed | None = None
+
+    def __post_init__(self) -> None:
+        bound = self.converging or asyncio.Semaphore(self.settings.max_converging)
+        self._converging = bound
 
     # ---- converge -------------------------------------------------------------------------
 
@@ -220,7 +226,7 @@ class Reconciler:
         current status: its last checkpoint names a key id the state needs. `adopt`:
         first take back the state a deleted Agent of the same name left behind.
         """
-        async with self.converging:
+        async with self._converging:
             return await self._converge(agent, new, status or {}, adopt)
 
     async def _converge(

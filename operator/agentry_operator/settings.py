@@ -47,14 +47,20 @@ class OperatorSettings(BaseSettings):
         "children is put back as soon as its watch event arrives.",
     )
     api_qps: float = Field(
-        default=200.0,
+        default=300.0,
         ge=0,
         description="Requests per second the operator's client may send after a burst "
         "(0: unbounded). kopf's watch streams and its patches of the Agents themselves "
         "are not counted.",
     )
     api_burst: int = Field(
-        default=400, ge=1, description="Requests the client may send at once before api_qps."
+        default=600, ge=1, description="Requests the client may send at once before api_qps."
+    )
+    max_converging: int = Field(
+        default=16,
+        ge=1,
+        description="Agents converged at once (create, update and drift alike); more wait "
+        "their turn, so a burst of new Agents finishes in order with bounded memory.",
     )
     webhook_retries: int = Field(default=5, ge=0)
     webhook_backoff_seconds: float = Field(default=1.0, ge=0)

@@ -203,6 +203,7 @@ def test_metrics_port_zero_renders_no_metrics_service_or_port() -> None:
         ("replicas=2", "replicas"),
         ("serviceMonitor.enabled=true,operator.metricsPort=0", "operator.metricsPort"),
         ("operator.apiBurst=0", "/operator/apiBurst"),
+        ("operator.maxConverging=0", "/operator/maxConverging"),
         ("flowControl.lendablePercent=150", "/flowControl/lendablePercent"),
     ],
 )
@@ -259,10 +260,11 @@ def test_flow_control_may_use_an_existing_priority_level() -> None:
 
 
 def test_the_client_rate_limit_reaches_the_operator() -> None:
-    docs = render("operator.apiQPS=50", "operator.apiBurst=80")
+    docs = render("operator.apiQPS=50", "operator.apiBurst=80", "operator.maxConverging=8")
     container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"][
         "containers"
     ][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert (env["AGENTRY_OPERATOR_API_QPS"], env["AGENTRY_OPERATOR_API_BURST"]) == ("50", "80")
+    assert env["AGENTRY_OPERATOR_MAX_CONVERGING"] == "8"
     assert env["AGENTRY_OPERATOR_DRIFT_INTERVAL_SECONDS"] == "1800"
