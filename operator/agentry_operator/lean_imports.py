@@ -4,8 +4,9 @@ kopf, when it is imported, tries to import the models of every Kubernetes client
 knows (`kubernetes` and `kubernetes_asyncio`), only to recognise their objects when a
 handler passes one to `kopf.adopt()` and friends. The operator passes plain dicts, yet
 the synchronous `kubernetes` client (installed for the kubectl plugin) costs about 26 MB
-of RSS and 650 modules that way, and `kubernetes_asyncio` (installed for the tests)
-another 40 MB and 1,200 modules: together two thirds of an idle operator. kopf treats a missing
+of RSS and 650 modules that way, and `kubernetes_asyncio` (no longer a dependency, but
+present in an environment that installed it) another 40 MB and 1,200 modules: together
+two thirds of an idle operator. kopf treats a missing
 client as "not installed" (ImportError), which is what this arranges for the duration
 of kopf's import.
 """
