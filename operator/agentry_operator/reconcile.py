@@ -606,9 +606,9 @@ class Reconciler:
             )
             # Only this Agent's own Secret: a same-named foreign one keeps its owner.
             if secret is not None and claim(secret, agent.name, agent.metadata.uid) == "controlled":
-                await self.kube.patch("Secret", agent.namespace, name, keep)
+                await self._keep("Secret", agent.namespace, name, keep)
             for kind, obj in state:
-                await self.kube.patch(kind, agent.namespace, obj["metadata"]["name"], keep)
+                await self._keep(kind, agent.namespace, obj["metadata"]["name"], keep)
             logger.info("kept %d state objects and the keys of %s", len(state), agent.name)
             return
         for kind, obj in state:
@@ -619,6 +619,17 @@ class Reconciler:
         for lease in await self.kube.list("Lease", agent.namespace, selector):
             if heartbeat.fullmatch(name := lease["metadata"]["name"]):
                 await self.kube.delete("Lease", agent.namespace, name)
+
+    async def _keep(self, kind: str, namespace: str, name: str, keep: dict[str, Any]) -> None:
+        """Mark one object retained. One gone since it was read is nothing to keep: its
+        namespace is being deleted (which takes every object in it) or someone deleted
+        it, and a 404 here would only hold the Agent's deletion in kopf's retries."""
+        try:
+            await self.kube.patch(kind, namespace, name, keep)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+            logger.info("%s %s/%s went before it could be kept", kind, namespace, name)
 
     # ---- observe --------------------------------------------------------------------------
 

@@ -507,3 +507,54 @@ def lease_at(pod: str, moment: datetime) -> dict[str, Any]:
     beat["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     annotations["agentry.dev/heartbeat"] = json.dumps(beat)
     return written
+
+
+class NamespaceGoingKube(Kube):
+    """Reads the key Secret, then lets the namespace's deletion take it and the state
+    ConfigMap before the finalizer writes to them (what a deleted namespace does)."""
+
+    api: Any = None
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = await super().get(kind, namespace, name)
+        if kind == "Secret":
+            await self.api.delete("v1/secrets", namespace, name)
+            await self.api.delete("v1/configmaps", namespace, "bot-0-state")
+        return found
+
+
+async def test_the_finalizer_keeps_what_is_left_when_the_namespace_takes_the_rest(
+    api: Any, operator_settings: Any
+) -> None:
+    body = agent()
+    await api.create(AGENTS, body)
+    plain = await Kube.connect(operator_settings.kubeconfig)
+    try:
+        await Reconciler(kube=plain, settings=operator_settings).converge(
+            Agent.from_body(body), new=True, status={}
+        )
+    finally:
+        await plain.close()
+    # The runtime writes its state once it runs (before, it would be state without keys).
+    await api.create(
+        "v1/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "bot-0-state",
+                "namespace": "ns",
+                "labels": {"agentry.dev/agent": "bot"},
+            },
+            "binaryData": {"commit": "AAAA"},
+        },
+    )
+    kube = await NamespaceGoingKube.connect(operator_settings.kubeconfig)
+    kube.api = api
+    try:
+        # A 404 for the Secret and for the ConfigMap would fail the delete handler, and kopf
+        # would hold the Agent's deletion (and so its namespace's) for a minute per retry.
+        await Reconciler(kube=kube, settings=operator_settings).finalize(Agent.from_body(body))
+    finally:
+        await kube.close()
+    assert api.get("v1/secrets", "ns", "bot-keys") is None
