@@ -22,7 +22,7 @@ from agentry_operator.models import Agent
 from agentry_operator.reconcile import KeyRollHeldError, Reconciler
 from agentry_operator.settings import OperatorSettings
 
-from tests.operator.test_lifecycle import AGENTS, HASH, STS, agent, lease
+from tests.operator.test_lifecycle import AGENTS, HASH, STS, agent, lease, state_config_map
 
 SECRETS = "v1/secrets"
 CONFIGMAPS = "v1/configmaps"
@@ -48,19 +48,7 @@ async def running_bot_with_memory(api: Any, eventually: Any) -> str:
     beat["metadata"]["annotations"]["agentry.dev/heartbeat"] = json.dumps(doc)
     await api.create("coordination.k8s.io/v1/leases", beat)
     commit = {"current": {"slot": "a", "generation": 3, "key_id": key_id}}
-    await api.create(
-        CONFIGMAPS,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": "bot-0-state",
-                "namespace": "ns",
-                "labels": {"agentry.dev/agent": "bot"},
-            },
-            "data": {"commit": json.dumps(commit)},
-        },
-    )
+    await api.create(CONFIGMAPS, state_config_map(data={"commit": json.dumps(commit)}))
     await api.patch(
         STS,
         "ns",

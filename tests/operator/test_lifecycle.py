@@ -88,6 +88,20 @@ async def delete_once_finalized(api: Any, eventually: Any, name: str = "bot") ->
     assert await eventually(lambda: api.get(AGENTS, "ns", name) is None)
 
 
+def state_config_map(**content: Any) -> dict[str, Any]:
+    """Pod bot-0's state ConfigMap, labelled as the runtime labels it, with `content`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "bot-0-state",
+            "namespace": "ns",
+            "labels": {"agentry.dev/agent": "bot"},
+        },
+        **content,
+    }
+
+
 def ready_sts_status(replicas: int) -> dict[str, Any]:
     return {
         "status": {
@@ -303,19 +317,7 @@ async def test_delete_with_retain_keeps_keys_and_state_and_a_new_agent_adopts_th
 ) -> None:
     await api.create(AGENTS, agent())
     assert await eventually(lambda: api.get("v1/services", "ns", "bot"))
-    await api.create(
-        "v1/configmaps",
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": "bot-0-state",
-                "namespace": "ns",
-                "labels": {"agentry.dev/agent": "bot"},  # as the runtime labels it
-            },
-            "binaryData": {"commit": "AAAA"},
-        },
-    )
+    await api.create("v1/configmaps", state_config_map(binaryData={"commit": "AAAA"}))
     keys_before = api.get("v1/secrets", "ns", "bot-keys")["stringData"]
     await delete_once_finalized(api, eventually)
 
@@ -536,19 +538,7 @@ async def test_the_finalizer_keeps_what_is_left_when_the_namespace_takes_the_res
     finally:
         await plain.close()
     # The runtime writes its state once it runs (before, it would be state without keys).
-    await api.create(
-        "v1/configmaps",
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": "bot-0-state",
-                "namespace": "ns",
-                "labels": {"agentry.dev/agent": "bot"},
-            },
-            "binaryData": {"commit": "AAAA"},
-        },
-    )
+    await api.create("v1/configmaps", state_config_map(binaryData={"commit": "AAAA"}))
     kube = await NamespaceGoingKube.connect(operator_settings.kubeconfig)
     kube.api = api
     try:
