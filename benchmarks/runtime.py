@@ -352,10 +352,10 @@ rate above), {args.connections} connections each waiting
 closed-loop: a slow reply delays its connection's next request, so p99 is a lower bound).
 Two ways: every wait exactly that long (*fixed*), and waits drawn at random with that
 mean (*random*: exponential, so requests arrive as from independent clients). With fixed
-waits the connections move in step: a batch of turns acknowledged by one fsync goes
-back to wait together and comes back together, so each request queues behind the whole
-burst (up to {args.connections} times the CPU of one request). The random waits break that
-up, as clients' own think times do. The target is judged by the higher of the two p99s.
+waits the connections tend to move in step: a batch of turns acknowledged by one fsync
+goes back to wait together and comes back together, to queue behind the whole burst (up
+to {args.connections} times the CPU of one request). Random waits do not keep them in step,
+but bunch by chance. The target is judged by the higher of the two p99s.
 
 | server | waits | achieved req/s | p50 ms | p99 ms | p99.9 ms |
 |---|---|---|---|---|---|
