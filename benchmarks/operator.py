@@ -321,6 +321,8 @@ class Step:
     requests: int  # API requests during the wave, all clients, the benchmark's own excluded
     operator_requests: int  # the operator's own (its FlowSchema)
     by_resource: Counter[tuple[str, str]]
+    cpu_seconds: float  # the operator's user + system CPU during the wave
+    load: tuple[float, float]  # the machine's 1-minute load average at the start and end
     rest_per_agent_minute: float = 0.0
     rest_operator_per_agent_minute: float = 0.0
     rest_cpu_percent: float = 0.0
@@ -343,17 +345,23 @@ def wave(
 ) -> Step:
     before = bench.request_totals()
     own = bench.own_requests
+    cpu, load = cpu_seconds(pid), os.getloadavg()[0]
     started = time.monotonic()
     create_agents(bench, first, last, spaces)
     created = time.monotonic() - started
     wait_reconciled(bench, last, spaces, timeout=60 + (last - first), progress=progress)
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds(pid) - cpu
+    loads = (load, os.getloadavg()[0])
     operator, delta = _split(bench.request_totals() - before)
     total = sum(delta.values()) - (bench.own_requests - own) - 1  # the /metrics reads
     time.sleep(5)  # let the handlers' garbage settle before reading RSS
     rss = rss_mb(pid)
-    progress(f"{last} Agents: {last - first} reconciled in {elapsed:.1f}s, RSS {rss:.0f} MB")
-    return Step(last, last - first, created, elapsed, rss, total, operator, delta)
+    progress(
+        f"{last} Agents: {last - first} reconciled in {elapsed:.1f}s, RSS {rss:.0f} MB, "
+        f"operator CPU {cpu:.1f} s, load {loads[0]:.1f}-{loads[1]:.1f}"
+    )
+    return Step(last, last - first, created, elapsed, rss, total, operator, delta, cpu, loads)
 
 
 def at_rest(bench: Bench, pid: int, step: Step, seconds: float, progress: Progress) -> None:
@@ -431,16 +439,19 @@ def render(args: argparse.Namespace, idle_rss: float, steps: list[Step], seconds
         "Agent's Service and ConfigMap deleted after the rest period, time until each exists "
         "again (polled every 50 ms).",
         "",
-        "| Agents | all reconciled in | Agents/s | operator RSS | operator requests / Agent "
+        "| Agents | all reconciled in | Agents/s | load (1 min, start-end) "
+        "| operator CPU in the wave | operator RSS | operator requests / Agent "
         "| at rest: operator requests / Agent / min | at rest: all clients | at rest: CPU "
         "| drift put back (Service, ConfigMap) |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| 0 | | | {idle_rss:.0f} MB | | | | | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| 0 | | | | | {idle_rss:.0f} MB | | | | | |",
     ]
     for step in steps:
         lines.append(
             f"| {step.agents} (+{step.created}) | {step.reconcile_seconds:.1f} s "
-            f"| {step.rate:.1f} | {step.rss_mb:.0f} MB "
+            f"| {step.rate:.1f} | {step.load[0]:.1f}-{step.load[1]:.1f} "
+            f"| {step.cpu_seconds:.1f} s ({1000 * step.cpu_seconds / step.created:.0f} ms "
+            f"/ Agent) | {step.rss_mb:.0f} MB "
             f"| {step.operator_requests / step.created:.1f} "
             f"| {step.rest_operator_per_agent_minute:.3f} | {step.rest_per_agent_minute:.3f} "
             f"| {step.rest_cpu_percent:.0f} % "

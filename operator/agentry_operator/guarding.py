@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
-from agentry_operator.watching import START_CHECK_SECONDS, AgentKey, Children, Guard, next_tick
+from agentry_operator.seen import AgentKey
+from agentry_operator.watching import START_CHECK_SECONDS, Children, Guard, next_tick
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 10.0  # a round that failed runs again this soon

@@ -27,11 +27,11 @@ from agentry_operator.status import (
     Blocked,
     StatusUpdate,
     invalid_spec_status,
-    parse_heartbeat,
     refused_generation,
     spec_is_invalid,
 )
-from agentry_operator.watching import Children, Observed
+from agentry_operator.watches import Watches
+from agentry_operator.watching import Children
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
@@ -39,8 +39,8 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 
 class QuietWatches(logging.Filter):
     """Drop kopf's "Handler 'watch-…' succeeded." line: it would be written for every
-    event of every child (thousands while a fleet is created), costing CPU and hiding the
-    lines that matter. A child that drifted is logged by the handler itself."""
+    event of every Agent (thousands while a fleet is created), costing CPU and hiding the
+    lines that matter."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -59,11 +59,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     kopf_objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWatches) for f in kopf_objects.filters):
         kopf_objects.addFilter(QuietWatches())
-    # Watch only what the operator labelled for an Agent, filtered by the API server.
-    for resource in (*watching.WATCHED.values(), watching.HEARTBEATS):
-        settings.watching.label_selectors[resource] = watching.SELECTOR
-    # Every child object gets a kopf worker per burst of events; one that idles 5 s (the
-    # default) keeps thousands alive while a fleet is created, and with them the heap.
+    # kopf watches the Agents only; the children and heartbeats are watched by the
+    # operator's own streams (watches.py). An Agent gets a kopf worker per burst of
+    # events; one that idles 5 s (the default) keeps a fleet's alive, and the heap with it.
     settings.queueing.idle_timeout = 1.0
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
@@ -222,11 +220,14 @@ def register(
                 backoff_seconds=operator_settings.webhook_backoff_seconds,
             ),
         )
-        # The indexes below, which kopf fills before any handler runs.
         if rec.observed is None:
-            rec.observed = Observed(kwargs["agent_statefulsets"], kwargs["agent_heartbeats"])
-        children.seen = {kind: kwargs[watching.seen_index(kind)] for kind in watching.WATCHED}
+            rec.observed = children.seen
         memo["reconciler"] = rec
+        # Every first list complete before kopf starts the Agents' handlers: the guards'
+        # count of the children and the status's heartbeats are never short.
+        watches = memo["watches"] = Watches(rec.kube, children, operator_settings.watch_namespaces)
+        watches.start()
+        await watches.synced()
         if operator_settings.readiness_port:
             agents = _agent_lister(rec.kube, operator_settings.watch_namespaces)
             await readiness.refresh(catch_up, agents)
@@ -240,6 +241,8 @@ def register(
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rec: Reconciler = memo["reconciler"]
         await guardian.stop()
+        if "watches" in memo:
+            await memo["watches"].stop()
         if "readiness" in memo:
             await memo["readiness"].cleanup()
         await rec.notifier.drain()
@@ -305,33 +308,6 @@ def register(
             update = await rec.observe(agent, dict(status or {}), alerts, blocked=_blocked(memo))
         await _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
 
-    # Explicit ids: they name the indexes as handler arguments (startup reads them).
-    @kopf.index(
-        *watching.HEARTBEATS,
-        id="agent_heartbeats",
-        labels={c.AGENT_LABEL: kopf.PRESENT},
-        registry=registry,
-    )
-    async def agent_heartbeats(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-        """Heartbeat Leases by Agent: the status reads these, not one GET per pod."""
-        beat = parse_heartbeat(body)
-        key = watching.agent_key(body)
-        return {key: beat} if beat is not None and key is not None else None
-
-    @kopf.index(
-        *watching.WATCHED["StatefulSet"],
-        id="agent_statefulsets",
-        labels={c.AGENT_LABEL: kopf.PRESENT},
-        registry=registry,
-    )
-    async def agent_statefulsets(body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        """The StatefulSets' replicas, status and key ids, by (namespace, name)."""
-        meta = body.get("metadata", {})
-        return {(meta.get("namespace"), meta.get("name")): watching.slim_statefulset(body)}
-
-    for kind, resource in watching.WATCHED.items():
-        _watch_children(registry, children, kind, resource)
-
     @kopf.on.event(*RESOURCE, id="watch-agents", registry=registry)
     async def agent_event(
         type: str | None, body: kopf.Body, memo: kopf.Memo, status: Any, meta: Any, **_: Any
@@ -355,41 +331,6 @@ def register(
         )
 
 
-def _watch_children(
-    registry: kopf.OperatorRegistry, children: Children, kind: str, resource: tuple[str, str, str]
-) -> None:
-    """Per watched child kind: an index of the children by Agent (complete before any
-    handler runs, so a guard's count of them is never short after a restart), and an
-    event handler by which a drifted child wakes its Agent's guard."""
-
-    @kopf.index(
-        *resource,
-        id=watching.seen_index(kind),
-        labels={c.AGENT_LABEL: kopf.PRESENT, "app.kubernetes.io/managed-by": c.MANAGED_BY},
-        registry=registry,
-    )
-    async def seen(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-        key = watching.agent_key(body)
-        return {key: str(body.get("metadata", {}).get("name"))} if key is not None else None
-
-    @kopf.on.event(
-        *resource,
-        id=f"watch-{kind}",
-        labels={c.AGENT_LABEL: kopf.PRESENT, "app.kubernetes.io/managed-by": c.MANAGED_BY},
-        registry=registry,
-    )
-    async def child_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        if children.event(kind, type, body):
-            meta = body.get("metadata", {})
-            logger.info(
-                "%s %s/%s drifted (%s); converging its Agent",
-                kind,
-                meta.get("namespace"),
-                meta.get("name"),
-                (type or "listed").lower(),
-            )
-
-
 async def _guard_round(
     body: kopf.Body,
     memo: kopf.Memo,
@@ -400,7 +341,9 @@ async def _guard_round(
     read_secret: bool = True,
 ) -> bool:
     """One round of an Agent's guard; True when it failed and should run again soon.
-    Without `read_secret` the safety net only counts the children seen (no request)."""
+    Without `read_secret` the safety net only counts the children seen (no request). A
+    blocked Agent converges at every tick: what blocked it (a missing key Secret, a
+    foreign object) may be gone without any watched event, as when the Secret is restored."""
     rec: Reconciler = memo["reconciler"]
     try:
         agent = Agent.from_body(body)
@@ -412,7 +355,9 @@ async def _guard_round(
     try:
         unseen = children.unseen(agent)
         if cause == "safety-net" and not (
-            unseen or (read_secret and await rec.safety_net_finds_drift(agent, unseen))
+            unseen
+            or _blocked(memo) is not None
+            or (read_secret and await rec.safety_net_finds_drift(agent, unseen))
         ):
             return False
         metrics.DRIFT_WAKEUPS.labels(cause).inc()

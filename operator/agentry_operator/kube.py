@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +49,21 @@ Outcome = Literal["created", "updated", "unchanged"]
 CONNECTIONS = 100
 # A request that takes longer has failed (kopf's own request timeout is the same).
 REQUEST_TIMEOUT_SECONDS = 60.0
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-empty lines of a response body, each whole, as they arrive."""
+    pending = bytearray()
+    async for chunk in content.iter_any():
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            if end > start:
+                yield bytes(pending[start:end])
+            start = end + 1
+        del pending[:start]
+    if pending.strip():
+        yield bytes(pending)
 
 
 class KubeError(Exception):
@@ -259,6 +274,46 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    async def list_page(self, path: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+        """One page of a list at `path` (a collection, namespaced or cluster-wide), with
+        its metadata (`resourceVersion`, `continue`): what a watch starts from."""
+        return await self._call("GET", path, query=query)
+
+    async def watch(
+        self, path: str, query: list[tuple[str, str]], *, read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request at `path`, parsed, until the server ends it.
+
+        The stream is not a call in flight (`close` would wait on it for nothing) and
+        passes the rate limiter once, when it is opened. A line is read whole however long
+        (a state ConfigMap's event is up to 1 MiB; aiohttp's readline stops at 64 KiB).
+        """
+        if self._closing:
+            raise KubeError(f"WATCH {path}: the operator is shutting down", 503)
+        await self.limiter.acquire()
+        headers = {"Accept": "application/json", **self.credentials.headers()}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        try:
+            async with self.session.get(
+                self.credentials.server + path,
+                params=[*query, ("watch", "true")],
+                headers=headers,
+                timeout=timeout,
+            ) as response:
+                if response.status >= 400:
+                    payload = await response.read()
+                    if response.status == 401:
+                        self.credentials.refresh()  # the next watch sends the new token
+                    detail = f": {message}" if (message := _status_message(payload)) else ""
+                    failed = f"{response.status} {response.reason or ''}{detail}"
+                    raise KubeError(f"WATCH {path}: {failed}", response.status)
+                async for line in _lines(response.content):
+                    event = json.loads(line)
+                    if isinstance(event, dict):
+                        yield event
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
 
     async def list_everywhere(self, kind: str) -> list[dict[str, Any]]:
         """Every object of `kind` in the cluster (needs cluster-wide list permission)."""

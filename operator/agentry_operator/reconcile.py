@@ -51,6 +51,7 @@ from agentry_operator.ownership import (
     guard_for,
     holder,
 )
+from agentry_operator.seen import Seen
 from agentry_operator.settings import OperatorSettings
 from agentry_operator.status import (
     ALERTING,
@@ -61,7 +62,7 @@ from agentry_operator.status import (
     compute_status,
     parse_heartbeat,
 )
-from agentry_operator.watching import Observed, key_secret_drifted
+from agentry_operator.watching import key_secret_drifted
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class Reconciler:
     _converging: asyncio.Semaphore = field(init=False, repr=False)
     # What the watches feed (StatefulSets, heartbeat Leases); the status reads it instead
     # of a GET per object. None (tests of single steps): read with GETs.
-    observed: Observed | None = None
+    observed: Seen | None = None
 
     def __post_init__(self) -> None:
         bound = self.converging or asyncio.Semaphore(self.settings.max_converging)

@@ -12,14 +12,14 @@ Secret is checked by the slow safety net instead: a GET by name, compared with t
 the StatefulSet's pods were given. The same tick counts the children the watches have
 seen, in case a deletion fell into a gap between two watch streams.
 
-Nothing here touches kopf; handlers.py feeds the events in.
+Nothing here touches kopf; watches.py feeds the events in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,8 @@ from agentry_operator.keyrings import given_ring, ring_annotations, ring_of
 from agentry_operator.kube import IMMUTABLE, contains, without_fields
 from agentry_operator.models import Agent
 from agentry_operator.ownership import claim
+from agentry_operator.seen import AgentKey, ChildKey, Seen
 from agentry_operator.settings import OperatorSettings
-from agentry_operator.status import Heartbeat
-
-AgentKey = tuple[str, str]  # (namespace, Agent name)
-ChildKey = tuple[str, str]  # (kind, name)
 
 # Child kinds the operator watches: kind → (group, version, plural). No Secret: see above.
 WATCHED: dict[str, tuple[str, str, str]] = {
@@ -55,18 +52,6 @@ SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
 SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together
 START_CHECK_SECONDS = 5.0  # a new guard counts the children seen this soon
 DEFER_SECONDS = 5.0  # drift seen while a spec change is converged is looked at this late
-
-
-def seen_index(kind: str) -> str:
-    """The kopf index (and handler argument) of the watched children of one kind."""
-    return f"seen_{kind.lower()}"
-
-
-def agent_key(body: Mapping[str, Any]) -> AgentKey | None:
-    """The Agent a labelled child belongs to, by its namespace and `agentry.dev/agent`."""
-    meta = body.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(c.AGENT_LABEL)
-    return (str(meta.get("namespace")), str(name)) if name else None
 
 
 def desired_child(
@@ -146,22 +131,6 @@ def key_secret_drifted(
     return given is not None and given != ring_of(secret)
 
 
-def slim_statefulset(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a StatefulSet that the status and the safety net read; the index keeps
-    this instead of the whole object (1,000 pod templates add up)."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    template_meta = (spec.get("template") or {}).get("metadata") or {}
-    return {
-        "metadata": {"name": meta.get("name"), "generation": meta.get("generation")},
-        "spec": {
-            "replicas": spec.get("replicas"),
-            "template": {"metadata": {"annotations": dict(template_meta.get("annotations") or {})}},
-        },
-        "status": dict(body.get("status") or {}),
-    }
-
-
 def jittered(interval: float, rand: Callable[[float, float], float] = random.uniform) -> float:
     """One safety-net interval, spread by ±SPREAD."""
     return interval * rand(1 - SPREAD, 1 + SPREAD)
@@ -222,12 +191,11 @@ class Guard:
 
 @dataclass
 class Children:
-    """What the watches know: each Agent's guard, and per kind the names of the children
-    seen by Agent (kopf indexes in the operator: kind → {(namespace, agent): names})."""
+    """Each Agent's guard, and what the watches have shown of its children."""
 
     settings: OperatorSettings
     guards: dict[AgentKey, Guard] = field(default_factory=dict)
-    seen: Mapping[str, Mapping[AgentKey, Iterable[str]]] = field(default_factory=dict)
+    seen: Seen = field(default_factory=Seen)
 
     def guard(self, key: AgentKey, body: Mapping[str, Any]) -> Guard:
         self.guards[key] = guard = Guard(body)
@@ -243,11 +211,24 @@ class Children:
     def event(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Record one watch event; wake the owner's guard when the child drifted.
         Returns whether it woke one."""
-        key = agent_key(body)
+        key = self.seen.child(kind, event_type, body)
         if key is None:
             return False
         name = str((body.get("metadata") or {}).get("name"))
-        deleted = event_type == "DELETED"
+        return self.check(key, kind, name, None if event_type == "DELETED" else body)
+
+    def listed(self, kind: str, namespace: str | None, present: set[tuple[str, str]]) -> list[str]:
+        """A complete list of `kind` (in `namespace`; None: everywhere): the children it
+        did not have are gone, and wake their guards when wanted. Returns them as
+        `namespace/name`, those that woke a guard."""
+        return [
+            f"{key[0]}/{name}"
+            for key, name in self.seen.children_gone(kind, namespace, present)
+            if self.check(key, kind, name, None)
+        ]
+
+    def check(self, key: AgentKey, kind: str, name: str, live: Mapping[str, Any] | None) -> bool:
+        """Wake the Agent's guard when its child `name` (`live`, None: gone) drifted."""
         guard = self.guards.get(key)
         if guard is None:
             return False  # not converged yet, refused spec, or being deleted
@@ -255,7 +236,7 @@ class Children:
             agent = Agent.from_body(guard.body)
         except ValueError:
             return False
-        if not drifted(agent, self.settings, kind, name, None if deleted else body):
+        if not drifted(agent, self.settings, kind, name, live):
             return False
         if guard.changing():
             guard.wake_later()
@@ -265,24 +246,6 @@ class Children:
 
     def unseen(self, agent: Agent) -> set[ChildKey]:
         """Children the Agent should have that no watch event has shown."""
-        key = (agent.namespace, agent.name)
-        return {
-            (kind, name)
-            for kind, name in desired_names(agent, self.settings)
-            if name not in set(self.seen.get(kind, {}).get(key, ()))
-        }
-
-
-@dataclass
-class Observed:
-    """The StatefulSets and heartbeats the watches feed (kopf indexes, or plain dicts in
-    tests): the status reads these instead of one GET per object."""
-
-    statefulsets: Mapping[AgentKey, Iterable[Mapping[str, Any]]]
-    heartbeats: Mapping[AgentKey, Iterable[Heartbeat]]
-
-    def statefulset(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return next(iter(self.statefulsets.get((namespace, name), ())), None)
-
-    def beats(self, namespace: str, agent: str) -> list[Heartbeat]:
-        return list(self.heartbeats.get((namespace, agent), ()))
+        return desired_names(agent, self.settings) - set(
+            self.seen.names((agent.namespace, agent.name))
+        )

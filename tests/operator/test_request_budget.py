@@ -15,8 +15,8 @@ from typing import Any
 from agentry_operator.kube import RESOURCES, Kube
 from agentry_operator.models import Agent
 from agentry_operator.reconcile import Reconciler
+from agentry_operator.seen import Seen
 from agentry_operator.settings import OperatorSettings
-from agentry_operator.watching import Observed
 
 from tests.operator.test_lifecycle import AGENTS, agent
 from tests.support.agents import connection_secret, shared_state
@@ -65,7 +65,7 @@ async def created(body: dict[str, Any], settings: OperatorSettings) -> Counter[t
 
     kube._send = counted  # type: ignore[method-assign]
     try:
-        rec = Reconciler(kube=kube, settings=settings, observed=Observed({}, {}))
+        rec = Reconciler(kube=kube, settings=settings, observed=Seen())
         new = Agent.from_body(body)
         sts = await rec.converge(new, new=True, status={}, adopt=True)
         await rec.observe(new, {}, rec.alert_state(new, {}), statefulset=sts)

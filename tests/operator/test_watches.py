@@ -2,16 +2,19 @@
 or edited child comes back because its watch event woke the Agent's guard (or, deleted
 before the guard started, because the guard's first count of the children seen missed
 it); the operator's own writes wake nothing; the key Secret, which is never watched, is
-checked by the safety net's read by name."""
+checked by the safety net's read by name. The watches are the operator's own streams
+(watches.py): they end with the operator, and read an event of any length."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from agentry_operator import metrics
+from agentry_operator.kube import Kube
 from agentry_operator.settings import OperatorSettings
 
 from tests.operator.conftest import WebhookSink, running_operator
@@ -86,3 +89,34 @@ async def test_the_key_secret_is_not_watched_and_the_safety_net_notices_its_dele
         return str(next(c["reason"] for c in conditions if c["type"] == "Ready"))
 
     assert await eventually(lambda: ready_reason() == "KeysMissing"), ready_reason()
+
+
+def watch_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("agentry-watch")]
+
+
+async def test_the_watches_end_with_the_operator(
+    api: Any, operator_settings: OperatorSettings, webhook: WebhookSink, eventually: Any
+) -> None:
+    async with running_operator(operator_settings, webhook):
+        await api.create(AGENTS, agent(replicas=1))
+        assert await eventually(lambda: api.get(AGENTS, "ns", "bot")["status"]["phase"])
+        assert len(watch_tasks()) == 9  # eight child kinds and the heartbeat Leases
+    assert watch_tasks() == []
+
+
+async def test_a_watch_event_longer_than_a_read_buffer_arrives_whole(
+    api: Any, operator_settings: OperatorSettings
+) -> None:
+    """A state ConfigMap carries up to 1 MiB of ciphertext in one event line."""
+    blob = "x" * 300_000
+    meta = {"name": "bot-0-state", "namespace": "ns"}
+    await api.create(CONFIGMAPS, {"kind": "ConfigMap", "metadata": meta, "data": {"b": blob}})
+    kube = await Kube.connect(operator_settings.kubeconfig)
+    try:
+        events = kube.watch("/api/v1/namespaces/ns/configmaps", [], read_timeout=5)
+        async with contextlib.aclosing(events):
+            event = await anext(events)
+        assert event["object"]["data"]["b"] == blob
+    finally:
+        await kube.close()

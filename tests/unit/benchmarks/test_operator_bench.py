@@ -34,6 +34,7 @@ class FakeClient:
 def step(agents: int, created: int, rss: float, rest: float, drift: float) -> bench.Step:
     return bench.Step(
         agents, created, 1.0, created / 25, rss, 20 * created, 21 * created, Counter(),
+        created * 0.03, (1.5, 2.5),
         rest_operator_per_agent_minute=rest, drift_seconds={"Service": drift},
     )  # fmt: skip
 
@@ -55,3 +56,4 @@ def test_growth_is_per_100_more_agents_from_the_first_wave_to_the_last() -> None
     assert "| drift put back (slowest, any wave) | 0.50 s | ≤ 5 s |" in report
     assert "| Agents reconciled per second (200 new) | 25.0 | ≥ 20 |" in report
     assert "RSS +10.0 MB" in report
+    assert "| 300 (+200) | 8.0 s | 25.0 | 1.5-2.5 | 6.0 s (30 ms / Agent) | 160 MB |" in report

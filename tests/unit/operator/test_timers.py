@@ -4,7 +4,7 @@ unchanged status is not written again (handlers.py; measured by benchmarks/opera
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from agentry_operator.handlers import (
@@ -14,8 +14,11 @@ from agentry_operator.handlers import (
     _write,
     configure,
 )
+from agentry_operator.settings import OperatorSettings
 from agentry_operator.status import StatusUpdate
-from agentry_operator.watching import HEARTBEATS, SELECTOR, WATCHED
+from agentry_operator.streams import Client
+from agentry_operator.watches import Watches
+from agentry_operator.watching import SELECTOR, WATCHED, Children
 
 
 def body(spec: dict[str, Any], status: dict[str, Any], generation: int = 2) -> kopf.Body:
@@ -70,9 +73,21 @@ def test_kopf_success_lines_of_child_watch_handlers_are_dropped_and_others_kept(
 
 
 def test_the_operator_watches_only_labelled_children_and_never_secrets() -> None:
+    """Its own streams (watches.py), one per kind, filtered by our labels on the server;
+    kopf watches none of the children."""
+    streams = Watches(cast(Client, None), Children(OperatorSettings()), []).streams
+    paths = {stream.path for stream in streams}
+    assert {stream.selector for stream in streams} == {SELECTOR}
+    assert len(paths) == len(WATCHED) + 1
+    assert {"/apis/apps/v1/statefulsets", "/apis/coordination.k8s.io/v1/leases"} <= paths
+    assert not any("secrets" in path for path in paths)
     settings = kopf.OperatorSettings()
     configure(settings)
-    selectors = settings.watching.label_selectors
-    for resource in (*WATCHED.values(), HEARTBEATS):
-        assert selectors[resource] == SELECTOR
-    assert "secrets" not in {plural for _, _, plural in WATCHED.values()}
+    assert not settings.watching.label_selectors
+
+
+def test_a_namespaced_operator_watches_each_of_its_namespaces() -> None:
+    streams = Watches(cast(Client, None), Children(OperatorSettings()), ["a", "b"]).streams
+    assert len(streams) == 2 * (len(WATCHED) + 1)
+    assert "/api/v1/namespaces/b/configmaps" in {stream.path for stream in streams}
+    assert {stream.namespace for stream in streams} == {"a", "b"}

@@ -15,13 +15,11 @@ from agentry_operator.settings import OperatorSettings
 from agentry_operator.watching import (
     SPREAD,
     Children,
-    Observed,
     desired_names,
     drifted,
     jittered,
     key_secret_drifted,
     next_tick,
-    slim_statefulset,
 )
 
 from tests.support.agents import shared_state
@@ -127,14 +125,36 @@ def test_the_children_seen_say_which_ones_no_watch_has_shown() -> None:
     children = Children(SETTINGS)
     a = agent()
     assert children.unseen(a) == desired_names(a, SETTINGS)
-    seen: dict[str, dict[tuple[str, str], list[str]]] = {}
+    built = [as_live(builders.build_service(a)), as_live(builders.build_pods_service(a))]
     for kind, name in desired_names(a, SETTINGS):
-        seen.setdefault(kind, {}).setdefault(("ns", "bot"), []).append(name)
-    children.seen = seen
+        children.seen.child(kind, "ADDED", labelled(name))
     assert children.unseen(a) == set()
-    seen["Service"][("ns", "bot")].remove("bot")
+    children.event("Service", "DELETED", built[0])
     assert children.unseen(a) == {("Service", "bot")}
     assert ("Service", "bot-pods") in desired_names(a, SETTINGS)
+
+
+def labelled(name: str, namespace: str = "ns", agent_name: str = "bot") -> dict[str, Any]:
+    labels = {"agentry.dev/agent": agent_name, "app.kubernetes.io/managed-by": "agentry-operator"}
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels}}
+
+
+def test_a_complete_list_wakes_the_guard_of_a_child_deleted_while_no_watch_ran() -> None:
+    children = Children(SETTINGS)
+    a = agent()
+    for kind, name in desired_names(a, SETTINGS):
+        children.seen.child(kind, None, labelled(name))
+    children.seen.child("Service", None, labelled("other", agent_name="other"))
+    children.seen.child("Service", None, labelled("bot", namespace="ns2"))
+    guard = children.guard(("ns", "bot"), body())
+    # The Service list has bot-pods and the other Agent's, not bot's own.
+    assert children.listed("Service", "ns", {("ns", "bot-pods"), ("ns", "other")}) == ["ns/bot"]
+    assert guard.wake.is_set()
+    assert children.unseen(a) == {("Service", "bot")}
+    assert children.seen.names(("ns2", "bot")) == {("Service", "bot")}  # not listed there
+    children.release(("ns", "bot"), guard)
+    assert children.listed("Service", None, set()) == []  # gone, but no guard wants them
+    assert children.seen.names(("ns2", "bot")) == set()
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
@@ -161,21 +181,6 @@ def test_the_key_secret_check_of_the_safety_net() -> None:
     foreign = copy.deepcopy(secret)
     foreign["metadata"]["ownerReferences"] = []
     assert key_secret_drifted(a, foreign, sts)
-
-
-def test_the_statefulset_index_keeps_what_status_and_safety_net_read() -> None:
-    sts = live_statefulset(agent())
-    sts["status"] = {"replicas": 1, "readyReplicas": 1}
-    slim = slim_statefulset(sts)
-    assert slim["status"] == sts["status"]
-    assert slim["spec"]["template"]["metadata"] == {
-        "annotations": sts["spec"]["template"]["metadata"]["annotations"]
-    }
-    assert "containers" not in str(slim)
-    observed = Observed({("ns", "bot"): [slim]}, {})
-    assert observed.statefulset("ns", "bot") is slim
-    assert observed.statefulset("ns", "other") is None
-    assert observed.beats("ns", "bot") == []
 
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
