@@ -8,22 +8,20 @@ status and the parsed answer, with a deadline on every call.
 
 Credentials (``client_from_environment``, called by ``lifecycle.py`` only when the
 heartbeat or the configmap backend needs the API): in a pod (``KUBERNETES_SERVICE_HOST``
-set) the service account's token and CA; the token file is read again once it is a
-minute old, because the kubelet rotates projected tokens (client-go re-reads as often).
-Elsewhere the current context of the kubeconfig (the first path of ``KUBECONFIG``, else
-``~/.kube/config``), for running a runtime against a development cluster: a token or
-token file, a client certificate, a CA or ``insecure-skip-tls-verify``. Users that
-authenticate through a plugin (``exec``, ``auth-provider``) are refused with a message
-naming the file and the user: the runtime is meant to run in a pod. A token is never
-logged and never part of an error message.
+set) the service account's token and CA; elsewhere the current context of the kubeconfig
+(the first path of ``KUBECONFIG``, else ``~/.kube/config``), for running a runtime
+against a development cluster: a token or token file, a client certificate, a CA or
+``insecure-skip-tls-verify``. Reading them (the token file re-read as the kubelet rotates
+it, relative paths, ``exec`` and ``auth-provider`` users refused by name) is
+``kubecredentials.py``, shared with the operator; this module makes the SSL context and
+the exit-2 configuration errors. A token is never logged and never part of an error
+message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
-import math
 import os
 import ssl
 import tempfile
@@ -37,20 +35,29 @@ import aiohttp
 
 from agent_runtime import jsonwire
 from agent_runtime.errors import ConfigError
+from agent_runtime.kubecredentials import (
+    BASIC_AUTH,
+    PLUGINS,
+    SERVICE_ACCOUNT_DIR,
+    CurrentContext,
+    KubeconfigError,
+    Pem,
+    read_kubeconfig,
+    service_account,
+)
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 """One API call's deadline, for every call the runtime makes. Without one, with the API
 server cut off (packets dropped, not refused) a call waited on TCP retransmissions for
 many minutes."""
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-TOKEN_MAX_AGE_SECONDS = 60.0
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "agentry-runtime"
-
-# What a kubeconfig user may hold that this client does not do: plugins run programs,
-# and basic auth is gone from the API server since 1.19.
-UNSUPPORTED_AUTH = ("exec", "auth-provider", "username", "password")
+# What the kubeconfig of a runtime outside a pod is for (every refusal says so).
+OUTSIDE_A_POD = (
+    "outside a pod (KUBERNETES_SERVICE_HOST unset) the runtime reads a kubeconfig for the "
+    "heartbeat and the configmap backend; in a pod it uses its service account"
+)
 
 
 class ApiUnreachable(Exception):
@@ -86,8 +93,8 @@ class TokenSource(Protocol):
     def get(self) -> str:
         """The bearer token to send now."""
 
-    def expire(self) -> None:
-        """The API server refused the token (401): read it afresh on the next call."""
+    def refresh(self) -> bool:
+        """The API server refused the token (401): read it afresh now; True when it changed."""
 
 
 class StaticToken:
@@ -99,48 +106,11 @@ class StaticToken:
     def get(self) -> str:
         return self._token
 
-    def expire(self) -> None:
-        return None
+    def refresh(self) -> bool:
+        return False
 
     def __repr__(self) -> str:
         return "StaticToken(<redacted>)"
-
-
-class TokenFile:
-    """A token kept in a file that someone else rewrites (the kubelet's projected service
-    account token, a kubeconfig's ``tokenFile``): read at most ``max_age_seconds`` ago.
-
-    The file is read on construction, so a missing token is an error at startup. A failed
-    re-read keeps the token already held; the next call tries again."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        max_age_seconds: float = TOKEN_MAX_AGE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.path = path
-        self._max_age = max_age_seconds
-        self._clock = clock
-        self._token = path.read_text().strip()
-        self._read_at = clock()
-
-    def get(self) -> str:
-        now = self._clock()
-        if now - self._read_at >= self._max_age:
-            try:
-                self._token = self.path.read_text().strip()
-                self._read_at = now
-            except OSError:
-                pass
-        return self._token
-
-    def expire(self) -> None:
-        self._read_at = -math.inf
-
-    def __repr__(self) -> str:
-        return f"TokenFile({str(self.path)!r})"
 
 
 @dataclass(frozen=True)
@@ -212,7 +182,7 @@ class KubeClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiUnreachable(exc.__class__.__name__, timed_out=False) from exc
         if status == 401 and token is not None:
-            token.expire()
+            token.refresh()
         return Response(status, _json_object(raw))
 
     def _http(self) -> aiohttp.ClientSession:
@@ -264,13 +234,9 @@ def in_cluster_credentials(
     clock: Callable[[], float] = time.monotonic,
 ) -> Credentials:
     """The API server's Service address and the service account's token and CA."""
-    host = environ["KUBERNETES_SERVICE_HOST"]
-    port = environ.get("KUBERNETES_SERVICE_PORT") or "443"
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
     try:
-        token = TokenFile(directory / "token", clock=clock)
-        context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+        account = service_account(environ, directory, clock)
+        context = ssl.create_default_context(cafile=str(account.ca_path))
     except OSError as exc:
         raise ConfigError(
             "KUBERNETES_SERVICE_HOST",
@@ -278,7 +244,7 @@ def in_cluster_credentials(
             f"be read ({exc.strerror or exc}); the pod needs its token mounted "
             "(automountServiceAccountToken)",
         ) from None
-    return Credentials(f"https://{host}:{port}", context, token, source=str(directory))
+    return Credentials(account.server, context, account.token, source=str(directory))
 
 
 def kubeconfig_path(environ: Mapping[str, str], home: Path | None = None) -> Path:
@@ -291,121 +257,55 @@ def kubeconfig_path(environ: Mapping[str, str], home: Path | None = None) -> Pat
 
 
 def kubeconfig_credentials(path: Path, clock: Callable[[], float] = time.monotonic) -> Credentials:
-    """The server and user of the kubeconfig's current context."""
-    import yaml
-
+    """The server and user of the kubeconfig's current context (basic auth refused too:
+    this client does not send it)."""
     try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise _kubeconfig_error(
-            path,
-            f"cannot be read ({exc.strerror or exc}); outside a pod (KUBERNETES_SERVICE_HOST "
-            "unset) the runtime needs a kubeconfig for the heartbeat and the configmap backend",
-        ) from None
-    except yaml.YAMLError as exc:
-        raise _kubeconfig_error(path, f"is not YAML: {exc}") from None
-    if not isinstance(document, dict):
-        raise _kubeconfig_error(path, "is not a kubeconfig (no mapping at the top)")
-    current = document.get("current-context")
-    if not current:
-        raise _kubeconfig_error(path, "has no current-context")
-    context = _entry(path, document, "contexts", current, "context")
-    cluster = _entry(path, document, "clusters", context.get("cluster"), "cluster")
-    user_name = context.get("user")
-    user = _entry(path, document, "users", user_name, "user") if user_name else {}
-    unsupported = [key for key in UNSUPPORTED_AUTH if user.get(key)]
-    if unsupported:
-        raise _kubeconfig_error(
-            path,
-            f"user {user_name!r} authenticates with {unsupported[0]!r}, which the agent "
-            "runtime does not support (it is meant to run in a pod with its service "
-            "account); for development use a user with a token, tokenFile or client "
-            "certificate",
+        current = read_kubeconfig(
+            [path], program="the agent runtime", unsupported=PLUGINS + BASIC_AUTH, clock=clock
         )
-    server = cluster.get("server")
-    if not server:
-        raise _kubeconfig_error(path, f"cluster {context.get('cluster')!r} has no server")
-    base = path.parent
+        context = _ssl_context(current) if current.server.startswith("https:") else None
+    except KubeconfigError as exc:
+        raise ConfigError("KUBECONFIG", f"{exc}; {OUTSIDE_A_POD}") from None
+    token: TokenSource | None = current.token_file
+    if current.token:
+        token = StaticToken(current.token)
+    return Credentials(current.server, context, token, current.tls_server_name, source=str(path))
+
+
+def _ssl_context(current: CurrentContext) -> ssl.SSLContext:
+    """The context's CA (or none checked with insecure-skip-tls-verify) and client
+    certificate; KubeconfigError when they cannot be loaded."""
     try:
-        context_ssl = _ssl_context(base, cluster, user) if server.startswith("https:") else None
-        token: TokenSource | None = None
-        if user.get("token"):
-            token = StaticToken(str(user["token"]))
-        elif user.get("tokenFile"):
-            token = TokenFile(_resolve(base, user["tokenFile"]), clock=clock)
+        if current.insecure_skip_tls_verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif isinstance(current.certificate_authority, bytes):
+            context = ssl.create_default_context(cadata=current.certificate_authority.decode())
+        elif current.certificate_authority is not None:
+            context = ssl.create_default_context(cafile=str(current.certificate_authority))
+        else:
+            context = ssl.create_default_context()
+        if current.client_certificate is not None:
+            _load_client_certificate(context, current.client_certificate, current.client_key)
     except (OSError, ssl.SSLError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc.__class__.__name__
         where = getattr(exc, "filename", None)
-        raise _kubeconfig_error(
-            path,
-            f"context {current!r}: credentials cannot be loaded"
+        raise KubeconfigError(
+            current.source,
+            f"context {current.name!r}: credentials cannot be loaded"
             + (f" from {where}" if where else "")
             + f" ({reason})",
         ) from None
-    return Credentials(server, context_ssl, token, cluster.get("tls-server-name"), source=str(path))
-
-
-def _kubeconfig_error(path: Path, reason: str) -> ConfigError:
-    return ConfigError("KUBECONFIG", f"{path} {reason}")
-
-
-def _entry(
-    path: Path, document: dict[str, Any], section: str, name: Any, key: str
-) -> dict[str, Any]:
-    """The ``key`` mapping of the entry called ``name`` in ``section`` (a list of
-    ``{name, <key>}``), as kubectl reads them."""
-    for item in document.get(section) or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            found = item.get(key) or {}
-            if isinstance(found, dict):
-                return found
-    raise _kubeconfig_error(path, f"has no {section} entry named {name!r}")
-
-
-def _resolve(base: Path, value: str) -> Path:
-    """Relative paths in a kubeconfig are relative to the file, as kubectl takes them."""
-    given = Path(value).expanduser()
-    return given if given.is_absolute() else base / given
-
-
-def _ssl_context(base: Path, cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
-    if cluster.get("insecure-skip-tls-verify"):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif cluster.get("certificate-authority-data"):
-        pem = base64.b64decode(cluster["certificate-authority-data"]).decode("ascii")
-        context = ssl.create_default_context(cadata=pem)
-    elif cluster.get("certificate-authority"):
-        context = ssl.create_default_context(
-            cafile=str(_resolve(base, cluster["certificate-authority"]))
-        )
-    else:
-        context = ssl.create_default_context()
-    cert = _pem(base, user, "client-certificate")
-    key = _pem(base, user, "client-key")
-    if cert is not None:
-        _load_client_certificate(context, cert, key)
     return context
 
 
-def _pem(base: Path, user: dict[str, Any], name: str) -> bytes | Path | None:
-    """The user's ``name-data`` (decoded) or ``name`` (a path); None when neither is set."""
-    if user.get(f"{name}-data"):
-        return base64.b64decode(user[f"{name}-data"])
-    if user.get(name):
-        return _resolve(base, user[name])
-    return None
-
-
-def _load_client_certificate(
-    context: ssl.SSLContext, cert: bytes | Path, key: bytes | Path | None
-) -> None:
+def _load_client_certificate(context: ssl.SSLContext, cert: Pem, key: Pem | None) -> None:
     """``load_cert_chain`` reads only files: data goes to a private temporary directory
     (mode 0700) for the load and is removed at once."""
     with tempfile.TemporaryDirectory(prefix="agentry-kube-") as scratch:
 
-        def as_file(pem: bytes | Path, name: str) -> str:
+        def as_file(pem: Pem, name: str) -> str:
             if isinstance(pem, Path):
                 return str(pem)
             written = Path(scratch) / name
