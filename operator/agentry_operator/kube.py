@@ -2,7 +2,7 @@
 
 The operator sends only raw paths with JSON bodies, so it needs no generated client:
 kubernetes_asyncio's models cost the process about 40 MB of RSS for nothing. Credentials
-come from `credentials.py` (kopf's own login functions).
+come from `credentials.py` (the runtime's `kubecredentials.py`, made into kopf's ConnectionInfo).
 
 Objects are plain dicts. `Kube.apply` is get → create when absent → JSON merge patch when
 the live object does not already contain the desired fields; it works the same against
