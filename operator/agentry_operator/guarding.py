@@ -1,11 +1,16 @@
-"""Every Agent's guard, run by one task of the operator instead of a kopf daemon per Agent.
+"""Every Agent's guard, run by one task of the operator instead of a kopf daemon and a
+kopf timer per Agent.
 
 A guard converges its Agent again when a watched child drifted (`watching.Children`
 wakes it from the child's event), soon after it starts (a child deleted before then
 sent its event to no guard), and as a slow safety net (`drift_interval_seconds`,
-spread). kopf's per-object daemon did this with a task, a stopper, a logger and the
-handler's arguments kept alive for every Agent: about 3 MB per 100 Agents. Here an
-Agent costs its `Guard` record; a round runs in a task of its own only while it works.
+spread). Between those, while the Agent's status is polled, it turns the watched
+StatefulSet and heartbeats into status every `status_interval_seconds` (the first at a
+random point within one interval). kopf's per-object daemon kept a task, a stopper, a
+logger and the handler's arguments alive for every Agent (about 3 MB per 100 Agents),
+and any kopf timer makes kopf keep each Agent's whole last body (about 34 KB of Python
+objects, most of it managedFields). Here an Agent costs its `Guard` record with a slim
+body; a round runs in a task of its own only while it works, one at a time per Agent.
 
 handlers.py feeds in the Agents' events (`track`) and supplies the round itself.
 Nothing here touches kopf.
@@ -17,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from agentry_operator.seen import AgentKey
@@ -35,6 +40,16 @@ class Round(Protocol):
     ) -> Awaitable[bool]: ...
 
 
+class StatusRound(Protocol):
+    """One status tick of a guard (its failures are logged, and the next tick comes)."""
+
+    def __call__(self, guard: Guard) -> Awaitable[None]: ...
+
+
+async def _no_status(guard: Guard) -> None:
+    """The status round of a Guardian started without one (tests of the drift rounds)."""
+
+
 class Guardian:
     """Starts each guard's round when it is woken or due, at most one at a time per Agent."""
 
@@ -43,13 +58,16 @@ class Guardian:
         children: Children,
         interval: float,
         *,
+        status_interval: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.children = children
         self.interval = interval
+        self.status_interval = status_interval
         self._clock = clock
         self._nudge = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._status: StatusRound = _no_status
         self._rounds: set[asyncio.Task[None]] = set()
 
     def track(
@@ -59,9 +77,11 @@ class Guardian:
         memo: MutableMapping[str, Any],
         *,
         guarded: bool,
+        polled: bool = False,
     ) -> None:
         """From each event of an Agent: start its guard (first round soon), keep the body
-        it reads current, or stop it (deleted, being deleted, or not to be guarded)."""
+        it reads current, or stop it (deleted, being deleted, or not to be guarded).
+        `polled`: its status ticks (a suspended Agent whose status says so has none)."""
         guard = self.children.guards.get(key)
         if not guarded:
             if guard is not None:
@@ -69,17 +89,22 @@ class Guardian:
             return
         if guard is not None:
             guard.body = body
-            return
-        guard = self.children.guard(key, body)
-        guard.memo = memo
-        guard.notify = self._nudge.set
-        guard.due = self._clock() + min(START_CHECK_SECONDS, self.interval)
+        else:
+            guard = self.children.guard(key, body)
+            guard.memo = memo
+            guard.notify = self._nudge.set
+            guard.due = self._clock() + min(START_CHECK_SECONDS, self.interval)
+        if not polled:
+            guard.status_due = None
+        elif guard.status_due is None:
+            guard.status_due = self._clock() + next_tick(self.status_interval, first=True)
         self._nudge.set()
 
-    def start(self, round_: Round) -> None:
+    def start(self, round_: Round, status: StatusRound = _no_status) -> None:
         """Run the guards from now on (once; later calls do nothing). The task, and every
         round, inherits the caller's context."""
         if self._loop is None:
+            self._status = status
             self._loop = asyncio.create_task(self._run(round_), name="agentry-guardian")
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
@@ -106,19 +131,37 @@ class Guardian:
             await _woken(self._nudge, delay)
 
     def _start_due(self, round_: Round) -> float | None:
-        """Start every idle guard that is woken or due; the next due time of the rest."""
+        """Start a round of every idle guard that is woken or due (a drift round first, a
+        status tick otherwise); the next due time of the rest."""
         now, soonest = self._clock(), None
         for key, guard in list(self.children.guards.items()):
             if guard.busy:
                 continue
             if guard.wake.is_set() or guard.due <= now:
-                guard.busy = True
-                task = asyncio.create_task(self._round(round_, key, guard))
-                self._rounds.add(task)
-                task.add_done_callback(self._rounds.discard)
-            elif soonest is None or guard.due < soonest:
-                soonest = guard.due
+                self._spawn(guard, self._round(round_, key, guard))
+            elif guard.status_due is not None and guard.status_due <= now:
+                self._spawn(guard, self._tick(key, guard))
+            else:
+                due = guard.due if guard.status_due is None else min(guard.due, guard.status_due)
+                soonest = due if soonest is None else min(soonest, due)
         return soonest
+
+    def _spawn(self, guard: Guard, work: Coroutine[Any, Any, None]) -> None:
+        guard.busy = True
+        task = asyncio.create_task(work)
+        self._rounds.add(task)
+        task.add_done_callback(self._rounds.discard)
+
+    async def _tick(self, key: AgentKey, guard: Guard) -> None:
+        try:
+            await self._status(guard)
+        except Exception:
+            logger.exception("Agent %s/%s: the status round failed", *key)
+        finally:
+            guard.busy = False
+        if guard.status_due is not None:
+            guard.status_due = self._clock() + self.status_interval
+        self._nudge.set()
 
     async def _round(self, round_: Round, key: AgentKey, guard: Guard) -> None:
         woken = guard.wake.is_set()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import kopf
@@ -35,6 +34,8 @@ from agentry_operator.watching import Children
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+DIFF_BASE = "last-handled-configuration"  # kopf's copy of the last spec handled
+LAST_HANDLED = f"{c.ANNOTATION_PREFIX}/{DIFF_BASE}"
 
 
 class QuietWatches(logging.Filter):
@@ -54,7 +55,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=c.ANNOTATION_PREFIX
     )
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=c.ANNOTATION_PREFIX, key=DIFF_BASE
     )
     kopf_objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWatches) for f in kopf_objects.filters):
@@ -66,9 +67,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
-    # Let a timer that is mid-request finish it when the operator stops, rather than be
-    # orphaned and fail on the closed client.
-    settings.background.instant_exit_timeout = 0.5
 
 
 async def _write(
@@ -80,8 +78,8 @@ async def _write(
     kube: Kube | None = None,
 ) -> None:
     """Patch the status only when it changed: an idle Agent costs no write per tick.
-    Through kopf's `patch` in handlers and timers; with `kube` from the children's guard
-    (guarding.py: no kopf handler, so no patch of kopf's)."""
+    Through kopf's `patch` in handlers; with `kube` from an Agent's guard (guarding.py:
+    its drift and status rounds are no kopf handlers, so there is no patch of kopf's)."""
     old = dict(previous or {})
     if any(old.get(name) != value for name, value in update.status.items()):
         if patch is not None:
@@ -118,12 +116,6 @@ def _polls_status(spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: An
         and status.get("observedGeneration") == meta.get("generation")
     )
     return not settled
-
-
-def _spread(interval: float) -> Callable[..., float]:
-    """A random first delay within one interval, so Agents created together (or resumed
-    together after a restart) do not all tick in the same second."""
-    return lambda **_: random.uniform(0, interval)  # noqa: S311 - not security-relevant
 
 
 async def _validated(
@@ -202,7 +194,9 @@ def register(
     """Add the operator's handlers to `registry`."""
     catch_up = readiness.CatchUp()
     children = Children(settings)
-    guardian = Guardian(children, settings.drift_interval_seconds)
+    guardian = Guardian(
+        children, settings.drift_interval_seconds, status_interval=settings.status_interval_seconds
+    )
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -291,36 +285,27 @@ def register(
             await memo["reconciler"].finalize(agent)
         metrics.set_phase(f"{agent.namespace}/{agent.name}", None)
 
-    @kopf.timer(
-        *RESOURCE,
-        interval=settings.status_interval_seconds,
-        initial_delay=_spread(settings.status_interval_seconds),
-        when=_polls_status,
-        registry=registry,
-    )
-    async def observe(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, status: Any, **_: Any
-    ) -> None:
-        agent = Agent.from_body(body)
-        rec: Reconciler = memo["reconciler"]
-        alerts = _alerts(memo, rec, agent, status)
-        with metrics.timed("status"):
-            update = await rec.observe(agent, dict(status or {}), alerts, blocked=_blocked(memo))
-        await _write(update, patch, body, f"{agent.namespace}/{agent.name}", status)
-
     @kopf.on.event(*RESOURCE, id="watch-agents", registry=registry)
     async def agent_event(
-        type: str | None, body: kopf.Body, memo: kopf.Memo, status: Any, meta: Any, **_: Any
+        type: str | None,
+        body: kopf.Body,
+        memo: kopf.Memo,
+        spec: Any,
+        status: Any,
+        meta: Any,
+        **_: Any,
     ) -> None:
         """Each Agent's guard starts once it converged with a spec the models accept, and
-        stops when that no longer holds or the Agent is being deleted."""
+        stops when that no longer holds or the Agent is being deleted; its status ticks
+        while `_polls_status` says so."""
         key = (str(meta.get("namespace")), str(meta.get("name")))
         going = type == "DELETED" or bool(meta.get("deletionTimestamp"))
         guarded = not going and _drifts(status=status, meta=meta)
-        guardian.track(key, body, memo, guarded=guarded)
+        polled = guarded and _polls_status(spec=spec, status=status, meta=meta)
+        guardian.track(key, slim_agent(body), memo, guarded=guarded, polled=polled)
         # Started from a handler, not at startup: its rounds post Kubernetes events
         # (kopf.event), which needs the context kopf gives the tasks that handle objects.
-        guardian.start(guard_round)
+        guardian.start(guard_round, status_round)
 
     async def guard_round(
         guard: watching.Guard, *, woken: bool, retry: bool, read_secret: bool
@@ -329,6 +314,43 @@ def register(
         return await _guard_round(
             body, memo, children, woken=woken, retry=retry, read_secret=read_secret
         )
+
+    async def status_round(guard: watching.Guard) -> None:
+        await _status_round(cast(kopf.Body, guard.body), cast(kopf.Memo, guard.memo))
+
+
+def slim_agent(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a guard keeps of an Agent's body: all but managedFields and kopf's copy of the
+    last-handled spec (of about 34 KB of Python objects per Agent, 21 KB are those)."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_HANDLED}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {**meta, "annotations": notes},
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+async def _status_round(body: kopf.Body, memo: kopf.Memo) -> None:
+    """One status tick: the watched StatefulSet and heartbeats turned into status, written
+    only when it changed."""
+    rec: Reconciler = memo["reconciler"]
+    try:
+        agent = Agent.from_body(body)
+    except ValidationError:
+        return  # the update handler records InvalidSpec; its event stops this guard
+    status = body.get("status")
+    alerts = _alerts(memo, rec, agent, status)
+    key = f"{agent.namespace}/{agent.name}"
+    try:
+        with metrics.timed("status"):
+            update = await rec.observe(agent, dict(status or {}), alerts, blocked=_blocked(memo))
+        await _write(update, None, body, key, status, rec.kube)
+    except KubeError as exc:
+        if not rec.kube.closing:
+            logger.warning("Agent %s: status not written: %s", key, exc)
 
 
 async def _guard_round(

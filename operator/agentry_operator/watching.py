@@ -159,6 +159,7 @@ class Guard:
     memo: MutableMapping[str, Any] = field(default_factory=dict)
     notify: Callable[[], None] = _nothing  # tells the Guardian that a guard woke
     due: float = 0.0  # clock time of the next round without a wake
+    status_due: float | None = None  # clock time of the next status tick; None: not polled
     rounds: int = 0
     retry: bool = False  # the last round failed
     busy: bool = False  # a round is running

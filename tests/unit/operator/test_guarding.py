@@ -160,3 +160,29 @@ async def test_a_round_past_the_grace_is_cancelled() -> None:
     await g.stop(grace_seconds=5)
     assert rounds.finished == 0
     assert asyncio.get_running_loop().time() - stopping == pytest.approx(5, abs=0.1)
+
+
+async def test_a_polled_agents_status_ticks_between_the_drift_rounds() -> None:
+    """Every 15 s (the first within one interval), never beside a drift round of the same
+    Agent; not while the Agent is not polled (suspended and settled)."""
+    loop = asyncio.get_running_loop()
+    rounds, ticks = Rounds(), []
+
+    async def status(guard: Guard) -> None:
+        ticks.append(loop.time())
+        if len(ticks) == 2:
+            raise RuntimeError("a failed tick is logged; the next one comes")
+
+    g = Guardian(Children(SETTINGS), INTERVAL, status_interval=15.0, clock=loop.time)
+    g.start(rounds, status)
+    started = loop.time()
+    g.track(KEY, BODY, {}, guarded=True, polled=True)
+    await asyncio.sleep(100)
+    assert 0 <= ticks[0] - started <= 15
+    assert [round(b - a, 3) for a, b in itertools.pairwise(ticks)] == [15.0] * (len(ticks) - 1)
+    g.track(KEY, BODY, {}, guarded=True, polled=False)
+    count = len(ticks)
+    await asyncio.sleep(100)
+    assert len(ticks) == count
+    assert len(rounds.started) == 1  # the start check; the safety net is 30 min away
+    await g.stop()
