@@ -56,5 +56,16 @@ def iso_millis(seconds: float) -> str:
 
 
 def now_micros() -> str:
-    """The current UTC time as ``datetime.now(UTC).isoformat()`` writes it."""
-    return iso_micros(time.time())
+    """The current UTC time as ``datetime.now(UTC).isoformat()`` writes it: both truncate
+    the clock's nanoseconds to microseconds, here in integers (no float to split)."""
+    whole, nanos = divmod(time.time_ns(), 1_000_000_000)
+    micros = nanos // 1000
+    if micros:
+        return f"{_prefix(whole)}.{micros:06d}+00:00"
+    return f"{_prefix(whole)}+00:00"
+
+
+def now_millis() -> str:
+    """The current UTC time as ``iso_millis(time.time())`` writes it, in integers."""
+    whole, nanos = divmod(time.time_ns(), 1_000_000_000)
+    return f"{_prefix(whole)}.{nanos // 1_000_000:03d}+00:00"

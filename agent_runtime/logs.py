@@ -24,13 +24,14 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-from agent_runtime.isotime import iso_millis
+from agent_runtime.isotime import iso_millis, now_millis
 
 request_id_var: ContextVar[str | None] = ContextVar("agentry_request_id", default=None)
 
@@ -42,6 +43,15 @@ FLUSH_TIMEOUT_SECONDS = 5.0
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 _access_log = logging.getLogger(ACCESS_LOGGER)
+
+# Text JSON writes as it is, between quotes: request ids are of these characters (the
+# request context checks a client's or makes its own), so they need no encoder call.
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9._-]*")
+
+
+def _json_text(text: str) -> str:
+    """``text`` as a JSON string, as ``_ENCODER`` writes it."""
+    return f'"{text}"' if _PLAIN_TEXT.fullmatch(text) else _ENCODER.encode(text)
 
 
 _timestamp = iso_millis  # the time of a line, to the millisecond, in UTC
@@ -86,8 +96,8 @@ class JsonFormatter(logging.Formatter):
     ) -> str:
         """The line ``format`` gives an access record with these fields, built directly."""
         return (
-            f'{{"time":"{_timestamp(time.time())}{self._access_head}'
-            f"{_ENCODER.encode(request_id)},"
+            f'{{"time":"{now_millis()}{self._access_head}'
+            f"{_json_text(request_id)},"
             f'"method":{self._quote(method)},"route":{self._quote(route)},'
             f'"status":{status},"duration_ms":{duration_ms!r}}}'
         )

@@ -11,6 +11,8 @@ from collections import deque
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from agent_runtime.loopmetrics import HistogramChild, LoopCounter, LoopHistogram
+
 OUTCOMES = (
     "ok",
     "degraded",
@@ -22,6 +24,8 @@ OUTCOMES = (
     "unavailable",
     "server_error",
 )
+# A model call's three histogram children (input tokens, output tokens, duration).
+ModelCallChildren = tuple[HistogramChild, HistogramChild, HistogramChild]
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 # The buckets the GenAI semantic conventions advise for these two histograms.
 GEN_AI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
@@ -37,15 +41,17 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ns = "agentry_runtime"
         r = self.registry
-        self.requests = Counter(
+        # Updated on every request, on the event loop only: plain numbers (loopmetrics.py).
+        self.requests = LoopCounter(
             f"{ns}_requests", "Session API requests by outcome", ["outcome"], registry=r
         )
-        self.latency = Histogram(
+        self.latency = LoopHistogram(
             f"{ns}_request_duration_seconds",
             "Session API request latency",
+            [],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
-        )
+        ).labels()
         self.throttled = Counter(
             f"{ns}_throttled",
             "Requests refused by the rate limiter or the per-client in-flight cap",
@@ -107,14 +113,14 @@ class Metrics:
         # OpenTelemetry GenAI semantic conventions, exported the Prometheus way: dots
         # become underscores, the unit "s" a _seconds suffix, "{token}" nothing
         # (docs/tools.md, "Token usage", has the mapping).
-        self.gen_ai_token_usage = Histogram(
+        self.gen_ai_token_usage = LoopHistogram(
             "gen_ai_client_token_usage",
             "Tokens used per model call (gen_ai.client.token.usage)",
             ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_token_type"],
             buckets=GEN_AI_TOKEN_BUCKETS,
             registry=r,
         )
-        self.gen_ai_duration = Histogram(
+        self.gen_ai_duration = LoopHistogram(
             "gen_ai_client_operation_duration_seconds",
             "Duration of model calls (gen_ai.client.operation.duration)",
             ["gen_ai_operation_name", "gen_ai_provider_name"],
@@ -126,8 +132,8 @@ class Metrics:
         # Labelled children looked up once: ``labels()`` hashes and locks on every call.
         self._outcome_counters = {outcome: self.requests.labels(outcome) for outcome in OUTCOMES}
         self._counts = dict.fromkeys(OUTCOMES, 0)
-        # A model call's three children per provider (input tokens, output tokens, duration).
-        self._model_call_children: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
+        # A model call's three children per provider.
+        self._model_call_children: dict[str, ModelCallChildren] = {}
         self._latencies: deque[float] = deque(maxlen=latency_window)
 
     def observe_request(self, outcome: str, seconds: float) -> None:

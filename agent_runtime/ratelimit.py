@@ -17,14 +17,20 @@ from typing import NamedTuple
 class TokenBucket:
     """``rate`` tokens a second up to ``burst``; a request takes one token."""
 
-    __slots__ = ("burst", "rate", "tokens", "updated", "warned_at")
+    __slots__ = ("burst", "policy", "rate", "tokens", "updated", "warned_at", "window_seconds")
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
         self.tokens = float(burst)
         self.updated = now
         self.warned_at = -math.inf
+        self._set(rate, burst)
+
+    def _set(self, rate: float, burst: int) -> None:
+        """The size and rate, and what the header fields derive from them alone, once."""
+        self.rate = rate
+        self.burst = burst
+        self.window_seconds = max(1, math.ceil(burst / rate))
+        self.policy = f'"default";q={burst};w={self.window_seconds}'
 
     def refill(self, now: float) -> float:
         elapsed = now - self.updated
@@ -36,8 +42,7 @@ class TokenBucket:
     def retune(self, rate: float, burst: int, now: float) -> None:
         """New rate and size: what accrued at the old rate is kept, up to the new size."""
         self.refill(now)
-        self.rate = rate
-        self.burst = burst
+        self._set(rate, burst)
         self.tokens = min(self.tokens, float(burst))
 
     def seconds_until(self, tokens: float) -> float:
@@ -92,14 +97,15 @@ class Decision(NamedTuple):
     window_seconds: int
     remaining: int
     reset_seconds: int
-    retry_after: int
+    retry_after: int  # 0 when allowed: only a refusal says when to retry
     scope: str  # "client" or "replica": which bucket decided
     log: bool  # first refusal for this client in the sampling period
+    policy: str  # the RateLimit-Policy field, made once per bucket size (TokenBucket)
 
     def headers(self) -> dict[str, str]:
         """``RateLimit-Policy`` and ``RateLimit`` (IETF draft), plus ``Retry-After`` on refusal."""
         fields = {
-            "RateLimit-Policy": f'"default";q={self.limit};w={self.window_seconds}',
+            "RateLimit-Policy": self.policy,
             "RateLimit": f'"default";r={self.remaining};t={self.reset_seconds}',
         }
         if not self.allowed:
@@ -206,16 +212,15 @@ class RateLimiter:
         scope: str,
         log: bool = False,
     ) -> Decision:
-        remaining = max(0, math.floor(bucket.tokens))
-        reset = math.ceil(bucket.seconds_until(float(bucket.burst)))
-        retry = max(1, math.ceil(bucket.seconds_until(1.0)))
+        tokens = bucket.tokens
         return Decision(
-            allowed=allowed,
-            limit=bucket.burst,
-            window_seconds=max(1, math.ceil(bucket.burst / bucket.rate)),
-            remaining=remaining,
-            reset_seconds=reset,
-            retry_after=retry,
-            scope=scope,
-            log=log,
+            allowed,
+            bucket.burst,
+            bucket.window_seconds,
+            max(0, math.floor(tokens)),  # remaining
+            math.ceil((bucket.burst - tokens) / bucket.rate),  # reset: seconds until full
+            0 if allowed else max(1, math.ceil(bucket.seconds_until(1.0))),  # retry after
+            scope,
+            log,
+            bucket.policy,
         )

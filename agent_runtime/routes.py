@@ -29,12 +29,14 @@ routes = web.RouteTableDef()
 async def post_message(request: web.Request) -> web.StreamResponse:
     content = text((await json_object(request)).get("content"), "content")
     owner = owner_of(request, admin_may_name_owner=False)
-    turns = request.app[SERVICES].turns
+    services = request.app[SERVICES]
     if wants_stream(request):
         return await _streamed_message(request, owner, content)
     calls: list[dict[str, Any]] = []
-    on_event = _tool_calls_into(calls) if request.app[SERVICES].toolbox else None
-    outcome = await turns.in_session(owner, request.match_info["id"], content, on_event=on_event)
+    on_event = _tool_calls_into(calls) if services.toolbox else None
+    outcome = await services.turns.in_session(
+        owner, request.match_info["id"], content, on_event=on_event
+    )
     headers = {}
     if outcome.degraded:
         request[DEGRADED] = True

@@ -27,7 +27,6 @@ import asyncio
 import logging
 import re
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,19 +63,63 @@ def check_session_id(session_id: str) -> None:
 
 
 class SessionLocks:
-    """One ``asyncio.Lock`` per session, kept only while someone holds or awaits it."""
+    """One ``asyncio.Lock`` per session, kept only while someone holds or awaits it.
+
+    ``async with locks(key):`` holds the session's lock. Each lock is kept in a plain
+    dict with the number of turns holding or awaiting it, and dropped when that reaches
+    zero: a ``WeakValueDictionary`` did the same with a weak reference, its callback and
+    two lookups on every turn (issue 13).
+    """
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[SessionKey, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._held: dict[SessionKey, _Held] = {}
 
-    def __call__(self, key: SessionKey) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+    def __call__(self, key: SessionKey) -> _SessionTurn:
+        return _SessionTurn(self._held, key)
+
+    def __len__(self) -> int:
+        """Sessions whose lock is held or awaited now."""
+        return len(self._held)
+
+
+class _Held:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class _SessionTurn:
+    """The ``async with`` of one turn on a session's lock."""
+
+    __slots__ = ("_entry", "_key", "_table")
+
+    def __init__(self, table: dict[SessionKey, _Held], key: SessionKey) -> None:
+        self._table = table
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        entry = self._table.get(self._key)
+        if entry is None:
+            entry = self._table[self._key] = _Held()
+        entry.users += 1
+        self._entry = entry
+        try:
+            await entry.lock.acquire()
+        except BaseException:  # cancelled while waiting: no longer a user
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entry.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        entry = self._entry
+        entry.users -= 1
+        if not entry.users:
+            del self._table[self._key]
 
 
 @dataclass(frozen=True, slots=True)

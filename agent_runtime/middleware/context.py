@@ -60,15 +60,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     status = 500
+    services = request.app[SERVICES]
     try:
-        response = await guard(request, handler)
+        response = await guard(request, handler, services)
         status = response.status
         response.headers["X-Request-ID"] = request_id
         return response
     finally:
         elapsed = time.perf_counter() - started
         if request.path.startswith(API_PREFIX):
-            request.app[SERVICES].metrics.observe_request(outcome_of(status, request), elapsed)
+            services.metrics.observe_request(outcome_of(status, request), elapsed)
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "unmatched"
         log_access(request_id, request.method, template, status, elapsed)

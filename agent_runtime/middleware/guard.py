@@ -28,14 +28,13 @@ from agent_runtime.middleware.limits import (
     client_key,
     client_slot,
 )
-from agent_runtime.services import SERVICES, Services
+from agent_runtime.services import Services
 
 
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler, services: Services) -> web.StreamResponse:
     """The response to `request`: the handler's, or the refusal of the first concern
     that refuses it (as an error response; never raises)."""
     try:
-        services = request.app[SERVICES]
         check_body_size(request, services.settings.max_body_bytes)
         if not request.path.startswith(API_PREFIX):
             return await handler(request)

@@ -45,6 +45,7 @@ _OPS = {
 }
 
 
+_YOU_ARE = re.compile(r"^you are\s+", re.IGNORECASE)
 TOOL_COMMAND = re.compile(r"/tool\s+(?P<name>[A-Za-z0-9_.-]+)(?:\s+(?P<args>.*))?", re.DOTALL)
 
 
@@ -93,9 +94,11 @@ def pieces(text: str) -> list[str]:
 def persona(conversation: Sequence[ChatTurn], roles: list[str | None] | None = None) -> str:
     """Who the instructions' first line says the agent is: "You are Ada." → "Ada"."""
     roles = _roles(conversation) if roles is None else roles
-    system = conversation[roles.index("system")]["content"] if "system" in roles else ""
+    if "system" not in roles:
+        return ""
+    system = conversation[roles.index("system")]["content"]
     first = next((line.strip() for line in system.splitlines() if line.strip()), "")
-    first = re.sub(r"^you are\s+", "", first, flags=re.IGNORECASE).rstrip(" .!")
+    first = _YOU_ARE.sub("", first).rstrip(" .!")
     if len(first) > PERSONA_MAX_CHARS:
         first = first[: PERSONA_MAX_CHARS - 1].rstrip() + "…"
     return first

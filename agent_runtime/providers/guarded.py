@@ -235,8 +235,13 @@ class GuardedModel:
         the deadline whatever the task does next.
         """
         started = time.perf_counter()
-        if self._in_process:
-            completion = await _in_process(self._call(conversation, tools, deadline))
+        if self._in_process:  # awaited here: it cannot outlive a deadline
+            try:
+                completion = await self._call(conversation, tools, deadline)
+            except ModelError:
+                raise
+            except Exception as error:
+                raise ModelError("unexpected", f"provider raised {type(error).__name__}") from None
         else:
             completion = await self._in_task(self._call(conversation, tools, deadline), deadline)
         usage = self._measured(conversation, completion.text, completion.usage, started)
@@ -303,16 +308,6 @@ class GuardedModel:
                 retry_after=self.breaker.retry_after(),
             )
         return Reply(respond(conversation), degraded=True)
-
-
-async def _in_process(work: Coroutine[Any, Any, Completion]) -> Completion:
-    """An in-process provider's answer, awaited directly (it cannot outlive a deadline)."""
-    try:
-        return await work
-    except ModelError:
-        raise
-    except Exception as error:
-        raise ModelError("unexpected", f"provider raised {type(error).__name__}") from None
 
 
 def _now() -> float:

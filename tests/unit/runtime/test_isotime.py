@@ -6,9 +6,11 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
+from agent_runtime import isotime
 from agent_runtime.clock import SystemClock
 from agent_runtime.isotime import iso_micros, iso_millis, now_micros
 from agent_runtime.quotas import Quotas, SessionLimits
@@ -68,3 +70,19 @@ def test_a_message_stamped_on_the_real_clock_is_now_and_parses() -> None:
     after = datetime.fromisoformat(now_micros())
     assert before <= stamped <= after
     assert stamped.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "nanos",
+    [1_700_000_000_123_456_789, 1_700_000_000_000_000_999, 1_700_000_000_999_999_999, 0],
+)
+def test_the_current_time_is_written_as_datetime_writes_the_same_instant(
+    monkeypatch: pytest.MonkeyPatch, nanos: int
+) -> None:
+    """now_micros and now_millis read the clock in nanoseconds; datetime truncates them to
+    microseconds, and the text must be the same as datetime's for that instant."""
+    monkeypatch.setattr(isotime, "time", SimpleNamespace(time_ns=lambda: nanos))
+    whole, rest = divmod(nanos, 1_000_000_000)
+    when = datetime.fromtimestamp(whole, UTC).replace(microsecond=rest // 1000)
+    assert isotime.now_micros() == when.isoformat()
+    assert isotime.now_millis() == when.isoformat(timespec="milliseconds")
