@@ -26,7 +26,7 @@ from agent_runtime.middleware.limits import (
     budgeted,
     check_concurrency,
     client_key,
-    client_slot,
+    take_client_slot,
 )
 from agent_runtime.services import Services
 
@@ -52,7 +52,8 @@ async def _limited(
     key = client_key(request, services.settings.effective_client_key)
     limiter = services.limits.current()
     decision = None if limiter is None else admit(key, services, limiter)
-    with client_slot(key, services):
+    take_client_slot(key, services)
+    try:
         await read_body(request, services.settings.body_read_timeout_seconds)
         check_concurrency(services)
         services.in_flight += 1  # the in-flight gauge reads this at scrape time (create_app)
@@ -63,6 +64,8 @@ async def _limited(
                 response = await handler(request)
         finally:
             services.in_flight -= 1
+    finally:
+        services.client_slots.release(key)
     if decision is not None:
         response.headers.update(decision.headers())
     return response

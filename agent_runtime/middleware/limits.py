@@ -12,9 +12,7 @@ counted. Called by ``middleware/guard.py`` for ``/v1/`` paths.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -69,9 +67,10 @@ def check_concurrency(services: Services) -> None:
         raise Overloaded("too many requests in flight; try again shortly", retry_after=1)
 
 
-@contextlib.contextmanager
-def client_slot(key: str, services: Services) -> Iterator[None]:
-    """Hold one of the client's in-flight slots for the block; 429 when it has none left."""
+def take_client_slot(key: str, services: Services) -> None:
+    """Take one of the client's in-flight slots (429 when it has none left); the caller
+    gives it back with ``services.client_slots.release(key)`` in a ``finally``. Not a
+    context manager: a generator-based one costs a generator and two calls per request."""
     slots = services.client_slots
     if not slots.take(key):
         services.metrics.throttled.labels("in_flight").inc()
@@ -80,10 +79,6 @@ def client_slot(key: str, services: Services) -> Iterator[None]:
             "wait for one to finish",
             retry_after=1,
         )
-    try:
-        yield
-    finally:
-        slots.release(key)
 
 
 def budget_on(services: Services) -> bool:
