@@ -1,12 +1,15 @@
 """Plaintext encoding of checkpoints and journal entries (what goes inside an envelope).
 
-Format 2 (written today) is a sequence of length-prefixed parts (``framing``): a compact
-JSON header, then for each session its owner and its messages sealed again under a
-context that names the client and the session (``sealing.BodySeal``). A checkpoint's
-header is followed by one (owner, body) pair per session; an ``append`` entry's header
-names its owner and is followed by the sealed messages of that turn; a ``delete`` entry
-is its header alone. Format 1 (before sessions had owners) was one JSON document with
-the messages in it; it is still read, and its sessions belong to the anonymous client.
+Records are sequences of length-prefixed parts (``framing``), a compact JSON header
+first. A checkpoint (format 2) is its header, then for each session its owner and its
+messages sealed again under a context that names the client and the session
+(``sealing.BodySeal``). A journal entry (format 3, written since issue 13) is its header,
+which names its owner, then for an ``append`` the turn's messages as plain JSON: the
+envelope around the record authenticates the owner and the messages together, so a second
+seal inside it would cost an encryption per turn and protect nothing more. A ``delete`` is
+its header alone. Journal entries of format 2 (their messages sealed like a checkpoint's
+bodies) and records of format 1 (one JSON document, before sessions had owners; its
+sessions belong to the anonymous client) are still read.
 
 Decoding validates the shape, because a record that authenticates was still written by
 some version of this code and a wrong shape means a bug or a format change, not a reason
@@ -36,10 +39,11 @@ from agent_runtime.state.model import (
 )
 from agent_runtime.state.sealing import BodySeal
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 2  # checkpoints; journal entries read as such still open their bodies
+JOURNAL_FORMAT_VERSION = 3  # journal entries written: messages as plain JSON in the one envelope
 LEGACY_FORMAT_VERSION = 1
 CHECKPOINT_BODY_KIND = "session"  # all of one session's messages, inside a checkpoint
-TURN_BODY_KIND = "turn"  # the messages one journal entry adds to a session
+TURN_BODY_KIND = "turn"  # the messages a format 2 journal entry adds (read only)
 
 MESSAGES_PER_CALL = 64
 """A checkpoint encodes a session's messages this many per encoder call: orjson holds the
@@ -116,7 +120,7 @@ def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:
     DecryptionError like a record that fails to open."""
     if _is_legacy(raw):
         return _decode_legacy_checkpoint(raw)
-    header, rest = _header_and_parts(raw)
+    header, rest = _header_and_parts(raw, FORMAT_VERSION)
     try:
         generation = header["generation"]
         time = datetime.fromisoformat(header["time"])
@@ -136,11 +140,13 @@ def encode_entry(
     entry: JournalEntry,
     segment: int,
     index: int,
-    bodies: BodySeal,
     *,
     after: Position | None = None,
 ) -> bytes:
-    """Serialize a journal entry with its position (segment and index within it).
+    """Serialize a journal entry (format 3) with its position (segment and index in it).
+
+    The messages follow the header as plain JSON: the one envelope the store seals the
+    record into binds them to the owner the header names (one encryption per turn).
 
     The first record of a segment also names `after`, the position the store had durably
     reached when the segment began: replay checks that it reached that far too, so a
@@ -148,7 +154,7 @@ def encode_entry(
     already bound to their index).
     """
     header: dict[str, Any] = {
-        "v": FORMAT_VERSION,
+        "v": JOURNAL_FORMAT_VERSION,
         "seg": segment,
         "i": index,
         "op": entry.op,
@@ -159,18 +165,18 @@ def encode_entry(
         header["after"] = list(after)
     if entry.op == "delete":
         return _part(header)
-    body = dump(entry.messages)
-    return _part(header) + framing.frame(bodies.seal(body, TURN_BODY_KIND, entry.key))
+    return _part(header) + framing.frame(dump(entry.messages))
 
 
 def decode_entry(raw: bytes, segment: int, index: int, bodies: BodySeal) -> JournalEntry:
-    """Parse a journal entry, check it sits where it was written, open its messages."""
+    """Parse a journal entry of any format, check it sits where it was written; `bodies`
+    opens the sealed messages of format 2 entries."""
     if _is_legacy(raw):
         doc = _legacy_document(raw)
         _check_position(doc, segment, index)
         messages = _messages(doc.get("messages"))
         return _entry(doc.get("op"), ANONYMOUS_CLIENT, doc.get("session"), messages)
-    header, rest = _header_and_parts(raw)
+    header, rest = _header_and_parts(raw, JOURNAL_FORMAT_VERSION, FORMAT_VERSION)
     _check_position(header, segment, index)
     owner = _owner(header)
     op = header.get("op")
@@ -178,8 +184,10 @@ def decode_entry(raw: bytes, segment: int, index: int, bodies: BodySeal) -> Jour
         return _entry(op, owner.client, owner.session, [])
     if op != "append" or len(rest) != 1:
         raise MalformedRecord("journal record has an invalid op or body")
-    messages = _messages(_json(bodies.open(rest[0], TURN_BODY_KIND, owner)))
-    return _entry(op, owner.client, owner.session, messages)
+    body = rest[0]
+    if header["v"] == FORMAT_VERSION:
+        body = bodies.open(body, TURN_BODY_KIND, owner)
+    return _entry(op, owner.client, owner.session, _messages(_json(body)))
 
 
 def decode_link(raw: bytes) -> Position | None:
@@ -187,7 +195,7 @@ def decode_link(raw: bytes) -> Position | None:
     one (format 1, or written before the link existed)."""
     if _is_legacy(raw):
         return None
-    header, _ = _header_and_parts(raw)
+    header, _ = _header_and_parts(raw, JOURNAL_FORMAT_VERSION, FORMAT_VERSION)
     after = header.get("after")
     if after is None:
         return None
@@ -208,16 +216,18 @@ def _part(doc: dict[str, Any]) -> bytes:
 
 
 def _is_legacy(raw: bytes) -> bool:
-    """Format 1 was one JSON object; format 2 starts with a length prefix, never ``{``."""
+    """Format 1 was one JSON object; formats 2 and 3 start with a length prefix, never
+    ``{``."""
     return raw[:1] == b"{"
 
 
-def _header_and_parts(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
+def _header_and_parts(raw: bytes, *versions: int) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON header and the other parts of a record of one of `versions`."""
     parts, torn = framing.split(raw)
     if torn or not parts:
         raise MalformedRecord("record parts are truncated")
     header = _json_object(parts[0])
-    if header.get("v") != FORMAT_VERSION:
+    if header.get("v") not in versions:
         raise MalformedRecord("record has an unknown format version")
     return header, parts[1:]
 

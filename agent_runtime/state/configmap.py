@@ -297,7 +297,7 @@ class ConfigMapStore(SealedStore):
 
     def _seal_entry(self, item: Pending, index: int) -> bytes:
         after = self.position if index == 0 else None
-        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies, after=after)
+        plaintext = codec.encode_entry(item.entry, item.segment, index, after=after)
         return self._seal(plaintext, JOURNAL_KIND)
 
     def _segment_length(self, segment: int) -> int:

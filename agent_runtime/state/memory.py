@@ -89,9 +89,7 @@ class MemoryStore(SealedStore):
         self._note_erasure(entry)
         records = self.records.segments.setdefault(self._segment, [])
         after = None if records else self.position
-        plaintext = codec.encode_entry(
-            entry, self._segment, len(records), self._bodies, after=after
-        )
+        plaintext = codec.encode_entry(entry, self._segment, len(records), after=after)
         records.append(self._seal(plaintext, JOURNAL_KIND))
         self._advance(Position(self._segment, len(records)))
 

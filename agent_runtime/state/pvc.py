@@ -188,7 +188,7 @@ class PvcStore(SealedStore):
 
     def _frame_entry(self, item: Pending, index: int) -> bytes:
         after = self.position if index == 0 else None
-        plaintext = codec.encode_entry(item.entry, item.segment, index, self._bodies, after=after)
+        plaintext = codec.encode_entry(item.entry, item.segment, index, after=after)
         return framing.frame(self._seal(plaintext, JOURNAL_KIND))
 
     def _write_segments(self, writes: list[tuple[int, bytes, int]]) -> None:

@@ -75,10 +75,11 @@ class SealedStore:
 class BodySeal:
     """Seals one session's messages under a context naming its owner (version 2 AAD).
 
-    Records that hold several sessions (a checkpoint) or that every client's turns pass
-    through (the journal) cannot name one client in their own associated data, so each
-    session's messages inside them are sealed again, bound to (client, session): a body
-    moved to another client's session fails authentication even inside a record that does.
+    A checkpoint holds several sessions and cannot name one client in its own associated
+    data, so each session's messages inside it are sealed again, bound to (client,
+    session). Journal entries of format 2 sealed their turn's messages this way too; they
+    are still opened here. Format 3 entries are not: their one envelope already
+    authenticates the header that names the owner (docs/state-and-encryption.md).
     """
 
     def __init__(self, keyring: KeyRing, base: RecordContext) -> None:

@@ -3,14 +3,17 @@
 A runtime that cannot read the state its previous release wrote loses every agent's
 memory on upgrade (Dapr's #7512). These files were sealed once and are never regenerated.
 Also checked: the version 2 context binds a session body to its client and session, and
-checkpoints written before sessions had owners restore as the anonymous client's, and a
-journal segment's link to the position before it is read from stored bytes.
+checkpoints written before sessions had owners restore as the anonymous client's, a
+journal segment's link to the position before it is read from stored bytes, and a volume
+with format 2 journal records and format 3 records after them (upgraded in place)
+restores both.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,11 @@ import pytest
 
 from agent_runtime.crypto import DecryptionError, KeyRing, RecordContext
 from agent_runtime.state import ANONYMOUS_CLIENT, Restored, SessionKey, StateError, framing
+from agent_runtime.state.codec import TURN_BODY_KIND
 from agent_runtime.state.model import Position
 from agent_runtime.state.postgres.rows import TurnSeal
-from agent_runtime.state.recovery import StoredCheckpoint, StoredSegment, recover
+from agent_runtime.state.recovery import JOURNAL_KIND, StoredCheckpoint, StoredSegment, recover
+from agent_runtime.state.sealing import BodySeal
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -89,18 +94,25 @@ def test_a_format_2_checkpoint_restores_each_session_with_its_owner() -> None:
     assert restored.state == expected
 
 
-def golden_segment() -> StoredSegment:
-    meta = json.loads((GOLDEN / "journal-format2.json").read_text())
-    records, torn = framing.split((GOLDEN / "journal-format2.agry").read_bytes())
+GOLDEN_BASE = RecordContext("golden-ns", "golden-agent", "golden-agent-0", "")
+
+
+def golden_segment(name: str = "journal-format2") -> StoredSegment:
+    meta = json.loads((GOLDEN / f"{name}.json").read_text())
+    records, torn = framing.split((GOLDEN / f"{name}.agry").read_bytes())
     assert torn == 0
-    return StoredSegment(meta["segment"], "journal-format2.agry", records)
+    return StoredSegment(meta["segment"], f"{name}.agry", records)
+
+
+def golden_checkpoint() -> StoredCheckpoint:
+    return StoredCheckpoint(
+        7, "checkpoint-format2", (GOLDEN / "checkpoint-format2.agry").read_bytes()
+    )
 
 
 def test_a_linked_journal_segment_replays_on_top_of_its_checkpoint() -> None:
-    base = RecordContext("golden-ns", "golden-agent", "golden-agent-0", "")
-    checkpoint = StoredCheckpoint(
-        7, "checkpoint-format2", (GOLDEN / "checkpoint-format2.agry").read_bytes()
-    )
+    base = GOLDEN_BASE
+    checkpoint = golden_checkpoint()
     restored = recover(golden_ring_v2(), base, [checkpoint], [golden_segment()]).restored
     assert restored.state == {
         SessionKey("alice", "s1"): [
@@ -113,10 +125,57 @@ def test_a_linked_journal_segment_replays_on_top_of_its_checkpoint() -> None:
 
 
 def test_a_linked_journal_segment_without_its_checkpoint_reports_it_missing() -> None:
-    base = RecordContext("golden-ns", "golden-agent", "golden-agent-0", "")
-    restored = recover(golden_ring_v2(), base, [], [golden_segment()]).restored
+    restored = recover(golden_ring_v2(), GOLDEN_BASE, [], [golden_segment()]).restored
     assert restored.missing is not None
     assert "follows segment 7 (0 records), but replay reached only no state" in restored.missing
+
+
+def test_format_3_journal_records_replay_after_format_2_ones_on_an_upgraded_volume() -> None:
+    segments = [golden_segment(), golden_segment("journal-format3")]
+    restored = recover(golden_ring_v2(), GOLDEN_BASE, [golden_checkpoint()], segments).restored
+    meta = json.loads((GOLDEN / "journal-format3.json").read_text())
+    alices, bobs = (entry["messages"] for entry in meta["entries"])
+    assert restored.state == {
+        SessionKey("alice", "s1"): [
+            {"role": "user", "content": "alice's turn"},
+            {"role": "user", "content": "alice again"},
+            *alices,
+        ],
+        SessionKey("bob", "s2"): bobs,
+    }
+    assert (restored.position, restored.missing, restored.warnings) == (Position(9, 2), None, [])
+
+
+def replay_bobs_forged_append(body: Callable[[bytes], bytes]) -> Restored:
+    """Golden segment 8 with bob's delete rewritten, with the key, into an append whose
+    body is `body(alice's sealed body)`, replayed on the golden checkpoint."""
+    ring, context = golden_ring_v2(), GOLDEN_BASE.with_kind(JOURNAL_KIND)
+    segment = golden_segment()
+    alices, _ = framing.split(ring.open(segment.records[0], context))
+    bobs, _ = framing.split(ring.open(segment.records[1], context))
+    header = json.loads(bobs[0]) | {"op": "append"}
+    forged = framing.frame(json.dumps(header).encode()) + framing.frame(body(alices[1]))
+    records = [segment.records[0], ring.seal(forged, context)]
+    stored = StoredSegment(segment.number, segment.name, records)
+    return recover(ring, GOLDEN_BASE, [golden_checkpoint()], [stored]).restored
+
+
+def test_a_format_2_body_moved_under_another_owner_still_fails_even_re_sealed() -> None:
+    """Format 2 records are read with their inner seal checked: alice's sealed body under
+    bob's header stops replay there; the same words sealed for bob replay (the control)."""
+    bodies = BodySeal(golden_ring_v2(), GOLDEN_BASE)
+    alice, bob = SessionKey("alice", "s1"), SessionKey("bob", "s1")
+
+    def for_bob(sealed: bytes) -> bytes:
+        return bodies.seal(bodies.open(sealed, TURN_BODY_KIND, alice), TURN_BODY_KIND, bob)
+
+    control = replay_bobs_forged_append(for_bob)
+    assert control.warnings == []
+    assert control.state[bob][-1] == {"role": "user", "content": "alice again"}
+
+    restored = replay_bobs_forged_append(lambda sealed: sealed)
+    assert "record 1 failed to open" in " ".join(restored.warnings)
+    assert restored.state[bob] == [{"role": "user", "content": "bob's turn"}]
 
 
 def golden_turn_row() -> tuple[dict[str, Any], KeyRing, bytes]:

@@ -4,7 +4,8 @@ backends (the configmap backend's tests are in test_state_configmap.py).
 Checks: bob's GET and DELETE of alice's session answer like a missing session, alice
 continues at turn 2 and bob's POST to the same id starts his own session; ownership
 survives a restart (checkpoint and journal replay); without auth every caller is the one
-anonymous client; a session body copied into another client's record does not open; an
+anonymous client; a session body sealed in a checkpoint does not open as another client's,
+a journal record copied into another's place does not replay, a turn costs one encryption; an
 admin token reads and deletes any session and its log line names no content; after
 DELETE and the next checkpoint no file of the pvc backend holds the deleted session's
 sealed records.
@@ -104,30 +105,44 @@ async def test_without_auth_every_caller_is_the_one_anonymous_client(
 def test_a_session_body_does_not_open_as_another_clients() -> None:
     ring = KeyRing({"k1": bytes(range(32))}, "k1")
     bodies = BodySeal(ring, BASE)
-    sealed = bodies.seal(b"[]", codec.TURN_BODY_KIND, ALICES)
-    assert bodies.open(sealed, codec.TURN_BODY_KIND, ALICES) == b"[]"
+    sealed = bodies.seal(b"[]", codec.CHECKPOINT_BODY_KIND, ALICES)
+    assert bodies.open(sealed, codec.CHECKPOINT_BODY_KIND, ALICES) == b"[]"
     with pytest.raises(DecryptionError):
-        bodies.open(sealed, codec.TURN_BODY_KIND, SessionKey("bob", "alice-private"))
+        bodies.open(sealed, codec.CHECKPOINT_BODY_KIND, SessionKey("bob", "alice-private"))
 
 
 async def test_a_record_copied_from_alices_session_into_bobs_does_not_open(
     tmp_path: Path, keyring: KeyRing
 ) -> None:
-    """Even rewritten by someone holding the key, so the outer record authenticates."""
+    """The envelope authenticates the header that names the owner: alice's sealed record
+    put in bob's place stops replay there (it claims its own place). Rewriting the owner
+    needs the key, which can seal anything; the format 2 inner seal never stopped that
+    (test_crypto_golden.py keeps checking it on format 2 records)."""
     await alice_then_bob_append_to_session_s(tmp_path, keyring)
     journal = tmp_path / "journal-00000000.agry"
     records, _ = framing.split(journal.read_bytes())
-    context = BASE.with_kind(JOURNAL_KIND)
-    alice_parts, _ = framing.split(keyring.open(records[0], context))
-    bob_parts, _ = framing.split(keyring.open(records[1], context))
-    forged = framing.frame(bob_parts[0]) + framing.frame(alice_parts[1])
-    records[1] = keyring.seal(forged, context)
+    records[1] = records[0]
     journal.write_bytes(b"".join(framing.frame(r) for r in records))
 
     restored = await PvcStore(tmp_path, keyring, BASE).load()
 
-    assert SessionKey("bob", "s") not in restored.state
+    assert restored.state == {
+        SessionKey("alice", "s"): [{"role": "user", "content": "alice's words"}]
+    }
     assert "record 1 failed to open" in " ".join(restored.warnings)
+
+
+async def test_a_turn_costs_one_encryption_of_the_keys_budget(
+    tmp_path: Path, keyring: KeyRing
+) -> None:
+    """One seal per journal record (format 3): the per-key limit counts turns, not twice."""
+    await alice_then_bob_append_to_session_s(tmp_path, keyring)
+    assert keyring.encryptions(keyring.active_key_id) == 2
+    context = BASE.with_kind(JOURNAL_KIND)
+    records, _ = framing.split((tmp_path / "journal-00000000.agry").read_bytes())
+    parts, _ = framing.split(keyring.open(records[0], context))
+    assert json.loads(parts[0])["v"] == codec.JOURNAL_FORMAT_VERSION
+    assert json.loads(parts[1]) == [{"role": "user", "content": "alice's words"}]
 
 
 async def test_an_admin_reads_and_deletes_any_session_and_its_log_names_no_content(
