@@ -41,8 +41,9 @@ lint: install ## ruff, mypy; promtool on the chart's alerts; kube-score on the c
 bench: install cluster-binaries postgres bench-tools ## runtime (wrk), local cluster and operator benchmarks; results in docs/benchmarks.md
 	$(BIN)/python -m benchmarks --cluster --operator
 
-bench-tools: install ## what only the benchmarks need: wrk from the OS packages, py-spy (the bench extra)
+bench-tools: install ## what only the benchmarks need: wrk and valgrind from the OS packages, py-spy (the bench extra)
 	hack/install-os-package.sh wrk wrk "the benchmarks' load generator"
+	hack/install-os-package.sh valgrind valgrind "the instruction count of the runtime's request path"
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 
 run: install ## the agent runtime alone, development mode, on http://127.0.0.1:8080

@@ -1,5 +1,6 @@
 """``python -m benchmarks``: run every benchmark module and update docs/benchmarks.md
-(runtime, protocol surfaces, postgres, then the runtime's footprint).
+(runtime, the runtime's instructions per request, protocol surfaces, postgres, then the
+runtime's footprint).
 
 The postgres backend's figures (``benchmarks/postgres.py``) are part of every run; they
 are skipped with the reason when the PostgreSQL server binaries are missing. So is the
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from benchmarks import cluster, footprint, operator, postgres, protocols, runtime
+from benchmarks import cluster, footprint, instructions, operator, postgres, protocols, runtime
 
 CLUSTER_FLAGS = ("--cluster", "--operator")
 
@@ -23,8 +24,9 @@ CLUSTER_FLAGS = ("--cluster", "--operator")
 def main() -> int:
     args = sys.argv[1:]
     asyncio.run(runtime.main([arg for arg in args if arg not in CLUSTER_FLAGS]))
+    status = instructions.main([])
     asyncio.run(protocols.main([]))
-    status = asyncio.run(postgres.main(["--seconds", "5"]))
+    status |= asyncio.run(postgres.main(["--seconds", "5"]))
     asyncio.run(footprint.main([]))
     if "--cluster" in args:
         status |= cluster.main()
