@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from time import sleep
 from typing import Any
 
 import orjson
@@ -85,7 +84,6 @@ def encode_checkpoint(
         parts.append(_part({"client": owner.client, "session": owner.session}))
         body = _encode_messages(state[owner])
         parts.append(framing.frame(bodies.seal(body, CHECKPOINT_BODY_KIND, owner)))
-        let_others_run()
     return b"".join(parts)
 
 
@@ -95,24 +93,8 @@ def _encode_messages(messages: list[Message]) -> bytes:
     event loop run between calls, where one call for a session of megabytes would hold the
     GIL."""
     step = MESSAGES_PER_CALL
-    runs = []
-    for i in range(0, len(messages), step):
-        runs.append(dump(messages[i : i + step])[1:-1])
-        let_others_run()
+    runs = (dump(messages[i : i + step])[1:-1] for i in range(0, len(messages), step))
     return b"[" + b",".join(runs) + b"]"
-
-
-def let_others_run() -> None:
-    """Hand the GIL to a thread waiting for it (the event loop), at once.
-
-    Without this, a worker thread encoding a checkpoint keeps the GIL for the whole switch
-    interval (5 ms) each time it takes it, and takes it each time the event loop lets go
-    of it for a system call (every recv, send and poll): while a checkpoint of megabytes
-    was written, each request waited for the GIL several times and the tail latency rose
-    from about 11 to 30-50 ms (issue 13). ``sleep(0)`` lets go of it and takes it back
-    after a thread that was waiting has had its turn.
-    """
-    sleep(0)
 
 
 def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:
