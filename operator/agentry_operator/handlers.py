@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, cast
 
 import kopf
@@ -34,8 +34,6 @@ from agentry_operator.watching import Children
 
 logger = logging.getLogger(__name__)
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
-DIFF_BASE = "last-handled-configuration"  # kopf's copy of the last spec handled
-LAST_HANDLED = f"{c.ANNOTATION_PREFIX}/{DIFF_BASE}"
 
 
 class QuietWatches(logging.Filter):
@@ -55,7 +53,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=c.ANNOTATION_PREFIX
     )
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.ANNOTATION_PREFIX, key=DIFF_BASE
+        prefix=c.ANNOTATION_PREFIX, key=watching.DIFF_BASE
     )
     kopf_objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWatches) for f in kopf_objects.filters):
@@ -302,7 +300,7 @@ def register(
         going = type == "DELETED" or bool(meta.get("deletionTimestamp"))
         guarded = not going and _drifts(status=status, meta=meta)
         polled = guarded and _polls_status(spec=spec, status=status, meta=meta)
-        guardian.track(key, slim_agent(body), memo, guarded=guarded, polled=polled)
+        guardian.track(key, watching.slim_agent(body), memo, guarded=guarded, polled=polled)
         # Started from a handler, not at startup: its rounds post Kubernetes events
         # (kopf.event), which needs the context kopf gives the tasks that handle objects.
         guardian.start(guard_round, status_round)
@@ -317,20 +315,6 @@ def register(
 
     async def status_round(guard: watching.Guard) -> None:
         await _status_round(cast(kopf.Body, guard.body), cast(kopf.Memo, guard.memo))
-
-
-def slim_agent(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What a guard keeps of an Agent's body: all but managedFields and kopf's copy of the
-    last-handled spec (of about 34 KB of Python objects per Agent, 21 KB are those)."""
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_HANDLED}
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {**meta, "annotations": notes},
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
 
 
 async def _status_round(body: kopf.Body, memo: kopf.Memo) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
 # The server-side filter of every watch: only objects the operator (or, for heartbeat
 # Leases, the runtime on its behalf) labelled for an Agent.
 SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
+DIFF_BASE = "last-handled-configuration"  # kopf's copy of the last spec it handled
+SHARED_LENGTH = 64  # strings up to this long in a guard's body are shared (interned)
 SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together
 START_CHECK_SECONDS = 5.0  # a new guard counts the children seen this soon
 DEFER_SECONDS = 5.0  # drift seen while a spec change is converged is looked at this late
@@ -129,6 +132,35 @@ def key_secret_drifted(
             return True
     given = given_ring(statefulset)
     return given is not None and given != ring_of(secret)
+
+
+def slim_agent(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a guard keeps of an Agent's body: all but managedFields and kopf's copy of the
+    last-handled spec, with its keys and short strings shared between Agents. Of about
+    34 KB of Python objects per Agent, managedFields are 21 KB; sharing saves 7 of the
+    rest (1,000 Agents' bodies repeat the same keys and values)."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    last = f"{c.ANNOTATION_PREFIX}/{DIFF_BASE}"
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k != last}
+    slim = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {**meta, "annotations": notes},
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+    return {key: _shared(value) for key, value in slim.items()}
+
+
+def _shared(obj: Any) -> Any:
+    """A copy of a JSON-like value with dict keys and short strings interned."""
+    if isinstance(obj, Mapping):
+        return {sys.intern(str(key)): _shared(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_shared(item) for item in obj]
+    if isinstance(obj, str) and len(obj) <= SHARED_LENGTH:
+        return sys.intern(obj)
+    return obj
 
 
 def jittered(interval: float, rand: Callable[[float, float], float] = random.uniform) -> float:

@@ -13,7 +13,6 @@ from agentry_operator.handlers import (
     _polls_status,
     _write,
     configure,
-    slim_agent,
 )
 from agentry_operator.settings import OperatorSettings
 from agentry_operator.status import StatusUpdate
@@ -92,17 +91,3 @@ def test_a_namespaced_operator_watches_each_of_its_namespaces() -> None:
     assert len(streams) == 2 * (len(WATCHED) + 1)
     assert "/api/v1/namespaces/b/configmaps" in {stream.path for stream in streams}
     assert {stream.namespace for stream in streams} == {"a", "b"}
-
-
-def test_a_guard_keeps_the_agent_without_managed_fields_or_kopfs_copy_of_the_spec() -> None:
-    notes = {"agentry.dev/last-handled-configuration": '{"spec": {}}', "team": "a"}
-    meta = {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 2}
-    full = {
-        "apiVersion": "agentry.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {**meta, "annotations": notes, "managedFields": [{"manager": "kubectl"}]},
-        "spec": {"replicas": 1},
-        "status": {"phase": "Running"},
-    }
-    slim = slim_agent(kopf.Body(full))
-    assert slim == {**full, "metadata": {**meta, "annotations": {"team": "a"}}}

@@ -20,6 +20,7 @@ from agentry_operator.watching import (
     jittered,
     key_secret_drifted,
     next_tick,
+    slim_agent,
 )
 
 from tests.support.agents import shared_state
@@ -187,3 +188,22 @@ def test_the_key_secret_check_of_the_safety_net() -> None:
 def test_safety_net_ticks_spread_around_the_interval(draw: float) -> None:
     value = jittered(1800, lambda low, high: low + (high - low) * draw)
     assert 1800 * (1 - SPREAD) <= value <= 1800 * (1 + SPREAD)
+
+
+def test_a_guard_keeps_the_agent_without_managed_fields_or_kopfs_copy_of_the_spec() -> None:
+    notes = {"agentry.dev/last-handled-configuration": '{"spec": {}}', "team": "a"}
+    meta = {"name": "bot", "namespace": "ns", "uid": "u1", "generation": 2}
+    full = {
+        "apiVersion": "agentry.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {**meta, "annotations": notes, "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"replicas": 1},
+        "status": {"phase": "Running"},
+    }
+    slim = slim_agent(full)
+    assert slim == {**full, "metadata": {**meta, "annotations": {"team": "a"}}}
+    long = "x" * 100
+    again = slim_agent({**full, "spec": {"description": long, "environment": "production"}})
+    other = slim_agent({**full, "spec": {"description": long, "environment": "production"}})
+    assert again["spec"]["environment"] is other["spec"]["environment"]  # shared
+    assert again["spec"]["description"] == long
