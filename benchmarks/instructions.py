@@ -3,7 +3,7 @@
 Requests per second on a shared 2-core machine move by 20 % from one run to the next,
 so a change of a few per cent to the request path cannot be seen in them. The number of
 instructions the event loop's thread executes per request can: under callgrind it is the
-same to a fraction of a per cent from run to run, whatever else the machine is doing.
+same within 1 % from run to run, whatever else the machine is doing.
 
 What is counted: the runtime's aiohttp application at production settings (the
 environment ``benchmarks.runtime`` gives a pod: pvc backend with its journal, encrypted,
@@ -201,10 +201,10 @@ def render(counts: dict[str, int], requests: int) -> str:
     return f"""## Instructions per request (callgrind)
 
 Command: `python -m benchmarks.instructions --requests {requests}` (valgrind's callgrind).
-- machine: {machine()}
+{machine()}
 
-The event loop thread's instructions per request, counted by callgrind: the same to a
-fraction of a per cent from run to run, whatever else runs on the machine, so a change of
+The event loop thread's instructions per request, counted by callgrind: within 1 % from
+run to run, whatever else runs on the machine, so a change of
 a few per cent to the request path shows here when the req/s figures above cannot show
 it. Requests are made in the process, {BATCH} at a time, on sessions of {HISTORY_TURNS}
 turns: routing, middleware, handler, turn and journal are counted; reading the request
