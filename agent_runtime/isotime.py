@@ -43,29 +43,34 @@ def _prefix(whole: int) -> str:
 
 def iso_micros(seconds: float) -> str:
     """``datetime.fromtimestamp(seconds, UTC).isoformat()``."""
-    whole, micros = _split(seconds)
-    if micros:
-        return f"{_prefix(whole)}.{micros:06d}+00:00"
-    return f"{_prefix(whole)}+00:00"
+    return _micros_text(*_split(seconds))
 
 
 def iso_millis(seconds: float) -> str:
     """``datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")``."""
     whole, micros = _split(seconds)
-    return f"{_prefix(whole)}.{micros // 1000:03d}+00:00"
+    return _millis_text(whole, micros // 1000)
 
 
 def now_micros() -> str:
     """The current UTC time as ``datetime.now(UTC).isoformat()`` writes it: both truncate
     the clock's nanoseconds to microseconds, here in integers (no float to split)."""
     whole, nanos = divmod(time.time_ns(), 1_000_000_000)
-    micros = nanos // 1000
-    if micros:
-        return f"{_prefix(whole)}.{micros:06d}+00:00"
-    return f"{_prefix(whole)}+00:00"
+    return _micros_text(whole, nanos // 1000)
 
 
 def now_millis() -> str:
     """The current UTC time as ``iso_millis(time.time())`` writes it, in integers."""
     whole, nanos = divmod(time.time_ns(), 1_000_000_000)
-    return f"{_prefix(whole)}.{nanos // 1_000_000:03d}+00:00"
+    return _millis_text(whole, nanos // 1_000_000)
+
+
+def _micros_text(whole: int, micros: int) -> str:
+    """As ``isoformat()`` writes it: no fraction when it is zero."""
+    if micros:
+        return f"{_prefix(whole)}.{micros:06d}+00:00"
+    return f"{_prefix(whole)}+00:00"
+
+
+def _millis_text(whole: int, millis: int) -> str:
+    return f"{_prefix(whole)}.{millis:03d}+00:00"

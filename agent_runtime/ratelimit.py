@@ -218,7 +218,7 @@ class RateLimiter:
             bucket.burst,
             bucket.window_seconds,
             max(0, math.floor(tokens)),  # remaining
-            math.ceil((bucket.burst - tokens) / bucket.rate),  # reset: seconds until full
+            math.ceil(bucket.seconds_until(float(bucket.burst))),  # reset: until full
             0 if allowed else max(1, math.ceil(bucket.seconds_until(1.0))),  # retry after
             scope,
             log,
