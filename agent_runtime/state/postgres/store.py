@@ -49,6 +49,10 @@ _OUTAGE = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.LockNotAvailableError,
+    # The connection's protocol is out of step with the server. Seen when a server
+    # shutting down sends its FATAL to an idle pooled connection and the next turn takes
+    # that connection before the close arrives: asyncpg is still consuming the error.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -126,6 +130,8 @@ def describe_error(error: BaseException) -> str:
         return "the database did not answer in time"
     if isinstance(error, asyncpg.exceptions.LockNotAvailableError):
         return "the session is busy with another turn"
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        return "the connection broke mid-protocol and was dropped"
     if isinstance(error, asyncpg.PostgresError):
         return f"{type(error).__name__}: {error.args[0] if error.args else ''}".strip()
     return f"{type(error).__name__}: {error}"

@@ -32,6 +32,7 @@ from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.state import StateError
 from agent_runtime.state.postgres import SCHEMA_VERSION
 from agent_runtime.state.postgres.schema import MIGRATIONS
+from tests.support.pg_proxy import PostgresRelay
 from tests.support.runtime import make_settings, next_heartbeat, readiness_of_state
 from tests.support.shared_state import CountingProvider, replica
 
@@ -188,6 +189,30 @@ async def test_terminated_connections_reconnect(
     assert turns[-1] in (2, 3)
     history = await service.get("c", "s")
     assert len(history) == 2 * turns[-1]
+
+
+async def test_a_connection_the_server_ended_while_idle_is_503_once_then_replaced(
+    postgres_url: str, keyring: KeyRing
+) -> None:
+    """The server's FATAL reaches a pooled idle connection before its close does (the
+    race of the CI run that gave a 500 during a database outage): the next turn on that
+    connection is a 503 naming the broken connection, and the one after is served."""
+    async with PostgresRelay(postgres_url) as relay:
+        service = replica(relay.url, keyring, pool_size=1)
+        await service.start()
+        try:
+            assert (await service.post("c", "s", "one")).turn == 1
+            assert relay.send_shutdown_without_closing() == 1
+            await asyncio.sleep(0.05)  # the message is read; the connection looks open
+            with pytest.raises(StateUnavailable) as caught:
+                await service.post("c", "s", "two")
+            assert caught.value.status == 503
+            assert caught.value.retry_after is not None
+            assert (await service.post("c", "s", "three")).turn == 2
+        finally:
+            await service.store.close()
+    history = await rows(postgres_url, "SELECT turn FROM turns ORDER BY turn")
+    assert [r["turn"] for r in history] == [1, 2]
 
 
 async def test_replicas_starting_together_migrate_once(postgres_url: str, keyring: KeyRing) -> None:
