@@ -129,9 +129,17 @@ def parse_journal_key(key: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+MEMORY_COMPONENT = "memory"
+"""``app.kubernetes.io/component`` of every state ConfigMap, and of nothing the operator
+builds: its child watches select ``component!=memory``, so a checkpoint's writes (chunks
+of up to 1 MiB) are not sent to the operator only to be dropped."""
+
+
 def labels_for(agent: str) -> dict[str, str]:
-    """The labels every Agentry object carries (docs/architecture.md)."""
+    """The labels every Agentry object carries (docs/architecture.md), and the component
+    that marks a state ConfigMap as the agent's memory rather than the operator's child."""
     return {
+        "app.kubernetes.io/component": MEMORY_COMPONENT,
         "app.kubernetes.io/name": "agentry-agent",
         "app.kubernetes.io/instance": agent,
         "app.kubernetes.io/managed-by": "agentry-operator",

@@ -33,6 +33,8 @@ SET_ASIDE_LABEL: Final = f"{GROUP}/set-aside"
 NEEDS_KEYS_ANNOTATION: Final = f"{GROUP}/needs-key-ids"
 
 MANAGED_BY: Final = "agentry-operator"
+COMPONENT_LABEL: Final = "app.kubernetes.io/component"
+MEMORY_COMPONENT: Final = "memory"  # the runtime's state ConfigMaps (configmap_layout.py)
 APP_NAME: Final = "agentry-agent"
 PART_OF: Final = "agentry"
 

@@ -48,8 +48,12 @@ WATCHED: dict[str, tuple[str, str, str]] = {
 OPTIONAL = ("PodDisruptionBudget", "NetworkPolicy")
 HEARTBEATS = ("coordination.k8s.io", "v1", "leases")
 # The server-side filter of every watch: only objects the operator (or, for heartbeat
-# Leases, the runtime on its behalf) labelled for an Agent.
-SELECTOR = f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL}"
+# Leases, the runtime on its behalf) labelled for an Agent, and not the runtime's state
+# ConfigMaps, which carry those labels too but are rewritten at every checkpoint.
+SELECTOR = (
+    f"app.kubernetes.io/managed-by={c.MANAGED_BY},{c.AGENT_LABEL},"
+    f"{c.COMPONENT_LABEL}!={c.MEMORY_COMPONENT}"
+)
 DIFF_BASE = "last-handled-configuration"  # kopf's copy of the last spec it handled
 SHARED_LENGTH = 64  # strings up to this long in a guard's body are shared (interned)
 SPREAD = 0.1  # safety-net ticks vary ±10 % so Agents do not tick together

@@ -8,9 +8,12 @@ and that binaryData round-trips byte for byte through etcd.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import pytest
 from agentry_cluster.pytest_plugin import Cluster
+from agentry_operator.constants import AGENT_LABEL
+from agentry_operator.watching import SELECTOR
 
 from agent_runtime.crypto import KeyRing, RecordContext
 from agent_runtime.kubeapi import KubeClient, kubeconfig_credentials
@@ -57,6 +60,27 @@ async def test_a_multi_chunk_checkpoint_and_journal_round_trip_through_the_api_s
     listed = await api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps")
     names = {item["metadata"]["name"] for item in listed.body["items"]}
     assert {f"{REPLICA}-state", f"{REPLICA}-state-a0", f"{REPLICA}-state-a2"} <= names
+
+
+async def test_state_configmaps_are_found_by_agent_but_not_sent_to_the_operators_watch(
+    api: KubeClient, namespace: str
+) -> None:
+    """The operator's key-safety LIST (by the Agent's label) finds the state; its child
+    watch (`SELECTOR`, evaluated by the real API server) never sees a checkpoint write."""
+    store = ConfigMapStore(api, namespace, REPLICA, RING, base(namespace))
+    await store.load()
+    await store.checkpoint({anon("s"): [{"role": "user", "content": "x" * 2000}]})
+    await store.append(say("after"))
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+
+    async def names(selector: str) -> set[str]:
+        listed = await api.request("GET", f"{path}?{urlencode({'labelSelector': selector})}")
+        assert listed.status == 200, listed.body
+        return {item["metadata"]["name"] for item in listed.body["items"]}
+
+    by_agent = await names(f"{AGENT_LABEL}=support-bot")
+    assert {f"{REPLICA}-state", f"{REPLICA}-state-a0"} <= by_agent
+    assert await names(SELECTOR) == set()
 
 
 async def test_a_second_writer_is_stopped_by_the_resource_version_guard(
