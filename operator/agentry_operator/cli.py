@@ -18,7 +18,8 @@ from agentry_operator.lean_imports import hidden
 with hidden("kubernetes", "kubernetes_asyncio"):  # see lean_imports: kopf would load them
     import kopf
 
-from agentry_operator import handlers, metrics
+from agentry_operator import credentials, handlers, metrics
+from agentry_operator.credentials import CredentialsError
 from agentry_operator.settings import OperatorSettings
 
 
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level:
         settings = settings.model_copy(update={"log_level": args.log_level})
     configure_logging(settings.log_level)
+    try:
+        # Once here, before kopf: its startup and login handlers would retry a kubeconfig
+        # that can never work (an `exec` user, a missing file) every minute, forever.
+        credentials.login(settings.kubeconfig)
+    except CredentialsError as exc:
+        print(f"agentry-operator: {exc}", file=sys.stderr)
+        return 2
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.REGISTRY)
     registry = kopf.OperatorRegistry()
