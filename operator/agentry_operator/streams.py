@@ -11,7 +11,9 @@ as listed, tell the sink which objects the list had (everything else is gone), t
 from the list's resourceVersion with bookmarks, so that a watch ended by the server (its
 timeout) resumes where it stopped. 410 Gone, from the watch or a page's expired continue
 token, means that version is too old: list again. Any other failure waits (1 s doubling to
-30 s, jittered) and resumes the watch from the last version seen.
+30 s, jittered) and resumes the watch from the last version seen. So does a watch that the
+server ends within a second of opening it, though it is no error: a server that keeps
+doing so is asked again 1, 2, 4 … 30 s apart, not in a tight loop.
 
 Nothing here touches kopf.
 """
@@ -33,6 +35,7 @@ WATCH_SECONDS = 300  # the server ends each watch after about this long (spread 
 READ_MARGIN_SECONDS = 60  # a watch silent this much longer than its timeout is dead
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+SHORT_WATCH_SECONDS = 1.0  # a watch the server ends sooner waits like a failure
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 
@@ -100,12 +103,20 @@ class Stream:
     async def run(self) -> None:
         """Forever (until cancelled): list when needed, then watch; wait after failures."""
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if self.version is None:
                     await self._list()
+                opened = loop.time()
                 await self._watch()
-                failures = 0
+                if loop.time() - opened >= SHORT_WATCH_SECONDS:
+                    failures = 0
+                    continue
+                failures += 1
+                wait = backoff(failures, self._rand)
+                logger.debug("watch %s ended at once; again in %.1f s", self.path, wait)
+                await asyncio.sleep(wait)
             except Gone:
                 logger.info("watch %s: resourceVersion too old, listing again", self.path)
                 self.version = None

@@ -170,3 +170,32 @@ async def test_a_failing_sink_is_logged_and_the_stream_lists_again(
     stream = await running(server, Failing())
     assert stream.lists == 2
     assert "unexpected failure" in caplog.text
+
+
+async def test_a_watch_the_server_ends_at_once_is_reopened_with_backoff_not_in_a_loop() -> None:
+    server = Server(pages=[page(["a"], version="7")])
+    server.watches = [[], [], [], []]  # each ends as soon as it is opened
+    sink = Sink()
+    await running(server, sink, until=6.5)
+    # Opened at 0, then after 1, 2 and 4 s of waiting: the fourth would open at 7 s.
+    assert len(server.watched) == 3
+    assert len(server.listed) == 1
+
+
+async def test_a_watch_that_lasted_resets_the_backoff() -> None:
+    server = Server(pages=[page(["a"], version="7")])
+
+    async def watch(
+        path: str, query: list[tuple[str, str]], *, read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        server.watched.append(dict(query))
+        if len(server.watched) in (2, 3):
+            await asyncio.sleep(60)  # a normal watch: open for a minute, then ended
+        for event in ():
+            yield event
+
+    server.watch = watch  # type: ignore[method-assign]
+    await running(server, Sink(), until=125.5)
+    # Opened at 0 (short, wait 1 s), 1 and 61 (a minute each), then 121, 122 and 124
+    # (short: waits of 1, 2, 4 s again). Without the reset: 121, 123, 127.
+    assert len(server.watched) == 6
