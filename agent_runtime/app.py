@@ -55,7 +55,7 @@ from agent_runtime.state.aside import set_aside
 from agent_runtime.state.postgres import PostgresStore
 from agent_runtime.state.postgres.url import ConnectionUrl
 from agent_runtime.token_budget import TokenBudget
-from agent_runtime.tokens import TokenFile, TokenFileError
+from agent_runtime.tokens import CallerTokensFile, TokenFileError
 from agent_runtime.tools.loop import ToolPolicy
 from agent_runtime.turns import Turns
 
@@ -173,12 +173,12 @@ def session_limits(settings: Settings) -> SessionLimits:
     )
 
 
-def load_tokens(settings: Settings, clock: Clock) -> TokenFile | None:
+def load_tokens(settings: Settings, clock: Clock) -> CallerTokensFile | None:
     """The tokens file, or None without auth; a file it cannot use is a ConfigError."""
     if settings.auth_tokens_file is None:
         return None
     try:
-        return TokenFile(settings.auth_tokens_file, clock.monotonic)
+        return CallerTokensFile(settings.auth_tokens_file, clock.monotonic)
     except TokenFileError as exc:
         raise ConfigError(env_name("auth_tokens_file"), str(exc)) from None
 
@@ -204,7 +204,7 @@ def load_limits(settings: Settings, clock: Clock) -> LiveLimiter:
 
 
 def failed_authentications(
-    settings: Settings, tokens: TokenFile | None, clock: Clock
+    settings: Settings, tokens: CallerTokensFile | None, clock: Clock
 ) -> FailedAuthentications | None:
     """The per-address throttle of failed authentications, with auth on and a limit set."""
     if tokens is None or settings.auth_failures_per_minute == 0:

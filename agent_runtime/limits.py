@@ -10,7 +10,7 @@ pod mounts (``AGENTRY_LIMITS_FILE``, key ``limits.json``), so ``kubectl scale`` 
 
 every value this replica's own (0 for the client fields: half of the replica's; 0
 requests per second: no limiting). ``LimitsFile`` re-reads it when it changes (one
-``stat`` at most once a second, on the request that asks), the way ``tokens.TokenFile``
+``stat`` at most once a second, on the request that asks), the way ``tokens.CallerTokensFile``
 reloads the tokens: a version that cannot be used is logged and ignored, and the
 previous limits stay. Without ``AGENTRY_LIMITS_FILE`` the ``AGENTRY_RATE_LIMIT_*``
 variables give fixed limits (``make run``, tests). Called by ``middleware/guard.py``.

@@ -26,7 +26,7 @@ from agent_runtime.providers.guarded import GuardedModel
 from agent_runtime.sessions import SessionService
 from agent_runtime.shared_sessions import SharedSessionService
 from agent_runtime.token_budget import TokenBudget
-from agent_runtime.tokens import TokenFile
+from agent_runtime.tokens import CallerTokensFile
 from agent_runtime.turns import Turns
 
 if TYPE_CHECKING:  # the MCP SDK is imported only by an Agent that has tools
@@ -46,7 +46,7 @@ class Services:
     checks: dict[str, Check]
     heartbeat: HeartbeatLoop
     limits: LiveLimiter
-    tokens: TokenFile | None
+    tokens: CallerTokensFile | None
     client_slots: ClientSlots
     auth_failures: FailedAuthentications | None
     token_budget: TokenBudget

@@ -17,7 +17,7 @@ without auth, and the owner of sessions stored before sessions had owners.
 Only SHA-256 digests are kept in memory, so a heap dump or a log of this object shows no
 token, and errors name line numbers, never a line's text.
 
-``TokenFile`` re-reads the file when it changes (``watchedfile.FileWatch``: one ``stat`` at
+``CallerTokensFile`` re-reads the file when it changes (``watchedfile.FileWatch``: one ``stat`` at
 most once per ``check_interval`` seconds, on the request that authenticates), so revoking
 a token needs no restart. A new version that cannot be used is logged and ignored: the
 previous tokens stay in force.
@@ -127,7 +127,7 @@ class TokenTable:
         return self._entries.get(_digest(token))
 
 
-class TokenFile:
+class CallerTokensFile:
     """The tokens file's current table, reloaded when the file changes."""
 
     def __init__(
@@ -145,7 +145,7 @@ class TokenFile:
         )
 
     def __repr__(self) -> str:
-        return f"TokenFile({self._file.path}, {self._file.value!r})"
+        return f"CallerTokensFile({self._file.path}, {self._file.value!r})"
 
     def caller_for(self, token: str) -> Caller | None:
         """The caller a valid token identifies under the file's newest usable version."""

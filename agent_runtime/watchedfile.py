@@ -5,7 +5,7 @@ changes the device, inode, size or modification time of the resolved path. ``Fil
 compares those with one ``stat`` at most once per ``check_interval`` seconds, on the
 request that asks. ``ReloadingFile`` keeps the newest usable version of what a file
 holds: a version its reader refuses (a ``ValueError`` naming the line or field) is logged
-and ignored, and the previous one stays. Used by ``tokens.TokenFile`` (the tokens) and
+and ignored, and the previous one stays. Used by ``tokens.CallerTokensFile`` (the tokens) and
 ``limits.LimitsFile`` (the rate limits).
 """
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from agent_runtime.authfailures import FailedAuthentications
 from agent_runtime.errors import AuthThrottled, Unauthorized
 from agent_runtime.middleware import ADMIN, CLIENT_ID
-from agent_runtime.tokens import TokenFile
+from agent_runtime.tokens import CallerTokensFile
 
 # The Kubernetes API server's proxy removes ``Authorization`` once it has authenticated
 # the caller (kubectl), so a token sent through it travels in this header instead.
@@ -26,7 +26,7 @@ log = logging.getLogger("agent_runtime.auth")
 
 
 def authenticate(
-    request: web.Request, tokens: TokenFile, failures: FailedAuthentications | None
+    request: web.Request, tokens: CallerTokensFile, failures: FailedAuthentications | None
 ) -> None:
     source = request.remote or "unknown"
     if failures is not None:
@@ -47,7 +47,7 @@ def authenticate(
         raise
 
 
-def _check_token(request: web.Request, tokens: TokenFile) -> None:
+def _check_token(request: web.Request, tokens: CallerTokensFile) -> None:
     headers = request.headers
     credentials = headers.get(PROXIED_AUTHORIZATION) or headers.get("Authorization") or ""
     scheme, _, token = credentials.partition(" ")
