@@ -240,10 +240,9 @@ class PvcStore(SealedStore):
         async with self._checkpoint_lock:
             self._gate.check_writable()
             started = time.perf_counter()
+            parts = await codec.checkpoint_parts_in_slices(generation, now, state, self._bodies)
             try:
-                size = await asyncio.to_thread(
-                    self._write_checkpoint, generation, now, state, erase
-                )
+                size = await asyncio.to_thread(self._write_checkpoint, generation, parts, erase)
             except OSError as exc:
                 raise self._write_failure(exc, "a checkpoint") from exc
             self._gate.full = None
@@ -256,12 +255,9 @@ class PvcStore(SealedStore):
                 duration_seconds=time.perf_counter() - started,
             )
 
-    def _write_checkpoint(
-        self, generation: int, now: datetime, state: MemoryState, erase: bool
-    ) -> int:
-        """In a worker thread: encoding and sealing megabytes would stall the loop."""
-        plaintext = codec.encode_checkpoint(generation, now, state, self._bodies)
-        sealed = self._seal(plaintext, CHECKPOINT_KIND)
+    def _write_checkpoint(self, generation: int, parts: list[bytes], erase: bool) -> int:
+        """In a worker thread: joining, sealing and writing megabytes release the GIL."""
+        sealed = self._seal(b"".join(parts), CHECKPOINT_KIND)
         final = self._dir / f"checkpoint-{generation:08d}.agry"
         _write_atomically(final, sealed, self._dir, temp_name=f"{_TEMP_PREFIX}{generation:08d}.tmp")
         self._trim(erase)

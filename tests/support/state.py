@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,7 +19,9 @@ from agent_runtime.state import (
     StateStore,
     codec,
 )
-from agent_runtime.state.sealing import BodySeal
+from agent_runtime.state.model import SessionKey
+from agent_runtime.state.recovery import CHECKPOINT_KIND
+from agent_runtime.state.sealing import BodySeal, SealedStore
 
 
 def say(session: str, text: str) -> JournalEntry:
@@ -45,14 +49,68 @@ async def check_an_unencodable_entry_fails_alone(
     }
 
 
-def record_encoding_threads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Patch the checkpoint encoder to note whether each call runs on the main thread."""
-    threads: list[bool] = []
-    encode = codec.encode_checkpoint
+@dataclass
+class CheckpointWork:
+    """What a checkpoint did on which thread: for each session's body, how many turns the
+    event loop's other work had taken when it was sealed; for each whole-checkpoint seal,
+    whether it ran on the event loop's thread."""
 
-    def noting(generation: int, now: datetime, state: MemoryState, bodies: BodySeal) -> bytes:
-        threads.append(threading.current_thread() is threading.main_thread())
-        return encode(generation, now, state, bodies)
+    loop_turns_at_each_body: list[int] = field(default_factory=list)
+    bodies_sealed_on_loop: list[bool] = field(default_factory=list)
+    whole_sealed_on_loop: list[bool] = field(default_factory=list)
 
-    monkeypatch.setattr(codec, "encode_checkpoint", noting)
-    return threads
+
+@contextlib.asynccontextmanager
+async def watching_checkpoint_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[CheckpointWork]:
+    """Count the loop's turns while a checkpoint runs (a coroutine that only yields), and
+    note where the bodies and the whole checkpoint are sealed."""
+    work = CheckpointWork()
+    turns = 0
+    seal_body = BodySeal.seal
+    seal_whole = SealedStore._seal
+
+    def body(self: BodySeal, plaintext: bytes, kind: str, owner: SessionKey) -> bytes:
+        work.loop_turns_at_each_body.append(turns)
+        work.bodies_sealed_on_loop.append(threading.current_thread() is threading.main_thread())
+        return seal_body(self, plaintext, kind, owner)
+
+    def whole(self: SealedStore, plaintext: bytes, kind: str) -> bytes:
+        if kind == CHECKPOINT_KIND:
+            work.whole_sealed_on_loop.append(threading.current_thread() is threading.main_thread())
+        return seal_whole(self, plaintext, kind)
+
+    async def ticking() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(BodySeal, "seal", body)
+    monkeypatch.setattr(SealedStore, "_seal", whole)
+    ticker = asyncio.create_task(ticking())
+    try:
+        yield work
+    finally:
+        ticker.cancel()
+
+
+def sessions_of(count: int, size: int) -> MemoryState:
+    """`count` sessions of one message of about `size` bytes each."""
+    return {
+        SessionKey("anonymous", f"s{i}"): [{"role": "user", "content": "x" * size}]
+        for i in range(count)
+    }
+
+
+def check_the_loop_ran_between_slices(work: CheckpointWork, sessions: int, size: int) -> None:
+    """Bodies were sealed on the loop (no worker thread trading the GIL with it), at most
+    a slice's worth of them per turn of other work, and the whole checkpoint was joined and
+    sealed off the loop."""
+    assert work.bodies_sealed_on_loop == [True] * sessions
+    per_slice = -(-codec.SLICE_BYTES // size)
+    per_turn = Counter(work.loop_turns_at_each_body)
+    assert len(per_turn) >= sessions // per_slice
+    assert max(per_turn.values()) <= per_slice
+    assert work.whole_sealed_on_loop == [False]

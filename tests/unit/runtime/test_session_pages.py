@@ -21,9 +21,14 @@ from aiohttp.test_utils import TestClient
 from agent_runtime.app import record_context
 from agent_runtime.crypto import KeyRing
 from agent_runtime.paging import MAX_LIMIT, PAGE_BYTES
-from agent_runtime.state import PvcStore, codec
+from agent_runtime.state import MemoryState, PvcStore, codec
 from tests.support.runtime import MakeClient, anon, make_settings
-from tests.support.state import record_encoding_threads
+from tests.support.state import (
+    CheckpointWork,
+    check_the_loop_ran_between_slices,
+    sessions_of,
+    watching_checkpoint_work,
+)
 
 TURNS = 50
 TURN_TEXT = "x" * 60_000
@@ -120,13 +125,33 @@ def test_messages_encoded_in_runs_are_the_bytes_of_the_whole_list() -> None:
     assert codec._encode_messages(messages[:1]) == one
 
 
-async def test_the_pvc_checkpoint_is_encoded_in_a_worker_thread(
-    tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def checkpointed_and_reopened(
+    tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch, state: MemoryState
+) -> CheckpointWork:
+    """Checkpoint `state` in a new pvc store, watching the work; a new store restores it."""
     settings = make_settings(tmp_path, state_backend="pvc")
     store = PvcStore(settings.state_dir, keyring, record_context(settings))
     await store.load()
-    threads = record_encoding_threads(monkeypatch)
-    state = {anon("big"): [{"role": "user", "content": TURN_TEXT}]}
-    await store.checkpoint(state)
-    assert threads == [False]  # not the event loop's thread
+    async with watching_checkpoint_work(monkeypatch) as work:
+        await store.checkpoint(state)
+    reopened = PvcStore(settings.state_dir, keyring, record_context(settings))
+    assert (await reopened.load()).state == state
+    return work
+
+
+async def test_the_pvc_checkpoint_lets_the_loop_serve_between_slices_and_seals_off_it(
+    tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = sessions_of(40, 100_000)
+    work = await checkpointed_and_reopened(tmp_path, keyring, monkeypatch, state)
+    check_the_loop_ran_between_slices(work, 40, 100_000)
+
+
+async def test_a_session_of_megabytes_is_encoded_in_slices_and_sealed_off_the_loop(
+    tmp_path: Path, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = {anon("big"): [{"role": "user", "content": "y" * 6_000}] * 600}  # 3.6 MB
+    work = await checkpointed_and_reopened(tmp_path, keyring, monkeypatch, state)
+    assert work.bodies_sealed_on_loop == [False]
+    # The loop ran between the encoder's calls (each of them over SLICE_BYTES here).
+    assert work.loop_turns_at_each_body[0] >= 600 // codec.MESSAGES_PER_CALL

@@ -46,7 +46,12 @@ from agent_runtime.state import (
 )
 from agent_runtime.state.sealing import BodySeal
 from tests.support.runtime import MakeClient, anon, make_settings, readiness_of_state
-from tests.support.state import check_an_unencodable_entry_fails_alone, record_encoding_threads
+from tests.support.state import (
+    check_an_unencodable_entry_fails_alone,
+    check_the_loop_ran_between_slices,
+    sessions_of,
+    watching_checkpoint_work,
+)
 from tests.support.tenancy import (
     ALICE,
     BOB,
@@ -193,6 +198,8 @@ async def test_state_objects_carry_the_agent_labels_and_the_architecture_names(
     for obj in found.values():
         assert obj["metadata"]["labels"]["agentry.dev/agent"] == "support-bot"
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "agentry"
+        # What keeps it out of the operator's child watches (operator/watching.py).
+        assert obj["metadata"]["labels"]["app.kubernetes.io/component"] == "memory"
 
 
 async def test_checkpoints_alternate_slots_behind_one_commit_point(
@@ -584,10 +591,13 @@ async def test_at_its_size_limit_the_backend_warns_then_answers_507_and_recovers
     assert answer.status == 200
 
 
-async def test_the_checkpoint_is_encoded_in_a_worker_thread(
+async def test_the_checkpoint_lets_the_loop_serve_between_slices_and_seals_off_it(
     api: KubeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = await store(api)
-    threads = record_encoding_threads(monkeypatch)
-    await s.checkpoint({anon("s"): [{"role": "user", "content": "x" * 60_000}]})
-    assert threads == [False]  # not the event loop's thread
+    state = sessions_of(20, 60_000)
+    async with watching_checkpoint_work(monkeypatch) as work:
+        await s.checkpoint(state)
+    check_the_loop_ran_between_slices(work, 20, 60_000)
+    restored = await ConfigMapStore(api, NS, REPLICA, ring(k1=KEY1), BASE).load()
+    assert restored.state == state
