@@ -29,6 +29,7 @@ from agent_runtime.state import (
     StateError,
     StateUnreadable,
 )
+from agent_runtime.state.pvc import FLUSH_CHUNK_BYTES
 from tests.support.runtime import anon
 from tests.support.state import check_an_unencodable_entry_fails_alone
 
@@ -271,6 +272,30 @@ async def test_concurrent_appends_share_fsyncs_and_all_survive(
     assert fsyncs < 100
     restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
     assert sum(len(v) for v in restored.state.values()) == 100
+
+
+async def test_a_checkpoint_of_megabytes_reaches_the_disk_a_mebibyte_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a journal fsync waits behind one flushed mebibyte, not the whole checkpoint."""
+    store = await open_store(tmp_path)
+    flushed: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def noting_fdatasync(fd: int) -> None:
+        flushed.append(os.fstat(fd).st_size)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", noting_fdatasync)
+    state = {
+        anon(f"s{i}"): [{"role": "user", "content": os.urandom(300_000).hex()}] for i in range(6)
+    }
+    info = await store.checkpoint(state)
+    assert info.bytes > 3 * FLUSH_CHUNK_BYTES
+    chunks = -(-info.bytes // FLUSH_CHUNK_BYTES)
+    assert flushed == [min((n + 1) * FLUSH_CHUNK_BYTES, info.bytes) for n in range(chunks)]
+    restored = await PvcStore(tmp_path, ring(k1=KEY1), BASE).load()
+    assert restored.state == state
 
 
 async def test_an_entry_that_cannot_be_encoded_fails_alone_and_its_batch_is_written(
