@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,25 +83,19 @@ def encode_checkpoint(
     generation: int, time: datetime, state: MemoryState, bodies: BodySeal
 ) -> bytes:
     """Serialize a snapshot: a header, then each session's owner and sealed messages."""
-    return b"".join(checkpoint_parts(generation, time, state, bodies))
-
-
-def checkpoint_parts(
-    generation: int, time: datetime, state: MemoryState, bodies: BodySeal
-) -> Iterator[bytes]:
-    """``encode_checkpoint``'s bytes in pieces: the header, then one piece per session."""
-    yield _checkpoint_header(generation, time)
+    parts = [_checkpoint_header(generation, time)]
     for owner in sorted(state):
-        yield _session_part(owner, _encode_messages(state[owner]), bodies)
+        parts.append(_session_part(owner, _encode_messages(state[owner]), bodies))
+    return b"".join(parts)
 
 
 async def checkpoint_parts_in_slices(
     generation: int, time: datetime, state: MemoryState, bodies: BodySeal
 ) -> list[bytes]:
-    """``checkpoint_parts``, made on the event loop, which runs other work after each
-    ``SLICE_BYTES`` of them; the caller joins them in a worker thread (``bytes.join``
-    releases the GIL for its copy). A session body larger than a slice is sealed in a
-    worker thread (AES-GCM releases the GIL too).
+    """``encode_checkpoint``'s parts (the header, then one per session), made on the event
+    loop, which runs other work after each ``SLICE_BYTES`` of them; the caller joins them
+    in a worker thread (``bytes.join`` releases the GIL for its copy). A session body
+    larger than a slice is sealed in a worker thread (AES-GCM releases the GIL too).
 
     A worker thread doing this Python work would hold the GIL for switch intervals in
     turn with the loop: under load a checkpoint of 10-20 MB took 0.3-0.5 s instead of
@@ -118,7 +112,7 @@ async def checkpoint_parts_in_slices(
             if since_yield >= SLICE_BYTES:
                 since_yield = 0
                 await asyncio.sleep(0)
-        body = b"[" + b",".join(runs) + b"]"
+        body = _json_list(runs)
         if len(body) > SLICE_BYTES:
             parts.append(await asyncio.to_thread(_session_part, owner, body, bodies))
         else:
@@ -147,7 +141,12 @@ def _message_runs(messages: list[Message]) -> Iterator[bytes]:
 
 def _encode_messages(messages: list[Message]) -> bytes:
     """The JSON list of `messages`, in ``_message_runs`` (the same bytes as one call)."""
-    return b"[" + b",".join(_message_runs(messages)) + b"]"
+    return _json_list(_message_runs(messages))
+
+
+def _json_list(runs: Iterable[bytes]) -> bytes:
+    """A JSON list made of ``_message_runs``."""
+    return b"[" + b",".join(runs) + b"]"
 
 
 def decode_checkpoint(raw: bytes, bodies: BodySeal) -> CheckpointPayload:

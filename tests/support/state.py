@@ -22,6 +22,7 @@ from agent_runtime.state import (
 from agent_runtime.state.model import SessionKey
 from agent_runtime.state.recovery import CHECKPOINT_KIND
 from agent_runtime.state.sealing import BodySeal, SealedStore
+from tests.support.runtime import anon
 
 
 def say(session: str, text: str) -> JournalEntry:
@@ -98,10 +99,7 @@ async def watching_checkpoint_work(
 
 def sessions_of(count: int, size: int) -> MemoryState:
     """`count` sessions of one message of about `size` bytes each."""
-    return {
-        SessionKey("anonymous", f"s{i}"): [{"role": "user", "content": "x" * size}]
-        for i in range(count)
-    }
+    return {anon(f"s{i}"): [{"role": "user", "content": "x" * size}] for i in range(count)}
 
 
 def check_the_loop_ran_between_slices(work: CheckpointWork, sessions: int, size: int) -> None:

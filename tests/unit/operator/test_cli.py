@@ -9,23 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-
-def kubeconfig(path: Path, user: dict[str, object]) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-                "users": [{"name": "u", "user": user}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
-    return path
+from tests.support.kubeconfig import write_kubeconfig
 
 
 def run_operator(config: Path) -> subprocess.CompletedProcess[str]:
@@ -46,7 +31,7 @@ def run_operator(config: Path) -> subprocess.CompletedProcess[str]:
     [
         (
             {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "gke-auth"}},
-            "user 'u' gets its credentials from 'exec'",
+            "user 'dev-user' gets its credentials from 'exec'",
         ),
         ({"tokenFile": "/nonexistent/token"}, "/nonexistent/token"),
     ],
@@ -55,7 +40,7 @@ def run_operator(config: Path) -> subprocess.CompletedProcess[str]:
 def test_a_kubeconfig_that_cannot_work_stops_the_operator_with_the_reason(
     tmp_path: Path, user: dict[str, object], says: str
 ) -> None:
-    result = run_operator(kubeconfig(tmp_path / "config", user))
+    result = run_operator(write_kubeconfig(tmp_path / "config", "https://127.0.0.1:1", user))
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("agentry-operator: kubeconfig "), result.stderr
     assert says in result.stderr

@@ -56,10 +56,10 @@ from agent_runtime.kubecredentials import (
     read_kubeconfig,
     service_account,
 )
+from tests.support.kubeconfig import write_kubeconfig
 
 NOW = dt.datetime.now(dt.UTC)
 SECRET = "s3cr3t-t0ken"
-
 
 # -- the API server -------------------------------------------------------------------------
 
@@ -130,25 +130,6 @@ def write_service_account(directory: Path, server: ApiServer, token: str) -> Pat
 
 def in_pod(server: ApiServer) -> dict[str, str]:
     return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
-
-
-def write_kubeconfig(
-    path: Path, server: str, user: dict[str, Any], cluster: dict[str, Any] | None = None
-) -> Path:
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "dev", "cluster": {"server": server, **(cluster or {})}}],
-        "users": [{"name": "dev-user", "user": user}],
-        "contexts": [
-            {"name": "other", "context": {"cluster": "missing", "user": "missing"}},
-            {"name": "dev", "context": {"cluster": "dev", "user": "dev-user"}},
-        ],
-        "current-context": "dev",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(document))
-    return path
 
 
 def b64(data: bytes) -> str:
